@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* config: the YAML service map, parsed into a struct config and validated.
+ *
+ * Pure code: no libevent, no sockets, no logging, no globals. The engine
+ * calls config_load(); every problem found is returned as one message of the
+ * form "FILE:LINE:COL: KEY.PATH: what is wrong", and the engine decides what
+ * to do with them.
+ */
+#ifndef NSRELAY_CONFIG_H
+#define NSRELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_NETNS_DIR	"/run/netns"
+#define CONFIG_DEFAULT_USER		"nsrelay"
+#define CONFIG_DEFAULT_CONNECT_MS	(5 * 1000ULL)
+#define CONFIG_DEFAULT_IDLE_MS		(60 * 60 * 1000ULL)
+#define CONFIG_DEFAULT_FIN_MS		(60 * 1000ULL)
+#define CONFIG_DEFAULT_RETRY_MAX_MS	(60 * 1000ULL)
+#define CONFIG_MAX_DURATION_MS		(30ULL * 24 * 60 * 60 * 1000)
+
+/* A socket address as written in the file, parsed.  For AF_UNIX, sa holds a
+ * sockaddr_un and len covers the path and its NUL. */
+struct config_sockaddr {
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char text[128];		/* canonical: "127.0.0.1:3306", "[::1]:3306",
+				 * "unix:/run/x.sock" */
+	unsigned line, col;	/* where it was written (1-based) */
+};
+
+struct config_service {
+	char *name;
+	struct config_sockaddr *listen;	/* AF_INET or AF_INET6 only */
+	size_t n_listen;
+	struct config_sockaddr upstream;	/* AF_INET, AF_INET6 or AF_UNIX */
+	uint64_t connect_timeout_ms;
+	uint64_t idle_timeout_ms;
+	uint64_t fin_timeout_ms;
+	char **namespaces;	/* names this service goes into; */
+	size_t n_namespaces;	/* 0 = every namespace of the config */
+	unsigned line, col;
+};
+
+struct config {
+	char *path;		/* file name as given, used in messages */
+	char *netns_dir;	/* default CONFIG_DEFAULT_NETNS_DIR */
+	bool ns_all;		/* every namespace found in netns_dir */
+	char **namespaces;	/* explicitly listed names */
+	size_t n_namespaces;
+	char *user;		/* identity the upstreams see */
+	uint64_t retry_max_ms;	/* ceiling of the bind retry backoff */
+	struct config_service *services;
+	size_t n_services;
+};
+
+/* A list of error messages, each "FILE:LINE:COL: PATH: message". */
+struct config_errors {
+	char **msg;
+	size_t n;
+};
+
+/* Parse and validate LEN bytes of YAML.  NAME is used in messages.
+ * Returns 0 and sets *out (caller frees with config_free()), or -1 with
+ * *out NULL and every problem found appended to ERRS (at least one). */
+int config_parse_buffer(const char *name, const char *buf, size_t len,
+			struct config **out, struct config_errors *errs);
+
+/* Read PATH and config_parse_buffer() it.  An unreadable file is one error
+ * "PATH: strerror". Same return convention. */
+int config_load(const char *path, struct config **out,
+		struct config_errors *errs);
+
+/* Does service S go into the namespace called NAME under CFG's rules?
+ * (It must also be one of the namespaces the config serves.) */
+bool config_service_in_ns(const struct config_service *s, const char *name);
+
+/* Is NAME a namespace CFG serves (listed, or any name when ns_all)? */
+bool config_serves_ns(const struct config *cfg, const char *name);
+
+/* Is NAME usable as a file name in netns_dir ("", ".", "..", "/" refused)? */
+bool config_valid_ns_name(const char *name);
+
+/* Parse a duration "250ms", "5s", "30m", "1h30m", "2d".  0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
+/* Parse "IPv4:port", "[IPv6]:port"; with ALLOW_UNIX also "unix:/path" and
+ * "/path".  0, or -EINVAL with a static reason in *why. */
+int config_parse_sockaddr(const char *s, bool allow_unix,
+			  struct config_sockaddr *out, const char **why);
+
+void config_free(struct config *cfg);		/* NULL is fine */
+void config_errors_clear(struct config_errors *errs);
+#endif

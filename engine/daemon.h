@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* daemon: the state the engine's modules share: one event loop, the config
+ * it serves, the namespaces and their listeners, the live connections. */
+#ifndef NSRELAY_DAEMON_H
+#define NSRELAY_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include "netns/netns.h"
+
+struct config;
+struct ns;
+struct binding;
+struct relay;
+
+TAILQ_HEAD(ns_list, ns);
+TAILQ_HEAD(relay_list, relay);
+
+struct daemon {
+	struct event_base *base;
+	struct config *cfg;
+	struct ns_list nss;		/* namespaces served */
+	struct relay_list relays;	/* live connections */
+	uint64_t nrelays;
+	uint64_t next_id;		/* connection ids, for logs */
+
+	/* descriptor pressure: all listeners paused, one timer resumes */
+	bool fd_paused;
+	struct event *fd_timer;
+	uint64_t fd_failures;		/* since the last report */
+	struct timeval fd_reported;
+	uint64_t fd_pause_ms;		/* how long the next pause lasts */
+
+	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
+	unsigned nlisteners;		/* listeners bound now */
+};
+#endif

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* relay: the byte path between a client in a namespace and its upstream.
+ *
+ * Theory of operation
+ *
+ * A connection is one struct relay with two bufferevents, bev[CLIENT] and
+ * bev[UPSTREAM].  The upstream connect starts the moment the client is
+ * accepted; both sides read from the start, and what the client sends before
+ * the upstream is connected waits in the upstream's output buffer, bounded
+ * like any other.
+ *
+ * Backpressure: bytes read from side s are moved (not copied) to the output
+ * buffer of the other side d.  When that output reaches RELAY_HIGH_WATER,
+ * reading from s stops and d's write low watermark is set to half of it;
+ * the write callback fired when d drains below it resumes reading from s.
+ * So each direction holds at most RELAY_HIGH_WATER plus one read chunk.
+ *
+ * Half-close, one direction at a time: EOF from s sets eof[s] and stops
+ * reading s.  Once d's output is empty (now, or when the write callback says
+ * so), shutdown(d, SHUT_WR) passes the FIN on and sets shut[d].  The other
+ * direction keeps flowing.  A direction is done when its source said EOF and
+ * its destination was shut (or is gone); the relay is freed when both are.
+ * relay_update() evaluates all of this after every event, so there is one
+ * place where the state machine lives.
+ *
+ * Errors: a reset or error on s before its EOF is passed on as a reset: d is
+ * closed with SO_LINGER {1, 0}, discarding what was buffered for it, so that
+ * a truncated stream never looks complete.  After EOF, an error on s is a
+ * normal end: s is dropped, what s sent is still delivered to d.  A failed
+ * or timed-out upstream connect resets the client.
+ *
+ * Timeouts: one timer per connection.  Before the upstream is connected it
+ * is the connect timeout; then the idle timeout (no byte read either way),
+ * or the shorter fin timeout once one direction has ended.  The timer is
+ * not re-armed per byte: it fires, compares with the time of the last byte,
+ * and re-arms for the remainder.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "engine/daemon.h"
+#include "engine/listener.h"
+#include "engine/log.h"
+#include "engine/relay.h"
+
+enum { CLIENT, UPSTREAM };
+
+struct relay {
+	TAILQ_ENTRY(relay) entry;
+	struct binding *b;
+	struct bufferevent *bev[2];	/* NULL once that side is gone */
+	struct event *timer;
+	struct timeval last;		/* last byte read, either side */
+	uint64_t id;
+	uint64_t bytes[2];		/* bytes read from each side */
+	bool connected;			/* upstream connect completed */
+	bool eof[2];			/* nothing more comes from side */
+	bool shut[2];			/* SHUT_WR passed on to side */
+};
+
+static const char *const close_names[RELAY_CLOSE_MAX] = {
+	[RELAY_CLOSE_DONE] = "done",
+	[RELAY_CLOSE_CLIENT_RESET] = "client-reset",
+	[RELAY_CLOSE_UPSTREAM_RESET] = "upstream-reset",
+	[RELAY_CLOSE_CONNECT_FAILED] = "connect-failed",
+	[RELAY_CLOSE_CONNECT_TIMEOUT] = "connect-timeout",
+	[RELAY_CLOSE_IDLE_TIMEOUT] = "idle-timeout",
+	[RELAY_CLOSE_FIN_TIMEOUT] = "fin-timeout",
+	[RELAY_CLOSE_NO_RESOURCES] = "no-resources",
+	[RELAY_CLOSE_SHUTDOWN] = "shutdown",
+};
+
+const char *relay_close_name(enum relay_close why)
+{
+	return why < RELAY_CLOSE_MAX ? close_names[why] : "?";
+}
+
+static void ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+static void touch(struct relay *r)
+{
+	event_base_gettimeofday_cached(r->b->d->base, &r->last);
+}
+
+static void relay_free(struct relay *r, enum relay_close why)
+{
+	struct binding *b = r->b;
+	struct daemon *d = b->d;
+
+	log_debug("ns %s: %s: connection %llu closed (%s), %llu bytes in, "
+		  "%llu bytes out", b->ns_name, b->svc->name,
+		  (unsigned long long)r->id, relay_close_name(why),
+		  (unsigned long long)r->bytes[CLIENT],
+		  (unsigned long long)r->bytes[UPSTREAM]);
+	b->closed[why]++;
+	b->active--;
+	TAILQ_REMOVE(&d->relays, r, entry);
+	d->nrelays--;
+	for (int s = CLIENT; s <= UPSTREAM; s++)
+		if (r->bev[s])
+			bufferevent_free(r->bev[s]);
+	event_free(r->timer);
+	free(r);
+	binding_unref(b);
+}
+
+/* Close both sides with a reset: buffered bytes are discarded. */
+static void relay_abort(struct relay *r, enum relay_close why)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	for (int s = CLIENT; s <= UPSTREAM; s++)
+		if (r->bev[s])
+			setsockopt(bufferevent_getfd(r->bev[s]), SOL_SOCKET,
+				   SO_LINGER, &rst, sizeof(rst));
+	relay_free(r, why);
+}
+
+static int side_of(const struct relay *r, const struct bufferevent *bev)
+{
+	return bev == r->bev[CLIENT] ? CLIENT : UPSTREAM;
+}
+
+/* Move what side S has read to the other side's output. */
+static void relay_move(struct relay *r, int s)
+{
+	struct evbuffer *in = bufferevent_get_input(r->bev[s]);
+	size_t n = evbuffer_get_length(in);
+	struct evbuffer *out;
+	int d = !s;
+
+	if (n == 0)
+		return;
+	r->bytes[s] += n;
+	touch(r);
+	if (!r->bev[d]) {		/* d is gone: nobody to deliver to */
+		evbuffer_drain(in, n);
+		return;
+	}
+	out = bufferevent_get_output(r->bev[d]);
+	evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
+		bufferevent_disable(r->bev[s], EV_READ);
+		bufferevent_setwatermark(r->bev[d], EV_WRITE,
+					 RELAY_HIGH_WATER / 2, 0);
+	}
+}
+
+/* Direction S -> other side: finished when the other side is gone, or when
+ * S said EOF and the other side was shut after its last byte. */
+static bool dir_done(const struct relay *r, int s)
+{
+	return !r->bev[!s] || (r->eof[s] && r->shut[!s]);
+}
+
+/* Pass on finished directions as SHUT_WR once flushed; free when both are
+ * done.  May free R. */
+static void relay_update(struct relay *r)
+{
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		int d = !s;
+
+		if (!r->eof[s] || !r->bev[d] || r->shut[d])
+			continue;
+		if (d == UPSTREAM && !r->connected)
+			continue;	/* shut after the connect */
+		if (evbuffer_get_length(bufferevent_get_output(r->bev[d]))) {
+			/* write callback when empty */
+			bufferevent_setwatermark(r->bev[d], EV_WRITE, 0, 0);
+			continue;
+		}
+		shutdown(bufferevent_getfd(r->bev[d]), SHUT_WR);
+		r->shut[d] = true;
+	}
+	if (dir_done(r, CLIENT) && dir_done(r, UPSTREAM))
+		relay_free(r, RELAY_CLOSE_DONE);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+
+	relay_move(r, side_of(r, bev));
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	int d = side_of(r, bev), s = !d;
+
+	if (r->bev[s] && !r->eof[s] &&
+	    !(bufferevent_get_enabled(r->bev[s]) & EV_READ)) {
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(r->bev[s], EV_READ);
+	}
+	relay_update(r);
+}
+
+/* Log a failed upstream connect, at most once per 10 s per listener. */
+static void upstream_failed(struct relay *r, const char *what, int err)
+{
+	struct binding *b = r->b;
+	struct timeval now;
+
+	b->upstream_failures++;
+	event_base_gettimeofday_cached(b->d->base, &now);
+	if (b->upstream_logged.tv_sec &&
+	    now.tv_sec - b->upstream_logged.tv_sec < 10)
+		return;
+	log_warnx("ns %s: %s: upstream %s: %s%s%s (%llu failures since last "
+		  "report)", b->ns_name, b->svc->name, b->svc->upstream.text,
+		  what, err ? ": " : "", err ? strerror(err) : "",
+		  (unsigned long long)b->upstream_failures);
+	b->upstream_logged = now;
+	b->upstream_failures = 0;
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+	int s = side_of(r, bev), err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		struct timeval tv;
+
+		r->connected = true;
+		touch(r);
+		ms_to_tv(r->b->svc->idle_timeout_ms, &tv);
+		evtimer_add(r->timer, &tv);
+		log_debug("ns %s: %s: connection %llu: upstream connected",
+			  r->b->ns_name, r->b->svc->name,
+			  (unsigned long long)r->id);
+		relay_update(r);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		relay_move(r, s);
+		r->eof[s] = true;
+		bufferevent_disable(bev, EV_READ);
+		relay_update(r);
+		return;
+	}
+	/* BEV_EVENT_ERROR */
+	if (s == UPSTREAM && !r->connected) {
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+
+		getsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_ERROR,
+			   &soerr, &len);
+		upstream_failed(r, "connect", soerr ? soerr : err);
+		relay_abort(r, RELAY_CLOSE_CONNECT_FAILED);
+		return;
+	}
+	if (!r->eof[s]) {
+		log_debug("ns %s: %s: connection %llu: %s error: %s",
+			  r->b->ns_name, r->b->svc->name,
+			  (unsigned long long)r->id,
+			  s == CLIENT ? "client" : "upstream", strerror(err));
+		relay_abort(r, s == CLIENT ? RELAY_CLOSE_CLIENT_RESET :
+					     RELAY_CLOSE_UPSTREAM_RESET);
+		return;
+	}
+	/* after EOF an error is a normal end: deliver what s sent */
+	bufferevent_free(bev);
+	r->bev[s] = NULL;
+	relay_update(r);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	const struct config_service *svc = r->b->svc;
+	struct timeval now, idle, limit;
+	bool fin = r->eof[CLIENT] || r->eof[UPSTREAM];
+
+	if (!r->connected) {
+		upstream_failed(r, "connect timed out", 0);
+		relay_abort(r, RELAY_CLOSE_CONNECT_TIMEOUT);
+		return;
+	}
+	event_base_gettimeofday_cached(r->b->d->base, &now);
+	ms_to_tv(fin ? svc->fin_timeout_ms : svc->idle_timeout_ms, &limit);
+	timersub(&now, &r->last, &idle);
+	if (!timercmp(&idle, &limit, <)) {
+		relay_free(r, fin ? RELAY_CLOSE_FIN_TIMEOUT :
+				    RELAY_CLOSE_IDLE_TIMEOUT);
+		return;
+	}
+	timersub(&limit, &idle, &limit);
+	evtimer_add(r->timer, &limit);
+}
+
+static void peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", host, port);
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+void relay_start(struct binding *b, int fd, const struct sockaddr *peer,
+		 int peerlen)
+{
+	const struct config_sockaddr *up = &b->svc->upstream;
+	struct daemon *d = b->d;
+	struct relay *r = NULL;
+	struct timeval tv;
+	int ufd, err;
+
+	(void)peerlen;
+	ufd = socket(up->sa.ss_family,
+		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ufd < 0)
+		goto fail;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto fail;
+	r->bev[CLIENT] = bufferevent_socket_new(d->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	if (!r->bev[CLIENT])
+		goto fail;
+	fd = -1;
+	r->bev[UPSTREAM] = bufferevent_socket_new(d->base, ufd,
+						  BEV_OPT_CLOSE_ON_FREE);
+	if (!r->bev[UPSTREAM])
+		goto fail;
+	ufd = -1;
+	r->timer = evtimer_new(d->base, timer_cb, r);
+	if (!r->timer)
+		goto fail;
+
+	r->b = b;
+	r->id = ++d->next_id;
+	b->refs++;
+	b->accepted++;
+	b->active++;
+	TAILQ_INSERT_TAIL(&d->relays, r, entry);
+	d->nrelays++;
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		bufferevent_setcb(r->bev[s], read_cb, write_cb, event_cb, r);
+		bufferevent_enable(r->bev[s], EV_READ | EV_WRITE);
+	}
+	touch(r);
+	ms_to_tv(b->svc->connect_timeout_ms, &tv);
+	evtimer_add(r->timer, &tv);
+	if (log_verbose()) {
+		char from[INET6_ADDRSTRLEN + 8];
+
+		peer_text(peer, from, sizeof(from));
+		log_debug("ns %s: %s: connection %llu from %s to %s",
+			  b->ns_name, b->svc->name, (unsigned long long)r->id,
+			  from, up->text);
+	}
+	/* Last: a connect that fails at once runs event_cb, freeing r. */
+	bufferevent_socket_connect(r->bev[UPSTREAM],
+				   (const struct sockaddr *)&up->sa, up->len);
+	return;
+
+fail:
+	err = errno;
+	if (r) {
+		if (r->bev[CLIENT])
+			bufferevent_free(r->bev[CLIENT]);
+		if (r->bev[UPSTREAM])
+			bufferevent_free(r->bev[UPSTREAM]);
+		free(r);
+	}
+	if (ufd >= 0)
+		close(ufd);
+	if (fd >= 0)
+		close(fd);
+	b->closed[RELAY_CLOSE_NO_RESOURCES]++;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+		listeners_fd_pressure(d, err);
+	else
+		log_warnx("ns %s: %s: cannot relay a connection: %s",
+			  b->ns_name, b->svc->name, strerror(err));
+}
+
+void relay_close_all(struct daemon *d)
+{
+	struct relay *r;
+
+	while ((r = TAILQ_FIRST(&d->relays)))
+		relay_free(r, RELAY_CLOSE_SHUTDOWN);
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* netns: named network namespace handles and sockets made inside them.
+ *
+ * How it works: a named namespace is a nsfs inode bind-mounted on a file in
+ * a directory (/run/netns, iproute2's convention).  Only socket(2) has to run
+ * inside the namespace: a socket belongs to the namespace it was created in,
+ * and bind/listen/accept on it work from anywhere.  So netns_socket() moves
+ * the thread with setns(2), calls socket(2) and moves straight back; the
+ * daemon is single-threaded and nothing else runs in between.  If the way
+ * back fails the process aborts: carrying on would create the next upstream
+ * socket inside a user's namespace, where the user could impersonate it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <linux/sockios.h>
+
+#include "netns/netns.h"
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+static int host_fd = -1;
+
+int netns_host_init(void)
+{
+	if (host_fd >= 0)
+		return 0;
+	host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	return host_fd < 0 ? -errno : 0;
+}
+
+static int ns_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Is FD an nsfs file for a network namespace?  0, or -EAGAIN. */
+static int check_netns_fd(int fd)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs) < 0)
+		return -errno;
+	if (sfs.f_type != NSFS_MAGIC)
+		return -EAGAIN;
+	if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
+		return -EAGAIN;
+	return 0;
+}
+
+int netns_open(const char *dir, const char *name, struct netns_id *id)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, r;
+
+	r = ns_path(path, sizeof(path), dir, name);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		/* ip netns add creates the file mode 0 before mounting on it */
+		return errno == EACCES ? -EAGAIN : -errno;
+	r = check_netns_fd(fd);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	return fd;
+}
+
+int netns_stat(const char *dir, const char *name, struct netns_id *id)
+{
+	char path[PATH_MAX];
+	struct statfs sfs;
+	struct stat st;
+	int r;
+
+	r = ns_path(path, sizeof(path), dir, name);
+	if (r < 0)
+		return r;
+	if (statfs(path, &sfs) < 0 || stat(path, &st) < 0)
+		return -errno;
+	if (sfs.f_type != NSFS_MAGIC)
+		return -EAGAIN;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	return 0;
+}
+
+int netns_socket(int nsfd, int domain, int type, int protocol)
+{
+	int fd, err;
+
+	if (host_fd < 0)
+		return -EBADF;
+	if (setns(nsfd, CLONE_NEWNET) < 0)
+		return -errno;
+	fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	err = errno;
+	if (setns(host_fd, CLONE_NEWNET) < 0) {
+		static const char msg[] = "nsrelayd: fatal: cannot return to "
+			"the host network namespace; aborting\n";
+
+		ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+		(void)n;
+		abort();
+	}
+	return fd < 0 ? -err : fd;
+}
+
+int netns_of_socket(int fd, struct netns_id *id)
+{
+	struct stat st;
+	int nsfd, r = 0;
+
+	nsfd = ioctl(fd, SIOCGSKNS);
+	if (nsfd < 0)
+		return -errno;
+	if (fstat(nsfd, &st) < 0)
+		r = -errno;
+	else {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+	}
+	close(nsfd);
+	return r;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void netns_names_free(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int netns_list(const char *dir, char ***out)
+{
+	char **names = NULL, **tmp;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((errno = 0, de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == INT_MAX) {
+			r = -E2BIG;
+			goto fail;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			tmp = realloc(names, cap * sizeof(*names));
+			if (!tmp) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			names = tmp;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n]) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		n++;
+	}
+	if (errno) {
+		r = -errno;
+		goto fail;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_names);
+	*out = names;
+	return (int)n;
+fail:
+	closedir(d);
+	netns_names_free(names, (int)n);
+	return r;
+}

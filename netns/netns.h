@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* netns: named network namespace handles and sockets made inside them. */
+#ifndef NSRELAY_NETNS_H
+#define NSRELAY_NETNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A namespace is known by the identity of its nsfs inode, not by its name:
+ * a namespace deleted and re-created under the same name is another one. */
+struct netns_id {
+	dev_t dev;
+	ino_t ino;
+};
+
+static inline bool netns_id_eq(const struct netns_id *a,
+			       const struct netns_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* Remember the calling thread's namespace as "host", where every socket but
+ * the listeners is made.  Call once, before netns_socket().  0 or -errno. */
+int netns_host_init(void);
+
+/* Open DIR/NAME and check that it is a network namespace (nsfs, type
+ * CLONE_NEWNET).  Returns an O_CLOEXEC fd (caller closes) and sets *id, or
+ * -errno: -ENOENT missing, -EAGAIN not (yet) a namespace (iproute2 creates
+ * the file before it mounts the namespace on it), others as open(2). */
+int netns_open(const char *dir, const char *name, struct netns_id *id);
+
+/* Identity of the namespace mounted at DIR/NAME, without opening it.
+ * 0, -ENOENT, or -EAGAIN when the file is not (yet) a namespace. */
+int netns_stat(const char *dir, const char *name, struct netns_id *id);
+
+/* socket(2) inside the namespace NSFD: the thread enters it, creates the
+ * socket (non-blocking, close-on-exec) and returns to the host namespace.
+ * Returns the fd or -errno.  Failing to return is fatal: the process aborts
+ * rather than make any further socket inside a user's namespace. */
+int netns_socket(int nsfd, int domain, int type, int protocol);
+
+/* Identity of the namespace a socket belongs to (SIOCGSKNS).  0 or -errno. */
+int netns_of_socket(int fd, struct netns_id *id);
+
+/* The names in DIR, sorted; hidden files skipped.  Returns the count and
+ * sets *names (free with netns_names_free()), or -errno. */
+int netns_list(const char *dir, char ***names);
+void netns_names_free(char **names, int n);
+#endif
