@@ -34,6 +34,12 @@ struct daemon {
 	struct timeval fd_reported;
 	uint64_t fd_pause_ms;		/* how long the next pause lasts */
 
+	/* discovery: inotify on the namespace directory; changes are
+	 * coalesced into one ns_sync() per loop turn */
+	int watch_fd;
+	struct event *watch_ev;
+	struct event *sync_ev;
+
 	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
 	unsigned nlisteners;		/* listeners bound now */
 };

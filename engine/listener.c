@@ -10,7 +10,7 @@
  * it mounts the namespace on it), RETRY (socket, bind or listen failed, for
  * instance a user squats the port first) or LISTENING.  Failures are logged
  * once per distinct error and retried on the binding's timer with an
- * exponential backoff capped by bind_retry_max; ns_sync() retries at once.
+ * exponential backoff from 25 ms capped by bind_retry_max; ns_sync() retries at once.
  *
  * The listening socket is made inside the namespace by netns_socket(), then
  * bound and listened to from the host (a socket keeps the namespace it was
@@ -47,7 +47,7 @@
 #include "netns/netns.h"
 
 #define ACCEPT_BURST		16
-#define RETRY_MIN_MS		100
+#define RETRY_MIN_MS		25
 #define FD_PAUSE_MIN_MS		100
 #define FD_PAUSE_MAX_MS		1000
 
@@ -104,13 +104,23 @@ static void binding_fail(struct binding *b, enum binding_state state,
 					  strerror(err);
 	bool fresh = err != b->last_err;
 
+	/* `ip netns add` mounts the namespace just after creating the
+	 * file: only say so if it does not settle within a second */
+	if (err == EAGAIN && b->backoff_ms < 1000) {
+		b->state = state;
+		binding_schedule(b);
+		return;
+	}
+
 	/* a namespace problem is the namespace's: say it once, not once
 	 * per listener */
 	if (state == BINDING_WAITING && b->ns) {
 		fresh = err != b->ns->last_err;
 		b->ns->last_err = err;
 	}
-	if (fresh)
+	if (fresh && state == BINDING_WAITING)
+		log_warnx("ns %s: %s: %s; retrying", b->ns_name, what, why);
+	else if (fresh)
 		log_warnx("ns %s: %s %s: %s: %s; retrying", b->ns_name,
 			  b->svc->name, b->addr->text, what, why);
 	else

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,6 +26,7 @@
 #include "engine/log.h"
 #include "engine/privs.h"
 #include "engine/relay.h"
+#include "netns/discover.h"
 #include "netns/netns.h"
 
 #ifndef SYSCONFDIR
@@ -59,6 +61,51 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 	log_info("SIGHUP: re-scanning namespaces");
 	ns_sync(d);
+}
+
+static void on_sync(evutil_socket_t fd, short what, void *arg)
+{
+	ns_sync(arg);
+}
+
+static void watch_start(struct daemon *d);
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct daemon *d = arg;
+	int r = discover_read(fd);
+
+	if (r < 0)
+		log_warnx("reading namespace directory events: %s",
+			  strerror(-r));
+	if (r != 0)
+		evtimer_add(d->sync_ev, &zero);
+	if (r == 2) {
+		log_warnx("%s went away; watching it again",
+			  d->cfg->netns_dir);
+		event_free(d->watch_ev);
+		d->watch_ev = NULL;
+		close(d->watch_fd);
+		watch_start(d);
+	}
+}
+
+/* Watch the namespace directory, so that namespaces added or deleted by any
+ * tool are served or let go without a signal. */
+static void watch_start(struct daemon *d)
+{
+	d->watch_fd = discover_open(d->cfg->netns_dir);
+	if (d->watch_fd < 0) {
+		log_warnx("cannot watch %s: %s; namespaces are re-scanned on "
+			  "SIGHUP only", d->cfg->netns_dir,
+			  strerror(-d->watch_fd));
+		return;
+	}
+	d->watch_ev = event_new(d->base, d->watch_fd, EV_READ | EV_PERSIST,
+				on_watch, d);
+	if (!d->watch_ev || event_add(d->watch_ev, NULL) < 0)
+		fatalx("cannot watch %s", d->cfg->netns_dir);
 }
 
 static long raise_nofile(void)
@@ -147,6 +194,8 @@ int main(int argc, char **argv)
 		errno = -r;
 		fatal("opening the host network namespace");
 	}
+	if (mkdir(d.cfg->netns_dir, 0755) < 0 && errno != EEXIST)
+		log_warn("creating %s", d.cfg->netns_dir);
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 	privs_drop(d.cfg->user);
@@ -163,6 +212,10 @@ int main(int argc, char **argv)
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0)
 			fatalx("cannot install signal handlers");
 
+	d.sync_ev = evtimer_new(d.base, on_sync, &d);
+	if (!d.sync_ev)
+		fatalx("evtimer_new failed");
+	watch_start(&d);
 	ns_sync(&d);
 	need = ns_count_bindings(&d) + FD_RESERVE;
 	if (need > (unsigned long)d.fd_limit)
@@ -187,6 +240,11 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	relay_close_all(&d);
 	ns_free_all(&d);
+	if (d.watch_ev) {
+		event_free(d.watch_ev);
+		close(d.watch_fd);
+	}
+	event_free(d.sync_ev);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(d.base);
