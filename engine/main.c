@@ -172,15 +172,19 @@ int main(int argc, char **argv)
 	}
 	if (load(path, &d.cfg) < 0)
 		return 1;
-	r = privs_check_user(d.cfg->user);
-	if (r < 0 && (check || geteuid() == 0)) {
-		fprintf(stderr, "%s: user: \"%s\" %s\n", path, d.cfg->user,
-			r == -EPERM ? "is root: upstreams would see uid 0" :
-				      "does not exist");
-		config_free(d.cfg);
-		return 1;
-	}
 	if (check) {
+		/* a missing user is the host's business, not the file's */
+		r = privs_check_user(d.cfg->user);
+		if (r == -EPERM) {
+			fprintf(stderr, "%s: user: \"%s\" has uid 0: upstreams "
+				"would see root\n", path, d.cfg->user);
+			config_free(d.cfg);
+			return 1;
+		}
+		if (r < 0)
+			fprintf(stderr, "%s: warning: user \"%s\" does not "
+				"exist on this host (create it before starting "
+				"nsrelayd)\n", path, d.cfg->user);
 		printf("%s: ok, %zu services\n", path, d.cfg->n_services);
 		config_free(d.cfg);
 		return 0;

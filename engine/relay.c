@@ -232,6 +232,24 @@ static void upstream_failed(struct relay *r, const char *what, int err)
 	b->upstream_failures = 0;
 }
 
+/* The first EOF: from now on the shorter fin timeout applies, counted from
+ * the last byte. */
+static void fin_timer(struct relay *r)
+{
+	struct timeval now, idle, limit;
+
+	if (!r->connected)
+		return;
+	event_base_gettimeofday_cached(r->b->d->base, &now);
+	ms_to_tv(r->b->svc->fin_timeout_ms, &limit);
+	timersub(&now, &r->last, &idle);
+	if (timercmp(&idle, &limit, <))
+		timersub(&limit, &idle, &limit);
+	else
+		timerclear(&limit);
+	evtimer_add(r->timer, &limit);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct relay *r = arg;
@@ -252,6 +270,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_EOF) {
 		relay_move(r, s);
+		if (!r->eof[!s])
+			fin_timer(r);
 		r->eof[s] = true;
 		bufferevent_disable(bev, EV_READ);
 		relay_update(r);

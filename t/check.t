@@ -1,0 +1,139 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# nsrelayd's command line: --check on good and bad files (errors as
+# FILE:LINE:COL: KEYPATH: message), --version, --help, a missing -c file.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init --no-netns
+
+# run_d OUTVAR CMD...: run with a bound; OUTVAR gets stdout+stderr; $? kept.
+run_d() {
+	local __v=$1 __out __st
+	shift
+	__out=$(timeout 10 "$@" 2>&1)
+	__st=$?
+	printf -v "$__v" '%s' "$__out"
+	return "$__st"
+}
+
+# --- the shipped example is valid.  It runs as user "nsrelay", which a test
+# machine may lack: that is the host's business, a warning, not an error.
+example=$top_srcdir/contrib/nsrelay.yaml
+run_d out "$NSRELAYD" --check -c "$example"
+st=$?
+is "$st" 0 "--check accepts contrib/nsrelay.yaml" || diag "$out"
+
+# --- a port out of range, at a known line and column
+f=$T/port.yaml
+cat >"$f" <<'EOF'
+user: nobody
+services:
+  x:
+    listen:
+      - 127.0.0.1:7000
+      - 127.0.0.1:70000
+    upstream: "127.0.0.1:25"
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on port 70000"
+want="$f:6:9: services.x.listen[1]: port 70000 out of range"
+if grep -qF -- "$want" <<<"$out"; then
+	pass "error names FILE:LINE:COL and the key path"
+else
+	fail "error names FILE:LINE:COL and the key path" \
+		"expected a line containing: $want" "got:" "$out"
+fi
+
+# --- several errors in one file: every one is reported
+f=$T/multi.yaml
+cat >"$f" <<'EOF'
+user: nobody
+defaults:
+  idle_timeout: 5 parsecs
+services:
+  a:
+    listen: ["127.0.0.1:7000"]
+    upstream: "300.1.2.3:25"
+  b:
+    listen: ["127.0.0.1:7001"]
+    upstream: "127.0.0.1:25"
+    fin_timeout: soon
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on a file with three errors"
+missing=
+for re in "defaults\\.idle_timeout" "services\\.a\\.upstream" \
+	"services\\.b\\.fin_timeout"; do
+	case $re in
+	defaults*) line=3 ;;
+	services\\.a*) line=7 ;;
+	*) line=11 ;;
+	esac
+	grep -Eq -- "$f:$line:[0-9]+: $re: ." <<<"$out" ||
+		missing="$missing ${re//\\/} (line $line)"
+done
+if [ -z "$missing" ]; then
+	pass "every error reported as FILE:LINE:COL: KEYPATH: message"
+else
+	fail "every error reported as FILE:LINE:COL: KEYPATH: message" \
+		"missing:$missing" "got:" "$out"
+fi
+
+# --- a service without an upstream
+f=$T/noup.yaml
+cat >"$f" <<'EOF'
+user: nobody
+services:
+  x:
+    listen: ["127.0.0.1:7000"]
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on a service without upstream"
+like "$out" "$f:[0-9]+:[0-9]+: services\\.x.*upstream" \
+	"missing upstream reported with its position"
+
+# --- YAML syntax error
+f=$T/syntax.yaml
+printf 'user: nobody\nservices: [unclosed\n  x: {\n' >"$f"
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on a YAML syntax error"
+like "$out" "$f:[0-9]+:[0-9]+: " "syntax error reported as FILE:LINE:COL"
+
+# --- --version, --help, bad option
+run_d out "$NSRELAYD" --version
+st=$?
+is "$st" 0 "--version exits 0"
+like "$out" "[0-9]+\\.[0-9]+" "--version prints a version number"
+run_d out "$NSRELAYD" --help
+st=$?
+is "$st" 0 "--help exits 0"
+like "$out" "-c" "--help mentions -c"
+run_d out "$NSRELAYD" --no-such-option
+st=$?
+if [ "$st" != 0 ] && [ "$st" != 124 ]; then
+	pass "an unknown option is refused (status $st)"
+else
+	fail "an unknown option is refused" "status $st" "$out"
+fi
+
+# --- missing configuration file
+f=$T/does-not-exist.yaml
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+if [ "$st" != 0 ] && [ "$st" != 124 ] && grep -qF -- "$f" <<<"$out"; then
+	pass "--check on a missing file fails naming it"
+else
+	fail "--check on a missing file fails naming it" "status $st" "$out"
+fi
+run_d out "$NSRELAYD" -f -c "$f"
+st=$?
+if [ "$st" != 0 ] && [ "$st" != 124 ] && grep -qF -- "$f" <<<"$out"; then
+	pass "starting with a missing file fails naming it"
+else
+	fail "starting with a missing file fails naming it" "status $st" "$out"
+fi
+
+done_testing

@@ -1,0 +1,148 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Failures: refused upstream, idle timeout, upstream killed mid-transfer,
+# upstream reset mid-stream, and a slow reader (backpressure: bounded memory).
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+
+netns_new NS
+
+start_server echo echo
+start_server idle echo
+start_server victim source --bytes 1GiB --seed 5 --rate 4MiB \
+	--progress "$T/victim.progress"
+start_server rst rst-after --bytes 1MiB --seed 2 --delay 0.3
+start_server slow slowsource --bytes 64MiB --seed 6 --progress "$T/slow.progress"
+dead_port=$(peer freeport) || bail "freeport failed"
+
+conf=$T/failure.yaml
+cat >"$conf" <<EOF
+user: nobody
+bind_retry_max: 1s
+namespaces:
+  dir: /run/netns
+  names: [$NS]
+defaults:
+  connect_timeout: 5s
+  idle_timeout: 1h
+  fin_timeout: 1m
+services:
+  dead:
+    listen: ["127.0.0.1:7000"]
+    upstream: "127.0.0.1:$dead_port"
+  echo:
+    listen: ["127.0.0.1:7001", "[::1]:7001"]
+    upstream: "127.0.0.1:$echo_port"
+  idle:
+    listen: ["127.0.0.1:7002"]
+    upstream: "127.0.0.1:$idle_port"
+    idle_timeout: 1s
+  victim:
+    listen: ["127.0.0.1:7003"]
+    upstream: "127.0.0.1:$victim_port"
+  rst:
+    listen: ["127.0.0.1:7004"]
+    upstream: "127.0.0.1:$rst_port"
+  slow:
+    listen: ["127.0.0.1:7005"]
+    upstream: "127.0.0.1:$slow_port"
+EOF
+chmod 0644 "$conf"
+start_daemon "$conf"
+
+missing=
+for a in 127.0.0.1:7000 127.0.0.1:7001 "[::1]:7001" 127.0.0.1:7002 \
+	127.0.0.1:7003 127.0.0.1:7004 127.0.0.1:7005; do
+	wait_listening "$NS" "$a" || missing="$missing $a"
+	daemon_alive || bail "nsrelayd exited at startup"
+done
+if [ -z "$missing" ]; then pass "listeners up"; else
+	fail "listeners up" "missing:$missing"; fi
+
+# --- refused upstream
+check "upstream refused: client's connection closed within 3 s" \
+	peer_in "$NS" expect-close --port 7000 --within 3
+check "... and a working service still answers" \
+	peer_in "$NS" echo --port 7001 --bytes 64KiB
+
+# --- idle timeout 1s
+check "idle connection closed by idle_timeout 1s (0.8 s .. 3 s)" \
+	peer_in "$NS" expect-close --port 7002 --within 3 --not-before 0.8
+check "traffic every 0.3 s keeps it open past 2 s" \
+	peer_in "$NS" chatter --port 7002 --count 8 --interval 0.3
+
+# --- upstream killed (SIGKILL) mid-transfer
+start_bg drain ip netns exec "$NS" "$PYTHON" "$PEER" drain --port 7003 \
+	--timeout 30 --min-bytes 1MiB
+over_2mib() { [ "$(cat "$T/victim.progress" 2>/dev/null || echo 0)" -gt 2097152 ]; }
+if wait_for 10 over_2mib; then
+	kill -KILL "$victim_pid"
+	wait "$victim_pid" 2>/dev/null
+	if wait_for 5 _gone "$drain_pid"; then
+		wait "$drain_pid"
+		st=$?
+		ok "$st" "upstream SIGKILLed mid-transfer: client connection closed" ||
+			diag "$(cat "$drain_out" "$drain_err")"
+		diag "$(cat "$drain_out")"
+	else
+		fail "upstream SIGKILLed mid-transfer: client connection closed" \
+			"still open 5 s after the upstream was killed"
+	fi
+else
+	fail "upstream SIGKILLed mid-transfer: client connection closed" \
+		"transfer did not start: $(cat "$drain_err")"
+fi
+check "a new connection to the dead upstream's service is closed within 3 s" \
+	peer_in "$NS" expect-close --port 7003 --within 3
+check "... and a working service still answers" \
+	peer_in "$NS" echo --host ::1 --port 7001 --bytes 64KiB
+
+# --- RST mid-stream
+check "upstream RST mid-stream: client gets ECONNRESET, not a clean EOF" \
+	peer_in "$NS" expect-reset --port 7004 --seed 2
+
+# --- slow reader: the upstream writes 64 MiB, the client reads nothing
+rss0=$(proc_field "$DPID" VmRSS)
+go=$T/slow.go
+start_bg slowread ip netns exec "$NS" "$PYTHON" "$PEER" slowread --port 7005 \
+	--bytes 64MiB --seed 6 --go-file "$go" --max-wait 60 --timeout 30
+progress() { cat "$T/slow.progress" 2>/dev/null || echo 0; }
+wait_for 10 test -s "$T/slow.progress" || diag "the upstream never started"
+# stalled = no progress over 1 s (at most 15 s)
+stalled=
+prev=$(progress)
+for _ in $(seq 15); do
+	sleep 1	# a measuring window, not a wait for a condition
+	cur=$(progress)
+	if [ "$cur" = "$prev" ] && [ "$cur" -gt 0 ]; then
+		stalled=1
+		break
+	fi
+	prev=$cur
+done
+rss1=$(proc_field "$DPID" VmRSS)
+sent=$(progress)
+diag "upstream sent $((sent / 1048576)) MiB before stalling;" \
+	"nsrelayd VmRSS ${rss0:-?} kB before, ${rss1:-?} kB stalled"
+if [ -n "$stalled" ] && [ "$sent" -lt $((40 << 20)) ]; then
+	pass "slow reader: the upstream stalls well short of 64 MiB (< 40 MiB)"
+else
+	fail "slow reader: the upstream stalls well short of 64 MiB (< 40 MiB)" \
+		"stalled=${stalled:-no} sent=$sent"
+fi
+cmp_ok "${rss1:-999999999}" -le $(( ${rss0:-0} + 16384 )) \
+	"slow reader: nsrelayd RSS stays under baseline + 16 MiB"
+touch "$go"
+if wait_for 30 _gone "$slowread_pid"; then
+	wait "$slowread_pid"
+	st=$?
+	ok "$st" "slow reader then drains all 64 MiB intact, then EOF" ||
+		diag "$(cat "$slowread_err")"
+else
+	fail "slow reader then drains all 64 MiB intact, then EOF" \
+		"not finished 30 s after it started reading"
+fi
+
+stop_daemon
+is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
+done_testing

@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Namespaces: one missing at start, one with the port squatted; the good one
+# is served meanwhile; after `ip netns add` + SIGHUP and the squatter's exit
+# both are served.  Placement: every listener lives in its namespace (checked
+# on the daemon's own sockets with pidfd_getfd + SIOCGSKNS), every thread of
+# the daemon stays in the host's namespace, and none listens on the host.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+
+netns_new NSA	# good
+netns_new NSB	# 127.0.0.1:7000 squatted
+netns_reserve NSC	# missing at start
+
+start_server echo echo
+start_server squat -n "$NSB" echo --host 127.0.0.1 --port 7000
+is "$squat_port" 7000 "squatter holds 127.0.0.1:7000 in $NSB"
+
+conf=$T/netns.yaml
+cat >"$conf" <<EOF
+user: nobody
+bind_retry_max: 1s
+namespaces:
+  dir: /run/netns
+  names: [$NSA, $NSB, $NSC]
+services:
+  echo:
+    listen: ["127.0.0.1:7000", "[::1]:7000"]
+    upstream: "127.0.0.1:$echo_port"
+EOF
+chmod 0644 "$conf"
+start_daemon "$conf"
+
+if wait_listening "$NSA" 127.0.0.1:7000 && wait_listening "$NSA" "[::1]:7000"
+then pass "listeners up in the good namespace"
+else fail "listeners up in the good namespace"; fi
+daemon_alive || bail "nsrelayd exited at startup"
+check "echo over IPv4 in the good namespace" \
+	peer_in "$NSA" echo --port 7000 --bytes 64KiB
+check "echo over IPv6 in the good namespace" \
+	peer_in "$NSA" echo --host ::1 --port 7000 --bytes 64KiB
+
+if wait_listening "$NSB" "[::1]:7000"; then
+	check "the unsquatted address in $NSB is served" \
+		peer_in "$NSB" echo --host ::1 --port 7000 --bytes 64KiB
+else
+	fail "the unsquatted address in $NSB is served" "no listener on [::1]:7000"
+fi
+
+missing_logged() { grep -i -- "$NSC" "$DLOG" | grep -qi retrying; }
+if wait_for 10 missing_logged; then
+	pass "log: the missing namespace, retrying"
+else
+	fail "log: the missing namespace, retrying" \
+		"no line with '$NSC' and 'retrying'"
+fi
+inuse_logged() { grep -i 'address already in use' "$DLOG" | grep -qi retrying; }
+if wait_for 10 inuse_logged; then
+	pass "log: address already in use, retrying"
+else
+	fail "log: address already in use, retrying"
+fi
+
+# Repair both: create the namespace and SIGHUP, let the squatter go.
+netns_create "$NSC"
+kill -HUP "$DPID"
+stop_pid "$squat_pid"
+check_within 10 "namespace created after start is served after SIGHUP" \
+	peer_in "$NSC" echo --port 7000 --bytes 4KiB --timeout 2
+check "... over IPv6 too" peer_in "$NSC" echo --host ::1 --port 7000 \
+	--bytes 64KiB
+check_within 10 "squatted address served once released (bind_retry_max 1s)" \
+	peer_in "$NSB" echo --port 7000 --bytes 4KiB --timeout 2
+daemon_alive || bail "nsrelayd exited"
+check "echo over IPv4 in $NSB" peer_in "$NSB" echo --port 7000 --bytes 1MiB
+
+# Placement.
+args=()
+for ns in "$NSA" "$NSB" "$NSC"; do
+	args+=(--ns "$ns" --expect "$ns=127.0.0.1:7000" --expect "$ns=[::1]:7000")
+done
+wait_listening "$NSC" "[::1]:7000"
+check "every listener of the daemon is inside its namespace (SIOCGSKNS)" \
+	peer placement --pid "$DPID" "${args[@]}"
+check "every thread of the daemon is in the host's network namespace" \
+	peer placement --pid "$DPID" --threads --ns "$NSA" --ns "$NSB" \
+	--ns "$NSC"
+host=$(ss -Hltnp 2>&1 | grep -F "pid=$DPID,")
+is "$host" "" "no daemon listener in the host's namespace"
+
+stop_daemon
+is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
+done_testing

@@ -1,0 +1,444 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# t/provision.t: netns/provision through t/tools/nsprov, in real namespaces.
+#
+# Provisions namespaces and checks names, addresses, prefixes, routes and link
+# states with `ip -j`, pushes TCP both ways over IPv4 and IPv6, re-provisions
+# (no change, no bounce, a live connection survives), coalesces a double call,
+# repairs missing pieces, reports conflicts, adopts an `ip netns add`
+# namespace, and deprovisions exactly what it made.  Needs root.
+#
+# Driver: $NSPROV if set, else $top_builddir/t/tools/nsprov.  Test pool:
+# indexes 16000 + $$ % 300 (+0..7) of 100.64.0.0/10 and fd75:6272:7370::/48;
+# names nsrp<pid><letter>.  Everything created is removed by an EXIT trap.
+
+set -u
+set -o pipefail
+
+: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${NSPROV:=$top_builddir/t/tools/nsprov}"
+: "${PYTHON:=python3}"
+
+P=nsrp$$			# prefix of every name we make
+B=$((16000 + $$ % 300))		# first index
+T=
+_n=0
+_failed=0
+_planned=
+_pids=()
+
+# ------------------------------------------------------------------ TAP
+
+diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+ok() {		# ok STATUS DESC
+	_n=$((_n + 1))
+	if [ "$1" = 0 ]; then
+		printf 'ok %d - %s\n' "$_n" "$2"
+		return 0
+	fi
+	printf 'not ok %d - %s\n' "$_n" "$2"
+	_failed=$((_failed + 1))
+	return 1
+}
+is() {		# is GOT WANT DESC
+	if [ "$1" = "$2" ]; then ok 0 "$3"; return; fi
+	ok 1 "$3"
+	diag "got:      '$1'" "expected: '$2'"
+	return 1
+}
+like() {	# like GOT ERE DESC
+	if grep -Eq -- "$2" <<<"$1"; then ok 0 "$3"; return; fi
+	ok 1 "$3"
+	diag "got: '$1'" "does not match: /$2/"
+	return 1
+}
+check() {	# check DESC CMD...: ok if CMD succeeds, its output as diag
+	local desc=$1 out st
+	shift
+	out=$("$@" 2>&1)
+	st=$?
+	ok "$st" "$desc"
+	[ -z "$out" ] || diag "$out"
+	return "$st"
+}
+skip_all() { printf '1..0 # SKIP %s\n' "$*"; _planned=1; exit 0; }
+bail() { printf 'Bail out! %s\n' "$*"; _failed=$((_failed + 1)); exit 1; }
+done_testing() {
+	printf '1..%d\n' "$_n"
+	_planned=1
+	[ "$_failed" = 0 ] || exit 1
+	exit 0
+}
+
+# wait_for SECS CMD...: poll CMD every 50 ms, at most SECS seconds
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -le "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+host_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+
+cleanup() {
+	local rc=$? i
+	trap - EXIT HUP INT TERM
+	for i in "${_pids[@]}"; do
+		kill -TERM "$i" 2>/dev/null
+	done
+	for i in "${_pids[@]}"; do
+		wait "$i" 2>/dev/null
+	done
+	for i in $(ls /run/netns 2>/dev/null | grep "^$P"); do
+		ip netns del "$i" 2>/dev/null
+	done
+	for i in $(host_links | grep -E "^($P|veth_$((1000 + B + 7))_out\$)"); do
+		ip link del "$i" 2>/dev/null
+	done
+	[ -n "$T" ] && rm -rf "$T"
+	[ -n "$_planned" ] || printf '1..%d\n' "$_n"
+	[ "$_failed" = 0 ] || [ "$rc" != 0 ] || rc=1
+	exit "$rc"
+}
+
+# ------------------------------------------------------------------ setup
+
+[ "$(id -u)" = 0 ] || skip_all "needs root"
+command -v ip >/dev/null || skip_all "ip (iproute2) not found"
+PYTHON=$(command -v "$PYTHON") || skip_all "python3 not found"
+# the interpreter itself, not a wrapper (a pyenv shim costs 0.5 s a call)
+PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') ||
+	skip_all "python3 does not run"
+[ -x "$NSPROV" ] || bail "nsprov not found: NSPROV=$NSPROV"
+T=$(mktemp -d /tmp/nsrp.XXXXXX) || bail "mktemp failed"
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# TCP helper: serve ADDR (prints the port, echoes), echo ADDR PORT,
+# hold ADDR PORT GOFILE (one round trip, "connected", another when GOFILE
+# appears, "survived").  Every operation has a timeout.
+cat >"$T/tcp.py" <<'EOF'
+import os, socket, sys, threading, time
+
+def family(a):
+    return socket.AF_INET6 if ":" in a else socket.AF_INET
+
+def trip(s, msg):
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        d = s.recv(65536)
+        if not d:
+            sys.exit("FAIL: EOF after %d bytes" % len(got))
+        got += d
+    if got != msg:
+        sys.exit("FAIL: echo differs")
+
+def echo(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+
+cmd, addr = sys.argv[1], sys.argv[2]
+if cmd == "serve":
+    s = socket.socket(family(addr), socket.SOCK_STREAM)
+    s.bind((addr, 0))
+    s.listen(16)
+    print(s.getsockname()[1], flush=True)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+s = socket.create_connection((addr, int(sys.argv[3])), timeout=5)
+if cmd == "echo":
+    trip(s, os.urandom(100000))
+elif cmd == "hold":
+    trip(s, b"before")
+    print("connected", flush=True)
+    end = time.monotonic() + 30
+    while not os.path.exists(sys.argv[4]):
+        if time.monotonic() > end:
+            sys.exit("FAIL: no go file")
+        time.sleep(0.05)
+    trip(s, b"after")
+    print("survived")
+EOF
+
+# Checks on `ip -j` output.  ns NS IF A4/P A6/P: exactly lo and IF in NS, lo
+# up with 127.0.0.1, IF up with exactly these global addresses.  host IF
+# A4/P A6/P: the same on the host, and IF is a veth whose peer is in another
+# namespace.  routes NS IF GW4 GW6: one default route per family, via GW dev IF.
+cat >"$T/check.py" <<'EOF'
+import json, subprocess, sys
+
+def ipj(*args):
+    return json.loads(subprocess.run(["ip", "-j"] + list(args), check=True,
+                      capture_output=True, text=True).stdout or "[]")
+
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+
+def link_ok(l, name, v4, v6):
+    if "UP" not in l["flags"] or "LOWER_UP" not in l["flags"]:
+        fail("%s not up: %s" % (name, l["flags"]))
+    glob = [a for a in l["addr_info"] if a.get("scope") == "global"]
+    got4 = sorted("%s/%d" % (a["local"], a["prefixlen"])
+                  for a in glob if a["family"] == "inet")
+    got6 = sorted("%s/%d" % (a["local"], a["prefixlen"])
+                  for a in glob if a["family"] == "inet6")
+    if got4 != [v4] or got6 != [v6]:
+        fail("%s has %s %s, expected %s %s" % (name, got4, got6, v4, v6))
+    for a in glob:
+        if a.get("tentative") or a.get("dadfailed"):
+            fail("%s: %s is tentative/dadfailed" % (name, a["local"]))
+
+mode = sys.argv[1]
+if mode == "ns":
+    ns, ifn, v4, v6 = sys.argv[2:6]
+    links = {l["ifname"]: l for l in ipj("-n", ns, "addr")}
+    if sorted(links) != sorted(["lo", ifn]):
+        fail("links in %s: %s" % (ns, sorted(links)))
+    lo = links["lo"]
+    if "UP" not in lo["flags"] or not any(a["local"] == "127.0.0.1"
+                                          for a in lo["addr_info"]):
+        fail("lo in %s is not up with 127.0.0.1" % ns)
+    link_ok(links[ifn], ifn, v4, v6)
+elif mode == "host":
+    ifn, v4, v6 = sys.argv[2:5]
+    link_ok(ipj("addr", "show", "dev", ifn)[0], ifn, v4, v6)
+    d = ipj("-d", "link", "show", "dev", ifn)[0]
+    if d.get("linkinfo", {}).get("info_kind") != "veth":
+        fail("%s is not a veth" % ifn)
+    if "link_netnsid" not in d:
+        fail("%s: peer not in another namespace" % ifn)
+elif mode == "routes":
+    ns, ifn, gw4, gw6 = sys.argv[2:6]
+    for fam, gw in (("-4", gw4), ("-6", gw6)):
+        got = [(r.get("gateway"), r.get("dev"))
+               for r in ipj("-n", ns, fam, "route") if r["dst"] == "default"]
+        if got != [(gw, ifn)]:
+            fail("%s %s default routes %s, expected %s"
+                 % (ns, fam, got, [(gw, ifn)]))
+EOF
+
+# spec NAME INDEX [OPTS...]: sets S_ns S_host S_peer S_h4 S_n4 S_h6 S_n6
+spec() {
+	local name=$1 idx=$2 line kv
+	shift 2
+	line=$("$NSPROV" "$@" spec "$name" "$idx") || return 1
+	for kv in $line; do
+		case $kv in
+		ns=*) S_ns=${kv#*=} ;;
+		host_if=*) S_host=${kv#*=} ;;
+		ns_if=*) S_peer=${kv#*=} ;;
+		v4_host=*) S_h4=${kv#*=} ;;
+		v4_ns=*) S_n4=${kv#*=} ;;
+		v6_host=*) S_h6=${kv#*=} ;;
+		v6_ns=*) S_n6=${kv#*=} ;;
+		esac
+	done
+}
+
+verify() {	# verify NAME INDEX [OPTS...]: the whole namespace as specified
+	local name=$1
+	spec "$@" || { ok 1 "$name: spec"; return 1; }
+	check "$name: namespace has lo and $S_peer as specified" \
+		"$PYTHON" "$T/check.py" ns "$S_ns" "$S_peer" "$S_n4" "$S_n6"
+	check "$name: host end $S_host as specified" \
+		"$PYTHON" "$T/check.py" host "$S_host" "$S_h4" "$S_h6"
+	check "$name: default routes via the host end" \
+		"$PYTHON" "$T/check.py" routes "$S_ns" "$S_peer" \
+		"${S_h4%/*}" "${S_h6%/*}"
+}
+
+ifindex() {	# ifindex [NS] IF
+	if [ $# = 2 ]; then
+		ip -n "$1" -j link show dev "$2"
+	else
+		ip -j link show dev "$1"
+	fi | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[0]["ifindex"])'
+}
+
+state() {	# state NAME...: ifindexes and carrier changes of both ends
+	local n out=
+	for n in "$@"; do
+		spec "$n" "${IDX[$n]}" "${NP[@]}"
+		out+="$n:$(ifindex "$S_host")/$(ifindex "$S_ns" "$S_peer")"
+		out+="/$(cat "/sys/class/net/$S_host/carrier_changes")"
+		out+="/$(ip netns exec "$S_ns" cat "/sys/class/net/$S_peer/carrier_changes") "
+	done
+	echo "$out"
+}
+
+start_bg() {	# start_bg OUTFILE CMD...: in the background, pid recorded
+	local out=$1
+	shift
+	"$@" >"$out" 2>"$out.err" </dev/null &
+	_pids+=("$!")
+}
+
+has_line() { [ -s "$1" ] && [ "$(tail -c1 "$1" | od -An -c | tr -d ' ')" = '\n' ]; }
+
+A=${P}a; Bn=${P}b; C=${P}c; D=${P}d; E=${P}e; G=${P}g; H=${P}h; I=${P}i
+declare -A IDX=([$A]=$B [$Bn]=$((B + 1)) [$C]=$((B + 2)) [$D]=$((B + 3))
+		[$E]=$((B + 4)) [$G]=$((B + 5)) [$H]=$((B + 6)) [$I]=$((B + 7)))
+NP=(-H '%uh')			# host end named after the namespace
+AD=(-n '%u_ns' -H 'veth_%U_out' -p 'veth_%U_in')	# adoption convention
+
+# ------------------------------------------------------------------ tests
+
+# 0. The derivation, against an independent computation of the scheme.
+spec "$A" "$B"
+v4=100.$((64 + B / 256)).$((B % 256)); v6=fd75:6272:7370:$(printf %x "$B")
+is "$S_ns $S_host $S_peer $S_h4 $S_n4 $S_h6 $S_n6" \
+	"$A nsr$B veth0 $v4.1/30 $v4.2/30 $v6::1/64 $v6::2/64" \
+	"spec: default names and address scheme"
+spec eliza 9
+is "$S_h4 $S_n4 $S_n6" "100.64.9.1/30 100.64.9.2/30 fd75:6272:7370:9::2/64" \
+	"spec: index 9 gives the seed's addresses"
+out=$("$NSPROV" -H 'veth_%u_outside' spec "$A" "$B")
+like "$out" "error: host interface name .* longer than 15" \
+	"spec: a name over 15 bytes is an error, not truncated"
+
+# 1. Three namespaces at once.
+out=$("$NSPROV" "${NP[@]}" provision "$A" "$B" "$Bn" $((B + 1)) "$C" $((B + 2)))
+st=$?
+is "$st $(sort <<<"$out" | tr '\n' ' ')" "0 $A ok $Bn ok $C ok " \
+	"provision three namespaces"
+for n in "$A" "$Bn" "$C"; do
+	verify "$n" "${IDX[$n]}" "${NP[@]}"
+done
+check "ip netns list shows them" \
+	bash -c "ip netns list | grep -qw $A && ip netns list | grep -qw $C"
+check "ip netns exec works on them" ip netns exec "$A" true
+
+# 2. TCP both ways, IPv4 and IPv6.
+spec "$A" "$B" "${NP[@]}"
+for fam in 4 6; do
+	if [ $fam = 4 ]; then
+		h=${S_h4%/*}; n=${S_n4%/*}
+	else
+		h=${S_h6%/*}; n=${S_n6%/*}
+	fi
+	start_bg "$T/srv_ns$fam" ip netns exec "$A" "$PYTHON" "$T/tcp.py" serve "$n"
+	start_bg "$T/srv_host$fam" "$PYTHON" "$T/tcp.py" serve "$h"
+	wait_for 10 has_line "$T/srv_ns$fam" || bail "server in $A did not start"
+	wait_for 10 has_line "$T/srv_host$fam" || bail "host server did not start"
+	check "IPv$fam: host -> namespace ($n)" \
+		"$PYTHON" "$T/tcp.py" echo "$n" "$(head -n1 "$T/srv_ns$fam")"
+	check "IPv$fam: namespace -> host ($h)" \
+		ip netns exec "$A" "$PYTHON" "$T/tcp.py" echo "$h" \
+		"$(head -n1 "$T/srv_host$fam")"
+done
+
+# 3. Provision again: nothing re-created, no bounce, a connection survives.
+start_bg "$T/hold" "$PYTHON" "$T/tcp.py" hold "${S_n4%/*}" \
+	"$(head -n1 "$T/srv_ns4")" "$T/go"
+hold_pid=$!
+wait_for 10 has_line "$T/hold" || bail "long-lived client did not connect"
+before=$(state "$A" "$Bn" "$C")
+out=$("$NSPROV" "${NP[@]}" provision "$A" "$B" "$Bn" $((B + 1)) "$C" $((B + 2)))
+is "$?" 0 "provision again succeeds"
+after=$(state "$A" "$Bn" "$C")
+is "$after" "$before" "provision again: same ifindexes, no carrier change"
+touch "$T/go"
+wait "$hold_pid"
+is "$? $(tail -n1 "$T/hold")" "0 survived" \
+	"a TCP connection across the veth survives the second provision"
+
+# 4. Missing pieces are added, present ones left alone.
+spec "$C" "${IDX[$C]}" "${NP[@]}"
+idx_c=$(ifindex "$S_ns" "$S_peer")
+ip -n "$C" addr del "$S_n4" dev "$S_peer"
+ip -n "$C" -6 route del default
+ip link set "$S_host" down
+out=$("$NSPROV" "${NP[@]}" provision "$C" "${IDX[$C]}")
+is "$? $out" "0 $C ok" "provision repairs a namespace missing pieces"
+verify "$C" "${IDX[$C]}" "${NP[@]}"
+is "$(ifindex "$S_ns" "$S_peer")" "$idx_c" "repair keeps the existing veth"
+
+# 5. A conflicting default route is reported, not replaced.
+spec "$Bn" "${IDX[$Bn]}" "${NP[@]}"
+ip -n "$Bn" route replace default dev "$S_peer"
+out=$("$NSPROV" "${NP[@]}" provision "$Bn" "${IDX[$Bn]}")
+st=$?
+like "$st $out" "^1 $Bn error: .*another IPv4 default route" \
+	"a different default route is a conflict"
+ip -n "$Bn" route del default
+out=$("$NSPROV" "${NP[@]}" provision "$Bn" "${IDX[$Bn]}")
+is "$? $out" "0 $Bn ok" "provision succeeds once it is gone"
+
+# 6. The same name twice in one run: one namespace, both calls succeed.
+out=$("$NSPROV" "${NP[@]}" provision "$D" "${IDX[$D]}" "$D" "${IDX[$D]}")
+is "$? $(tr '\n' ' ' <<<"$out")" "0 $D ok $D ok " "double provision: both succeed"
+is "$(ls /run/netns | grep -cx "$D") $(ip -o link show | grep -c ": ${D}h@")" \
+	"1 1" "double provision: one namespace, one veth"
+verify "$D" "${IDX[$D]}" "${NP[@]}"
+
+# 7. Conflicts fail their namespace only.
+ip link add "${E}h" type veth peer name "${P}x"
+idx_e=$(ifindex "${E}h")
+out=$("$NSPROV" "${NP[@]}" provision "$E" "${IDX[$E]}" "${P}f" 20000 \
+	"$G" "${IDX[$G]}")
+is "$?" 1 "a run with conflicts exits 1"
+like "$(grep "^$E " <<<"$out")" \
+	"^$E error: host interface ${E}h exists and its veth peer is on the host" \
+	"stale host veth with the target name: clear error"
+like "$(grep "^${P}f " <<<"$out")" "error: index 20000 is outside the pool" \
+	"index outside the pool: clear error"
+is "$(grep "^$G " <<<"$out")" "$G ok" "the others in the same run succeed"
+verify "$G" "${IDX[$G]}" "${NP[@]}"
+is "$(ls /run/netns | grep -cx "$E")" 0 "the failed namespace is not left behind"
+is "$(ifindex "${E}h")" "$idx_e" "the stale veth is left untouched"
+ip link del "${E}h"
+
+# 8. Adoption: a namespace made by `ip netns add`, the old naming convention.
+ip netns add "${I}_ns"
+ino=$(stat -c %i "/run/netns/${I}_ns")
+out=$("$NSPROV" "${AD[@]}" provision "$I" "${IDX[$I]}")
+is "$? $out" "0 $I ok" "adopt a namespace made by ip netns add"
+verify "$I" "${IDX[$I]}" "${AD[@]}"
+is "$S_ns $S_host $S_peer" \
+	"${I}_ns veth_$((1000 + B + 7))_out veth_$((1000 + B + 7))_in" \
+	"adoption convention names"
+is "$(stat -c %i "/run/netns/${I}_ns")" "$ino" "the adopted namespace is kept"
+
+# 9. ip netns del works on what we create; the veth goes with it.
+out=$("$NSPROV" "${NP[@]}" provision "$H" "${IDX[$H]}")
+is "$? $out" "0 $H ok" "provision one more"
+check "ip netns del removes it" ip netns del "$H"
+check "its veth disappears with the namespace" \
+	wait_for 10 bash -c "! ip link show ${H}h"
+
+# 10. Deprovision removes exactly what provisioning made: compare the host's
+# links and namespaces right before and right after.
+links_before=$(host_links)
+ns_before=$(ls /run/netns | sort)
+out=$("$NSPROV" "${NP[@]}" deprovision "$A" "$B" "$Bn" "${IDX[$Bn]}" \
+	"$C" "${IDX[$C]}" "$D" "${IDX[$D]}" "$G" "${IDX[$G]}" \
+	"${P}z" "${IDX[$E]}")
+is "$? $(sort <<<"$out" | tr '\n' ' ')" \
+	"0 $A ok $Bn ok $C ok $D ok $G ok ${P}z ok " \
+	"deprovision (and a name never made)"
+out=$("$NSPROV" "${AD[@]}" deprovision "$I" "${IDX[$I]}")
+is "$? $out" "0 $I ok" "deprovision the adopted one"
+links_after=$(host_links)
+ns_after=$(ls /run/netns | sort)
+want_links=$(printf '%s\n' "${A}h" "${Bn}h" "${C}h" "${D}h" "${G}h" \
+	"veth_$((1000 + B + 7))_out" | sort | tr '\n' ' ')
+want_ns=$(printf '%s\n' "$A" "$Bn" "$C" "$D" "$G" "${I}_ns" | sort | tr '\n' ' ')
+is "$(comm -23 <(echo "$links_before") <(echo "$links_after") | tr '\n' ' ')" \
+	"$want_links" "deprovision removed exactly our host links"
+is "$(comm -23 <(echo "$ns_before") <(echo "$ns_after") | tr '\n' ' ')" \
+	"$want_ns" "deprovision removed exactly our namespaces"
+is "$(comm -13 <(echo "$links_before") <(echo "$links_after") | grep "^$P" |
+	tr '\n' ' ')" "" "and added no link of ours"
+
+done_testing
