@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +71,7 @@ struct ctx {
 	bool stop;		/* syntax error, too many errors or ENOMEM */
 	bool too_many;
 	bool oom;
+	char *oom_text;		/* reserved "NAME: out of memory" */
 	const char *name;
 	const char *buf;
 	size_t len;
@@ -77,13 +79,14 @@ struct ctx {
 	struct config *cfg;
 	struct svc_meta *meta;		/* parallel to cfg->services */
 	struct strset svc_names;	/* cfg->services[].name */
-	size_t n_service_keys;		/* entries under services:, valid or not */
+	size_t n_service_keys;		/* entries under services: */
 	struct mark *names_at;		/* parallel to cfg->namespaces */
 	struct strset ns_names;		/* cfg->namespaces[] */
 	size_t names_count;		/* entries under names:, valid or not */
 	bool all_set, names_set;
 	struct mark ns_at;		/* the namespaces: mapping */
 	uint64_t def_connect_ms, def_idle_ms, def_fin_ms;
+	struct strset prov_users;	/* provision.users[].name */
 
 	struct msg *msgs;
 	size_t n_msgs;
@@ -290,13 +293,7 @@ static void error_at(struct ctx *c, struct mark at, const char *fmt, ...)
 
 static void oom(struct ctx *c)
 {
-	struct mark top = { 1, 1 };
-	size_t old = c->path_len;
-
-	c->path_len = 0;
-	error_at(c, top, "out of memory");
-	c->path_len = old;
-	c->oom = c->stop = true;
+	c->oom = c->stop = true;	/* flush_msgs() says so */
 }
 
 PRINTF(2, 3)
@@ -319,7 +316,10 @@ static int errs_add(struct config_errors *errs, const char *fmt, ...)
 	return 0;
 }
 
-/* Hand the collected messages to ERRS in file order (stable). */
+/* Hand the collected messages to ERRS in file order (stable sort), then
+ * "out of memory" or "too many errors" if parsing stopped for that.  The
+ * slot for one message and the "out of memory" text were reserved by
+ * config_parse_buffer() before it started, so something is always said. */
 static void flush_msgs(struct ctx *c, struct config_errors *errs)
 {
 	size_t i, j, n = c->n_msgs;
@@ -334,22 +334,29 @@ static void flush_msgs(struct ctx *c, struct config_errors *errs)
 			c->msgs[j] = c->msgs[j - 1];
 		c->msgs[j] = m;
 	}
-	v = n ? realloc(errs->msg, (errs->n + n) * sizeof(*v)) : errs->msg;
-	if (v) {
+	v = realloc(errs->msg, (errs->n + n + 1) * sizeof(*v));
+	if (!v) {
+		for (i = 0; i < n; i++)
+			free(c->msgs[i].text);
+		n = 0;
+		c->oom = true;
+	} else {
 		errs->msg = v;
 		for (i = 0; i < n; i++)
 			errs->msg[errs->n++] = c->msgs[i].text;
-	} else {
-		for (i = 0; i < n; i++)
-			free(c->msgs[i].text);
+	}
+	if (c->oom) {
+		errs->msg[errs->n++] = c->oom_text;
+		c->oom_text = NULL;
+	} else if (c->too_many) {
+		errs->msg[errs->n] = fmt_str("%s: too many errors, giving up",
+					     c->name);
+		if (errs->msg[errs->n])
+			errs->n++;
 	}
 	free(c->msgs);
 	c->msgs = NULL;
 	c->n_msgs = 0;
-	if (c->too_many)
-		errs_add(errs, "%s: too many errors, giving up", c->name);
-	else if (c->oom && !n)
-		errs_add(errs, "%s: out of memory", c->name);
 }
 
 static size_t path_append(struct ctx *c, const char *sep, const char *s,
@@ -587,9 +594,9 @@ static void map_each(struct ctx *c, key_fn *fn, void *arg)
 			return;
 		at = here(c);
 		k = node_kind(c);
-		if (k == K_SCALAR)
+		if (k == K_SCALAR) {
 			v = scalar(c);
-		else if (k != K_ALIAS) {
+		} else if (k != K_ALIAS) {
 			error_at(c, at, "keys must be scalars");
 			skip_node(c);
 		}
@@ -903,11 +910,210 @@ static void h_ns_names(struct ctx *c, void *obj, size_t off)
 	c->names_count = l.count;
 }
 
+/* Any non-empty scalar, kept as a string; its place in a config_loc that
+ * follows the char * in the struct when LOC_AFTER is set. */
+static void h_string(struct ctx *c, void *obj, size_t off)
+{
+	char **dst = (char **)((char *)obj + off);
+	const char *v = scalar(c);
+	char *dup;
+
+	if (!v)
+		return;
+	if (!*v) {
+		error_at(c, here(c), "must not be empty");
+		return;
+	}
+	dup = strdup(v);
+	if (!dup) {
+		oom(c);
+		return;
+	}
+	free(*dst);
+	*dst = dup;
+}
+
+/* A string whose position is needed later: OFF is that of a struct
+ * config_provision field; the location goes to the matching _at field. */
+static void h_located(struct ctx *c, void *obj, size_t off)
+{
+	static const struct {
+		size_t str, at;
+	} map[] = {
+#define LOC(f) { offsetof(struct config_provision, f), \
+		 offsetof(struct config_provision, f##_at) }
+		LOC(ipv4_pool), LOC(ipv6_pool), LOC(ns_template),
+		LOC(host_template), LOC(peer_template),
+#undef LOC
+	};
+	struct config_loc *at = NULL;
+	struct mark m = here(c);
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (map[i].str == off)
+			at = (struct config_loc *)(void *)((char *)obj +
+							   map[i].at);
+	h_string(c, obj, off);
+	if (at) {
+		at->line = m.line;
+		at->col = m.col;
+	}
+}
+
+static void h_glob(struct ctx *c, void *obj, size_t off)
+{
+	const char *v = scalar(c);
+
+	if (!v)
+		return;
+	if (!*v || strchr(v, '/')) {
+		error_at(c, here(c), "bad glob \"%s\": a non-empty pattern "
+			 "for names, without '/'", v);
+		return;
+	}
+	h_string(c, obj, off);
+}
+
+/* An unsigned integer below LIMIT; 0 or -1 with an error at here(). */
+static int parse_uint(struct ctx *c, const char *v, unsigned long limit,
+		      unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	if (!*v || !strchr("0123456789", v[0]) ||
+	    (*out = strtoul(v, &end, 10), errno) || *end || *out >= limit) {
+		error_at(c, here(c), "expected a whole number below %lu, not "
+			 "\"%s\"", limit, v);
+		return -1;
+	}
+	return 0;
+}
+
+static void h_uid_base(struct ctx *c, void *obj, size_t off)
+{
+	const char *v = scalar(c);
+	unsigned long n;
+
+	if (v && parse_uint(c, v, 0xffffffffUL, &n) == 0)
+		c->cfg->provision.uid_base = (uint32_t)n;
+}
+
+static void prov_user_add(struct ctx *c, const char *name, long index,
+			  struct mark at)
+{
+	struct config_provision *p = &c->cfg->provision;
+	struct config_prov_user *u;
+	const char *why = ns_name_problem(name);
+	size_t prev = set_get(&c->prov_users, name);
+
+	if (why || !*name) {
+		error_at(c, at, "bad user name \"%s\"", name);
+		return;
+	}
+	if (prev != SIZE_MAX) {
+		error_at(c, at, "\"%s\" is already listed at %u:%u", name,
+			 p->users[prev].at.line, p->users[prev].at.col);
+		return;
+	}
+	u = grow(p->users, p->n_users, sizeof(*u));
+	if (!u) {
+		oom(c);
+		return;
+	}
+	p->users = u;
+	u = &p->users[p->n_users];
+	u->name = strdup(name);
+	if (!u->name || set_put(&c->prov_users, u->name, p->n_users)) {
+		free(u->name);
+		oom(c);
+		return;
+	}
+	u->index = index;
+	u->at.line = at.line;
+	u->at.col = at.col;
+	p->n_users++;
+}
+
+/* A user entry: "alice" or { name: alice, index: 9 }. */
+struct user_entry {
+	char *name;
+	long index;
+};
+
+static void h_entry_name(struct ctx *c, void *obj, size_t off)
+{
+	h_string(c, obj, offsetof(struct user_entry, name));
+}
+
+static void h_entry_index(struct ctx *c, void *obj, size_t off)
+{
+	struct user_entry *e = obj;
+	const char *v = scalar(c);
+	unsigned long n;
+
+	if (v && parse_uint(c, v, 65536, &n) == 0)
+		e->index = (long)n;
+}
+
+static const struct field user_fields[] = {
+	{ "name", N_SCALAR, h_entry_name, 0, true },
+	{ "index", N_SCALAR, h_entry_index, 0, false },
+};
+
+static void user_item(struct ctx *c, void *arg)
+{
+	struct mark at = here(c);
+	struct user_entry e = { NULL, -1 };
+	const char *v;
+
+	if (node_kind(c) == K_MAP) {
+		parse_fields(c, user_fields, ARRAY_SIZE(user_fields), &e, at);
+		if (e.name)
+			prov_user_add(c, e.name, e.index, at);
+		free(e.name);
+		return;
+	}
+	if (!expect(c, N_SCALAR) || !(v = scalar(c)))
+		return;
+	prov_user_add(c, v, -1, at);
+}
+
+static void h_prov_users(struct ctx *c, void *obj, size_t off)
+{
+	seq_each(c, user_item, NULL);
+}
+
+static const struct field prov_fields[] = {
+#define PF(k, f, fn) { k, N_SCALAR, fn, \
+		       offsetof(struct config_provision, f), false }
+	{ "users", N_SEQ, h_prov_users, 0, false },
+	{ "uid_base", N_SCALAR, h_uid_base, 0, false },
+	PF("ipv4_pool", ipv4_pool, h_located),
+	PF("ipv6_pool", ipv6_pool, h_located),
+	PF("namespace", ns_template, h_located),
+	PF("host_interface", host_template, h_located),
+	PF("namespace_interface", peer_template, h_located),
+	PF("control", control, h_abs_path),
+	PF("hosts_file", hosts_file, h_abs_path),
+	PF("domain", domain, h_string),
+#undef PF
+};
+
+static void h_provision(struct ctx *c, void *obj, size_t off)
+{
+	c->cfg->provision.enabled = true;
+	parse_fields(c, prov_fields, ARRAY_SIZE(prov_fields),
+		     &c->cfg->provision, here(c));
+}
+
 static const struct field ns_fields[] = {
 	{ "dir", N_SCALAR, h_abs_path, offsetof(struct config, netns_dir),
 	  false },
 	{ "all", N_SCALAR, h_ns_all, 0, false },
 	{ "names", N_SEQ, h_ns_names, 0, false },
+	{ "match", N_SCALAR, h_glob, offsetof(struct config, ns_match),
+	  false },
 };
 
 static void h_namespaces(struct ctx *c, void *obj, size_t off)
@@ -1075,6 +1281,7 @@ static const struct field top_fields[] = {
 	{ "namespaces", N_MAP, h_namespaces, 0, false },
 	{ "defaults", N_MAP, h_defaults, 0, false },
 	{ "services", N_MAP, h_services, 0, true },
+	{ "provision", N_MAP, h_provision, 0, false },
 };
 
 /* ---- whole-file checks --------------------------------------------- */
@@ -1121,20 +1328,6 @@ static int listen_ref_cmp(const void *pa, const void *pb)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* Could services A and B go into a common namespace? */
-static bool ns_overlap(const struct config_service *a,
-		       const struct config_service *b)
-{
-	size_t i;
-
-	if (!a->n_namespaces || !b->n_namespaces)
-		return true;
-	for (i = 0; i < a->n_namespaces; i++)
-		if (in_strv(b->namespaces, b->n_namespaces, a->namespaces[i]))
-			return true;
-	return false;
-}
-
 /* Put "services.NAME.listen[i]" (or without [i]) into BUF. */
 static void listen_path(const struct ctx *c, size_t svc, size_t idx,
 			char *buf, size_t len)
@@ -1145,6 +1338,72 @@ static void listen_path(const struct ctx *c, size_t svc, size_t idx,
 		snprintf(buf, len, "services.%s.listen", s->name);
 	else
 		snprintf(buf, len, "services.%s.listen[%zu]", s->name, idx);
+}
+
+static void report_clash(struct ctx *c, const struct listen_ref *r,
+			 const struct listen_ref *p)
+{
+	char path[SERVICE_NAME_MAX * 4 + 64], there[sizeof(path)];
+	struct mark at = { r->a->line, r->a->col };
+
+	listen_path(c, r->svc, r->idx, path, sizeof(path));
+	path_push(c, path);
+	if (p->svc == r->svc) {
+		error_at(c, at, "%s is already listed at %u:%u", r->a->text,
+			 p->a->line, p->a->col);
+	} else {
+		listen_path(c, p->svc, p->idx, there, sizeof(there));
+		error_at(c, at, "%s is already used by service %s (%s at "
+			 "%u:%u)", r->a->text, c->cfg->services[p->svc].name,
+			 there, p->a->line, p->a->col);
+	}
+	path_pop(c, 0);
+}
+
+/* Within REFS[G..E), one address in document order, report every entry
+ * that an earlier one already serves in a common namespace: the same
+ * service, or either goes everywhere, or their lists share a name.  Linear:
+ * keep the first entry of the current service, the first one going
+ * everywhere and the first one naming each namespace. */
+static void check_group(struct ctx *c, const struct listen_ref *refs,
+			size_t g, size_t e)
+{
+	const struct config_service *svcs = c->cfg->services;
+	size_t j, k, p, first_svc = g, first_all = SIZE_MAX;
+	struct strset names = { NULL, 0, 0 };
+
+	for (j = g; j < e && !c->stop; j++) {
+		const struct config_service *s = &svcs[refs[j].svc];
+
+		if (refs[j].svc != refs[first_svc].svc)
+			first_svc = j;
+		p = first_all;
+		if (first_svc < p && first_svc < j)
+			p = first_svc;
+		if (!s->n_namespaces && g < j)
+			p = g;
+		for (k = 0; k < s->n_namespaces; k++) {
+			size_t q = set_get(&names, s->namespaces[k]);
+
+			if (q < p)
+				p = q;
+		}
+		if (p < j)
+			report_clash(c, &refs[j], &refs[p]);
+		if (first_svc != j)
+			continue;
+		if (!s->n_namespaces && first_all == SIZE_MAX)
+			first_all = j;
+		for (k = 0; k < s->n_namespaces; k++) {
+			if (set_get(&names, s->namespaces[k]) != SIZE_MAX)
+				continue;
+			if (set_put(&names, s->namespaces[k], j)) {
+				oom(c);
+				break;
+			}
+		}
+	}
+	set_free(&names);
 }
 
 /* Report the same (namespace, address) pair served twice. */
@@ -1174,36 +1433,8 @@ static void check_listen_clashes(struct ctx *c)
 	for (g = 0; g < n && !c->stop; g = i) {
 		for (i = g + 1; i < n && !addr_cmp(refs[g].a, refs[i].a); i++)
 			;
-		for (j = g + 1; j < i && !c->stop; j++) {
-			const struct listen_ref *r = &refs[j], *p;
-			const struct config_service *s = &cfg->services[r->svc];
-			struct mark at = { r->a->line, r->a->col };
-			char here_path[SERVICE_NAME_MAX * 4 + 64];
-			char there[sizeof(here_path)];
-
-			for (p = &refs[g]; p < r; p++)
-				if (p->svc == r->svc ||
-				    ns_overlap(s, &cfg->services[p->svc]))
-					break;
-			if (p == r)
-				continue;
-			listen_path(c, r->svc, r->idx, here_path,
-				    sizeof(here_path));
-			path_pop(c, 0);
-			path_push(c, here_path);
-			if (p->svc == r->svc)
-				error_at(c, at, "%s is already listed at %u:%u",
-					 r->a->text, p->a->line, p->a->col);
-			else {
-				listen_path(c, p->svc, p->idx, there,
-					    sizeof(there));
-				error_at(c, at, "%s is already used by service "
-					 "%s (%s at %u:%u)", r->a->text,
-					 cfg->services[p->svc].name, there,
-					 p->a->line, p->a->col);
-			}
-			path_pop(c, 0);
-		}
+		if (i - g > 1)
+			check_group(c, refs, g, i);
 	}
 	free(refs);
 }
@@ -1230,8 +1461,8 @@ static void finish(struct ctx *c)
 			if (set_get(&c->ns_names, s->namespaces[j]) !=
 			    SIZE_MAX)
 				continue;
-			snprintf(buf, sizeof(buf), "services.%s.namespaces[%zu]",
-				 s->name, j);
+			snprintf(buf, sizeof(buf),
+				 "services.%s.namespaces[%zu]", s->name, j);
 			path_push(c, buf);
 			error_at(c, c->meta[i].ns_at[j], "namespace '%s' is "
 				 "not in namespaces.names", s->namespaces[j]);
@@ -1262,6 +1493,9 @@ static void finish(struct ctx *c)
 		cfg->netns_dir = strdup(CONFIG_DEFAULT_NETNS_DIR);
 	if (!cfg->user)
 		cfg->user = strdup(CONFIG_DEFAULT_USER);
+	if (cfg->provision.enabled && !cfg->provision.control &&
+	    !(cfg->provision.control = strdup(CONFIG_DEFAULT_CONTROL)))
+		oom(c);
 	cfg->path = strdup(c->name);
 	if (!cfg->netns_dir || !cfg->user || !cfg->path)
 		oom(c);
@@ -1301,7 +1535,9 @@ static void parse_stream(struct ctx *c)
 int config_parse_buffer(const char *name, const char *buf, size_t len,
 			struct config **out, struct config_errors *errs)
 {
+	bool had_msg = errs->msg != NULL;
 	struct ctx *c;
+	char **slot;
 	size_t i;
 	int rc = -1;
 
@@ -1312,16 +1548,26 @@ int config_parse_buffer(const char *name, const char *buf, size_t len,
 		errs_add(errs, "%s: file too large", name);
 		return -1;
 	}
-	/* The context is big (key path buffer): keep it off the stack. */
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		errs_add(errs, "%s: out of memory", name);
+	/* Reserve one message (slot and text) now, so that running out of
+	 * memory later can still be reported.  The context is big (the key
+	 * path buffer): keep it off the stack. */
+	slot = realloc(errs->msg, (errs->n + 1) * sizeof(*slot));
+	if (slot)
+		errs->msg = slot;
+	c = slot ? calloc(1, sizeof(*c)) : NULL;
+	if (c)
+		c->oom_text = fmt_str("%s: out of memory", name);
+	if (!c || !c->oom_text) {
+		free(c);
+		errs_add(errs, "%s: out of memory", name);	/* may fail */
 		return -1;
 	}
 	c->name = name;
 	c->buf = buf;
 	c->len = len;
 	c->cfg = calloc(1, sizeof(*c->cfg));
+	if (c->cfg)
+		c->cfg->provision.uid_base = CONFIG_DEFAULT_UID_BASE;
 	if (!c->cfg || !yaml_parser_initialize(&c->parser)) {
 		free(c->cfg);
 		c->cfg = NULL;
@@ -1348,8 +1594,15 @@ cleanup:
 	free(c->names_at);
 	set_free(&c->svc_names);
 	set_free(&c->ns_names);
+	set_free(&c->prov_users);
 	config_free(c->cfg);
-	flush_msgs(c, errs);
+	if (rc)
+		flush_msgs(c, errs);
+	else if (!errs->n && !had_msg) {
+		free(errs->msg);	/* the reserved slot */
+		errs->msg = NULL;
+	}
+	free(c->oom_text);
 	free(c);
 	return rc;
 }
@@ -1413,8 +1666,20 @@ bool config_serves_ns(const struct config *cfg, const char *name)
 {
 	if (!config_valid_ns_name(name))
 		return false;
-	return cfg->ns_all || in_strv(cfg->namespaces, cfg->n_namespaces,
-				      name);
+	if (in_strv(cfg->namespaces, cfg->n_namespaces, name))
+		return true;
+	return cfg->ns_all &&
+	       (!cfg->ns_match || fnmatch(cfg->ns_match, name, 0) == 0);
+}
+
+long config_provision_index(const struct config *cfg, const char *user)
+{
+	const struct config_provision *p = &cfg->provision;
+
+	for (size_t i = 0; i < p->n_users; i++)
+		if (strcmp(p->users[i].name, user) == 0)
+			return p->users[i].index;
+	return -1;
 }
 
 bool config_valid_ns_name(const char *name)
@@ -1600,6 +1865,18 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->netns_dir);
 	free(cfg->user);
+	free(cfg->ns_match);
+	for (i = 0; i < cfg->provision.n_users; i++)
+		free(cfg->provision.users[i].name);
+	free(cfg->provision.users);
+	free(cfg->provision.ipv4_pool);
+	free(cfg->provision.ipv6_pool);
+	free(cfg->provision.ns_template);
+	free(cfg->provision.host_template);
+	free(cfg->provision.peer_template);
+	free(cfg->provision.control);
+	free(cfg->provision.hosts_file);
+	free(cfg->provision.domain);
 	free(cfg);
 }
 

@@ -20,6 +20,8 @@
 #define CONFIG_DEFAULT_IDLE_MS		(60 * 60 * 1000ULL)
 #define CONFIG_DEFAULT_FIN_MS		(60 * 1000ULL)
 #define CONFIG_DEFAULT_RETRY_MAX_MS	(60 * 1000ULL)
+#define CONFIG_DEFAULT_UID_BASE		1000
+#define CONFIG_DEFAULT_CONTROL		"/run/nsrelay/control.sock"
 #define CONFIG_MAX_DURATION_MS		(30ULL * 24 * 60 * 60 * 1000)
 
 /* A socket address as written in the file, parsed.  For AF_UNIX, sa holds a
@@ -45,16 +47,47 @@ struct config_service {
 	unsigned line, col;
 };
 
+/* Where a value was written, for messages about it made after parsing. */
+struct config_loc {
+	unsigned line, col;
+};
+
+/* A user whose namespace is provisioned at start. */
+struct config_prov_user {
+	char *name;
+	long index;		/* -1: uid - uid_base */
+	struct config_loc at;
+};
+
+/* provision: present when the daemon creates namespaces itself.  Pools and
+ * templates are kept as written (NULL = the provisioner's default) and are
+ * checked by the engine, which owns the provisioner. */
+struct config_provision {
+	bool enabled;
+	struct config_prov_user *users;
+	size_t n_users;
+	uint32_t uid_base;		/* default CONFIG_DEFAULT_UID_BASE */
+	char *ipv4_pool, *ipv6_pool;
+	char *ns_template, *host_template, *peer_template;
+	struct config_loc ipv4_pool_at, ipv6_pool_at, ns_template_at,
+			  host_template_at, peer_template_at;
+	char *control;		/* socket; default CONFIG_DEFAULT_CONTROL */
+	char *hosts_file;	/* NULL: none */
+	char *domain;		/* suffix in hosts_file; NULL: none */
+};
+
 struct config {
 	char *path;		/* file name as given, used in messages */
 	char *netns_dir;	/* default CONFIG_DEFAULT_NETNS_DIR */
 	bool ns_all;		/* every namespace found in netns_dir */
+	char *ns_match;		/* glob a found name must match; NULL: any */
 	char **namespaces;	/* explicitly listed names */
 	size_t n_namespaces;
 	char *user;		/* identity the upstreams see */
 	uint64_t retry_max_ms;	/* ceiling of the bind retry backoff */
 	struct config_service *services;
 	size_t n_services;
+	struct config_provision provision;
 };
 
 /* A list of error messages, each "FILE:LINE:COL: PATH: message". */
@@ -78,7 +111,8 @@ int config_load(const char *path, struct config **out,
  * (It must also be one of the namespaces the config serves.) */
 bool config_service_in_ns(const struct config_service *s, const char *name);
 
-/* Is NAME a namespace CFG serves (listed, or any name when ns_all)? */
+/* Is NAME a namespace CFG serves (listed, or, when ns_all, any name that
+ * matches ns_match)? */
 bool config_serves_ns(const struct config *cfg, const char *name);
 
 /* Is NAME usable as a file name in netns_dir ("", ".", "..", "/" refused)? */
@@ -91,6 +125,9 @@ int config_parse_duration(const char *s, uint64_t *ms);
  * "/path".  0, or -EINVAL with a static reason in *why. */
 int config_parse_sockaddr(const char *s, bool allow_unix,
 			  struct config_sockaddr *out, const char **why);
+
+/* The explicit provision index of USER, or -1 (derive it from the uid). */
+long config_provision_index(const struct config *cfg, const char *user);
 
 void config_free(struct config *cfg);		/* NULL is fine */
 void config_errors_clear(struct config_errors *errs);

@@ -11,13 +11,19 @@
 
 #include "netns/netns.h"
 
+#include "netns/provision.h"
+
 struct config;
 struct ns;
 struct binding;
 struct relay;
+struct client;
+struct provisioned;
 
 TAILQ_HEAD(ns_list, ns);
 TAILQ_HEAD(relay_list, relay);
+TAILQ_HEAD(client_list, client);
+TAILQ_HEAD(provisioned_list, provisioned);
 
 struct daemon {
 	struct event_base *base;
@@ -39,6 +45,14 @@ struct daemon {
 	int watch_fd;
 	struct event *watch_ev;
 	struct event *sync_ev;
+
+	/* provisioning (NULL prov: not configured) and its control socket */
+	struct prov *prov;
+	struct prov_pool pool;
+	struct provisioned_list provisioned;
+	struct evconnlistener *control;
+	struct client_list clients;
+	unsigned nclients;
 
 	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
 	unsigned nlisteners;		/* listeners bound now */

@@ -42,6 +42,7 @@
 
 #include "config/config.h"
 #include "engine/daemon.h"
+#include "engine/hosts.h"
 #include "engine/listener.h"
 #include "engine/log.h"
 #include "netns/netns.h"
@@ -444,6 +445,7 @@ void ns_sync(struct daemon *d)
 		ns->wanted = false;
 	for (size_t i = 0; i < cfg->n_namespaces; i++)
 		ns_want(d, cfg->namespaces[i]);
+	provisioned_each_ns(d, ns_want);
 	if (cfg->ns_all) {
 		n = netns_list(cfg->netns_dir, &names);
 		if (n < 0) {
@@ -453,7 +455,7 @@ void ns_sync(struct daemon *d)
 			n = 0;
 		}
 		for (int i = 0; i < n; i++)
-			if (config_valid_ns_name(names[i]))
+			if (config_serves_ns(cfg, names[i]))
 				ns_want(d, names[i]);
 		netns_names_free(names, n);
 	}

@@ -21,7 +21,9 @@
 #include <systemd/sd-daemon.h>
 
 #include "config/config.h"
+#include "engine/control.h"
 #include "engine/daemon.h"
+#include "engine/hosts.h"
 #include "engine/listener.h"
 #include "engine/log.h"
 #include "engine/privs.h"
@@ -108,6 +110,101 @@ static void watch_start(struct daemon *d)
 		fatalx("cannot watch %s", d->cfg->netns_dir);
 }
 
+/* Check the provisioning pool and templates of the config into d->pool;
+ * print each problem as FILE:LINE:COL: KEY: message.  0 or -1. */
+static int pool_setup(struct daemon *d)
+{
+	const struct config_provision *p = &d->cfg->provision;
+	const struct {
+		const char *key, *val;
+		const struct config_loc *at;
+		char which;	/* template kind, or 4/6 for a pool */
+	} item[] = {
+		{ "ipv4_pool", p->ipv4_pool, &p->ipv4_pool_at, 4 },
+		{ "ipv6_pool", p->ipv6_pool, &p->ipv6_pool_at, 6 },
+		{ "namespace", p->ns_template, &p->ns_template_at, 'n' },
+		{ "host_interface", p->host_template, &p->host_template_at,
+		  'h' },
+		{ "namespace_interface", p->peer_template,
+		  &p->peer_template_at, 'p' },
+	};
+	int bad = 0, r;
+
+	prov_pool_init(&d->pool);
+	d->pool.uid_base = p->uid_base;
+	for (size_t i = 0; i < sizeof(item) / sizeof(item[0]); i++) {
+		const char *why;
+
+		if (!item[i].val)
+			continue;
+		if (item[i].which == 4) {
+			r = prov_pool_set_v4(&d->pool, item[i].val);
+			why = "expected A.B.C.D/N, N from 1 to 24, host bits 0";
+		} else if (item[i].which == 6) {
+			r = prov_pool_set_v6(&d->pool, item[i].val);
+			why = "expected an IPv6 /48 such as fd75:6272:7370::/48";
+		} else {
+			r = prov_pool_set_tmpl(&d->pool, item[i].which,
+					       item[i].val);
+			why = r == -ENAMETOOLONG ? "too long" :
+			      "use text with %u (user), %U (uid), %i (index) "
+			      "or %%";
+		}
+		if (r < 0) {
+			fprintf(stderr, "%s:%u:%u: provision.%s: bad value "
+				"\"%s\": %s\n", d->cfg->path, item[i].at->line,
+				item[i].at->col, item[i].key, item[i].val, why);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/* Provision the namespaces of the config's users.  Each result is logged
+ * and, once ready, the namespace is served. */
+struct start_req {
+	struct daemon *d;
+	char *user;
+	struct prov_spec spec;
+};
+
+static void start_done(void *arg, int err, const char *msg)
+{
+	struct start_req *q = arg;
+
+	if (err) {
+		log_warnx("ns %s: provisioning for %s failed: %s", q->spec.ns,
+			  q->user, msg ? msg : strerror(-err));
+	} else {
+		log_info("ns %s: provisioned for %s", q->spec.ns, q->user);
+		provisioned_set(q->d, q->user, &q->spec, true);
+		ns_sync(q->d);
+	}
+	free(q->user);
+	free(q);
+}
+
+static void provision_users(struct daemon *d)
+{
+	const struct config_provision *p = &d->cfg->provision;
+	char why[256];
+
+	for (size_t i = 0; i < p->n_users; i++) {
+		struct start_req *q = calloc(1, sizeof(*q));
+
+		if (!q || !(q->user = strdup(p->users[i].name)))
+			fatal("provision_users");
+		q->d = d;
+		if (control_spec(d, q->user, p->users[i].index, &q->spec, why,
+				 sizeof(why)) < 0 ||
+		    prov_provision(d->prov, &q->spec, start_done, q) < 0) {
+			log_warnx("provisioning for %s: %s", q->user, why);
+			free(q->user);
+			free(q);
+		}
+	}
+}
+
 static long raise_nofile(void)
 {
 	struct rlimit rl;
@@ -172,6 +269,10 @@ int main(int argc, char **argv)
 	}
 	if (load(path, &d.cfg) < 0)
 		return 1;
+	if (d.cfg->provision.enabled && pool_setup(&d) < 0) {
+		config_free(d.cfg);
+		return 1;
+	}
 	if (check) {
 		/* a missing user is the host's business, not the file's */
 		r = privs_check_user(d.cfg->user);
@@ -202,13 +303,27 @@ int main(int argc, char **argv)
 		log_warn("creating %s", d.cfg->netns_dir);
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
-	privs_drop(d.cfg->user);
 
 	d.base = event_base_new();
 	if (!d.base)
 		fatalx("event_base_new failed");
 	TAILQ_INIT(&d.nss);
 	TAILQ_INIT(&d.relays);
+	TAILQ_INIT(&d.provisioned);
+	TAILQ_INIT(&d.clients);
+	if (d.cfg->provision.enabled) {
+		/* as root: the socket is root's, the netlink socket opened
+		 * with every credential */
+		r = control_open(&d, d.cfg->provision.control);
+		if (r < 0) {
+			errno = -r;
+			fatal("control socket %s", d.cfg->provision.control);
+		}
+		d.prov = prov_new(d.base, d.cfg->netns_dir);
+		if (!d.prov)
+			fatal("starting the provisioner");
+	}
+	privs_drop(d.cfg->user, d.prov != NULL);
 	sigs[0] = evsignal_new(d.base, SIGTERM, on_stop, &d);
 	sigs[1] = evsignal_new(d.base, SIGINT, on_stop, &d);
 	sigs[2] = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -220,6 +335,8 @@ int main(int argc, char **argv)
 	if (!d.sync_ev)
 		fatalx("evtimer_new failed");
 	watch_start(&d);
+	if (d.prov)
+		provision_users(&d);
 	ns_sync(&d);
 	need = ns_count_bindings(&d) + FD_RESERVE;
 	if (need > (unsigned long)d.fd_limit)
@@ -242,6 +359,9 @@ int main(int argc, char **argv)
 	event_base_dispatch(d.base);
 
 	sd_notify(0, "STOPPING=1");
+	control_close(&d);
+	prov_free(d.prov);
+	provisioned_free(&d);
 	relay_close_all(&d);
 	ns_free_all(&d);
 	if (d.watch_ev) {

@@ -25,11 +25,15 @@
 #include "engine/log.h"
 #include "engine/privs.h"
 
-static const int keep[] = { CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE };
+static const int keep[] = {
+	CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE,	/* relaying */
+	CAP_NET_ADMIN, CAP_DAC_OVERRIDE,	/* provisioning */
+};
+static size_t nkeep = 2;
 
 static bool kept(int cap)
 {
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+	for (size_t i = 0; i < nkeep; i++)
 		if (keep[i] == cap)
 			return true;
 	return false;
@@ -61,7 +65,7 @@ static bool has_cap(const struct __user_cap_data_struct d[2], int cap)
 	return d[cap / 32].effective & (1u << (cap % 32));
 }
 
-void privs_drop(const char *user)
+void privs_drop(const char *user, bool provisioning)
 {
 	struct __user_cap_header_struct hdr = {
 		.version = _LINUX_CAPABILITY_VERSION_3,
@@ -69,9 +73,11 @@ void privs_drop(const char *user)
 	struct __user_cap_data_struct data[2];
 	struct passwd *pw;
 
+	if (provisioning)
+		nkeep = sizeof(keep) / sizeof(keep[0]);
 	if (geteuid() != 0) {
 		caps_get(data);
-		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		for (size_t i = 0; i < nkeep; i++)
 			if (!has_cap(data, keep[i]))
 				log_warnx("running as uid %u without capability "
 					  "%d: namespaces may be unreachable "
@@ -107,7 +113,7 @@ void privs_drop(const char *user)
 		fatal("PR_SET_KEEPCAPS");
 
 	memset(data, 0, sizeof(data));
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+	for (size_t i = 0; i < nkeep; i++) {
 		data[keep[i] / 32].permitted |= 1u << (keep[i] % 32);
 		data[keep[i] / 32].effective |= 1u << (keep[i] % 32);
 	}

@@ -33,13 +33,18 @@
  *            HOST_IF exists: it must be a veth whose peer (IFLA_LINK_NETNSID
  *            = our nsid, IFLA_LINK = an index in the namespace) is NS_IF in
  *            our namespace.  Missing: NS_IF must not exist in the namespace.
+ *            (A namespace this job created has only lo: just the GET.)
  *   CREATE   RTM_NEWLINK veth HOST_IF (up), peer NS_IF created directly in
  *            the namespace (IFLA_NET_NS_FD inside VETH_INFO_PEER: the peer
- *            name never exists on the host).  Then PROBE again.
- *   INSPECT  namespace: dump addresses, dump routes.  host: dump addresses
+ *            name never exists on the host).  Then PROBE again, inside the
+ *            namespace only: NS_IF's IFLA_LINK is the host end's index.
+ *   INSPECT  namespace: dump addresses, dump routes (unless this job created
+ *            it: then there are none).  host: dump addresses
  *            of HOST_IF (kernel-filtered; skipped for a veth just created),
- *            and RTM_GETROUTE each of the four addresses: RTN_LOCAL means it
- *            is assigned somewhere on the host.
+ *            and is each of the four addresses assigned somewhere on the
+ *            host?  IPv6: RTM_GETADDR for the address (a hash lookup that
+ *            also sees tentative addresses and down links); IPv4 has no
+ *            such request: RTM_GETROUTE, RTN_LOCAL means assigned.
  *   APPLY    only what is missing, in dependency order per socket: host end
  *            up, host addresses; lo up, namespace end up, namespace
  *            addresses (IPv6 with IFA_F_NODAD: usable at once, no DAD on a
@@ -196,6 +201,7 @@ enum req_kind {
 	R_NS_ROUTES,
 	R_HOST_ADDRS,
 	R_ROUTE_GET,	/* "unreachable" answers = not local */
+	R_ADDR_GET,	/* EADDRNOTAVAIL = not assigned on the host */
 	R_BEST_EFFORT,	/* errors ignored (undo) */
 	R_DEL,		/* ENODEV = already gone */
 };
@@ -1131,6 +1137,27 @@ static int msg_route_get(const struct nlmsghdr *nlh, void *arg)
 	return 0;
 }
 
+/* The host's answer to "where is this IPv6 address": not on our link. */
+static int msg_addr_get(const struct nlmsghdr *nlh, void *arg)
+{
+	struct prov_req *q = arg;
+	struct prov_job *j = q->job;
+	struct prov_target *t = &j->t[q->idx];
+	struct prov_addr ad;
+	int r;
+
+	if (!nlh)
+		return 0;
+	r = parse_addr(nlh, &ad);
+	if (r)
+		return r < 0 ? r : 0;
+	if (ad.family != t->family || memcmp(ad.addr, t->addr, 16))
+		return 0;
+	if (!(t->host_side && j->host_found && ad.index == j->host.index))
+		t->local = true;
+	return 0;
+}
+
 static void req_done(int err, const char *extack, void *arg)
 {
 	struct prov_req *q = arg;
@@ -1150,6 +1177,10 @@ static void req_done(int err, const char *extack, void *arg)
 	case R_ROUTE_GET:
 		if (err == -ENETUNREACH || err == -EHOSTUNREACH ||
 		    err == -ENETDOWN || err == -EACCES)
+			err = 0;
+		break;
+	case R_ADDR_GET:
+		if (err == -EADDRNOTAVAIL)
 			err = 0;
 		break;
 	case R_BEST_EFFORT:
@@ -1337,14 +1368,19 @@ static void send_new_veth(struct prov_job *j)
 		 j->spec.host_if, j->spec.ns_if);
 }
 
-static void send_del_link(struct prov_job *j, enum req_kind kind)
+/* Delete HOST_IF: by the index we checked (deprovision), or by name (undo
+ * of a veth this job created, whose index may not be known yet). */
+static void send_del_link(struct prov_job *j, enum req_kind kind, bool by_name)
 {
 	struct prov_buf buf;
 	struct nlmsghdr *nlh = req_start(&buf, RTM_DELLINK, 0);
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 
 	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = (int)j->host.index;
+	if (by_name)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, j->spec.host_if);
+	else
+		ifi->ifi_index = (int)j->host.index;
 	job_send(j, true, nlh, NULL, kind, 0, "delete host interface %s",
 		 j->spec.host_if);
 }
@@ -1397,21 +1433,34 @@ static void send_add_default(struct prov_job *j, int f)
 		 ntop(gw->family, gw->addr, a, sizeof(a)), j->spec.ns_if);
 }
 
-static void send_route_get(struct prov_job *j, int ti)
+/* Is target ti assigned on the host (see INSPECT)?  Sets t->local. */
+static void send_local_check(struct prov_job *j, int ti)
 {
-	const struct prov_target *t = &j->t[ti];
+	struct prov_target *t = &j->t[ti];
 	struct prov_buf buf;
-	struct nlmsghdr *nlh = req_start(&buf, RTM_GETROUTE, 0);
-	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	struct nlmsghdr *nlh;
+	struct ifaddrmsg *ifa;
+	struct rtmsg *rtm;
 	char a[INET6_ADDRSTRLEN];
 
-	rtm->rtm_family = (uint8_t)t->family;
-	rtm->rtm_dst_len = t->family == AF_INET ? 32 : 128;
-	mnl_attr_put(nlh, RTA_DST, t->family == AF_INET ? 4 : 16, t->addr);
-	j->t[ti].local = false;
+	t->local = false;
+	ntop(t->family, t->addr, a, sizeof(a));
+	if (t->family == AF_INET6) {
+		nlh = req_start(&buf, RTM_GETADDR, 0);
+		ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+		ifa->ifa_family = AF_INET6;
+		mnl_attr_put(nlh, IFA_ADDRESS, 16, t->addr);
+		job_send(j, true, nlh, msg_addr_get, R_ADDR_GET, ti,
+			 "look up %s on the host", a);
+		return;
+	}
+	nlh = req_start(&buf, RTM_GETROUTE, 0);
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 32;
+	mnl_attr_put(nlh, RTA_DST, 4, t->addr);
 	job_send(j, true, nlh, msg_route_get, R_ROUTE_GET, ti,
-		 "look up %s on the host", ntop(t->family, t->addr, a,
-						 sizeof(a)));
+		 "look up %s on the host", a);
 }
 
 /* ------------------------------------------------------------ namespace */
@@ -1603,13 +1652,21 @@ later:
 
 /* ------------------------------------------------------------ steps */
 
+/* What PROBE asks depends on what this job already did: a namespace it
+ * just created holds only lo (nothing to list, and a host link with our
+ * name cannot be paired with it); after CREATE, the namespace end's
+ * IFLA_LINK names the host end, so only the namespace is listed. */
 static void start_probe(struct prov_job *j)
 {
 	j->step = S_PROBE;
-	send_get_link(j);
-	send_get_nsid(j);
-	send_dump(j, false, RTM_GETLINK, 0, msg_ns_link, R_NS_LINKS,
-		  "list the links of the namespace");
+	j->nlinks = 0;
+	if (!j->veth_created)
+		send_get_link(j);
+	if (!j->ns_created)
+		send_get_nsid(j);
+	if (!j->ns_created || j->veth_created)
+		send_dump(j, false, RTM_GETLINK, 0, msg_ns_link, R_NS_LINKS,
+			  "list the links of the namespace");
 }
 
 static void step_ns(struct prov_job *j)
@@ -1646,19 +1703,70 @@ static void step_ns(struct prov_job *j)
 	start_probe(j);
 }
 
+/* After CREATE: the pair as the namespace sees it. */
+static bool probe_created(struct prov_job *j)
+{
+	j->peer = job_link_by_name(j, j->spec.ns_if);
+	if (!j->peer || !j->peer->veth || !j->peer->has_peer) {
+		job_error(j, -ENODEV, "veth %s created, but %s is not in the "
+			  "namespace", j->spec.host_if, j->spec.ns_if);
+		return false;
+	}
+	memset(&j->host, 0, sizeof(j->host));
+	j->host.index = j->peer->peer;
+	j->host.flags = IFF_UP;		/* created up */
+	j->host.veth = true;
+	snprintf(j->host.name, sizeof(j->host.name), "%s", j->spec.host_if);
+	j->host_found = true;
+	return true;
+}
+
+/* An existing HOST_IF: ours only if its peer is NS_IF in our namespace. */
+static bool probe_existing(struct prov_job *j)
+{
+	if (!j->host.veth) {
+		job_error(j, -EEXIST, "host interface %s exists and is not a "
+			  "veth (kind %s)", j->spec.host_if,
+			  j->host.kind[0] ? j->host.kind : "none");
+		return false;
+	}
+	if (!j->host.has_nsid || !j->host.has_peer) {
+		job_error(j, -EEXIST, "host interface %s exists and its veth "
+			  "peer is on the host, not in the namespace",
+			  j->spec.host_if);
+		return false;
+	}
+	if (j->ns_created || j->nsid < 0 || j->host.nsid != j->nsid) {
+		job_error(j, -EEXIST, "host interface %s exists and its veth "
+			  "peer is in another namespace (nsid %d)",
+			  j->spec.host_if, j->host.nsid);
+		return false;
+	}
+	j->peer = job_link_by_index(j, j->host.peer);
+	if (!j->peer) {
+		job_error(j, -ENODEV, "the peer of %s is not in the namespace",
+			  j->spec.host_if);
+		return false;
+	}
+	if (strcmp(j->peer->name, j->spec.ns_if)) {
+		job_error(j, -EEXIST, "the peer of %s in the namespace is "
+			  "named %s, not %s", j->spec.host_if, j->peer->name,
+			  j->spec.ns_if);
+		return false;
+	}
+	return true;
+}
+
 static void step_probe_done(struct prov_job *j)
 {
-	struct prov_link *p;
-
-	j->lo = job_link_by_name(j, "lo");
-	p = job_link_by_name(j, j->spec.ns_if);
-	if (!j->host_found) {
-		if (j->veth_created) {
-			job_error(j, -ENODEV, "host interface %s vanished "
-				  "right after its creation", j->spec.host_if);
+	if (j->veth_created) {
+		if (!probe_created(j))
 			return;
-		}
-		if (p) {
+	} else if (j->host_found) {
+		if (!probe_existing(j))
+			return;
+	} else {
+		if (job_link_by_name(j, j->spec.ns_if)) {
 			job_error(j, -EEXIST, "%s already exists in the "
 				  "namespace without a peer %s on the host",
 				  j->spec.ns_if, j->spec.host_if);
@@ -1668,53 +1776,27 @@ static void step_probe_done(struct prov_job *j)
 		send_new_veth(j);
 		return;
 	}
-	if (!j->host.veth) {
-		job_error(j, -EEXIST, "host interface %s exists and is not a "
-			  "veth (kind %s)", j->spec.host_if,
-			  j->host.kind[0] ? j->host.kind : "none");
-		return;
-	}
-	if (!j->host.has_nsid || !j->host.has_peer) {
-		job_error(j, -EEXIST, "host interface %s exists and its veth "
-			  "peer is on the host, not in the namespace",
-			  j->spec.host_if);
-		return;
-	}
-	if (j->nsid < 0 || j->host.nsid != j->nsid) {
-		job_error(j, -EEXIST, "host interface %s exists and its veth "
-			  "peer is in another namespace (nsid %d)",
-			  j->spec.host_if, j->host.nsid);
-		return;
-	}
-	j->peer = job_link_by_index(j, j->host.peer);
-	if (!j->peer) {
-		job_error(j, -ENODEV, "the peer of %s is not in the namespace",
-			  j->spec.host_if);
-		return;
-	}
-	if (strcmp(j->peer->name, j->spec.ns_if)) {
-		job_error(j, -EEXIST, "the peer of %s in the namespace is "
-			  "named %s, not %s", j->spec.host_if, j->peer->name,
-			  j->spec.ns_if);
-		return;
-	}
+	j->lo = job_link_by_name(j, "lo");
 	if (!j->lo) {
 		job_error(j, -ENODEV, "no lo in the namespace");
 		return;
 	}
 
+	/* a namespace this job created has no address or route yet */
 	j->step = S_INSPECT;
-	send_dump(j, false, RTM_GETADDR, 0, msg_ns_addr, R_NS_ADDRS,
-		  "list the addresses of the namespace");
-	send_dump(j, false, RTM_GETROUTE, 0, msg_ns_route, R_NS_ROUTES,
-		  "list the routes of the namespace");
+	if (!j->ns_created) {
+		send_dump(j, false, RTM_GETADDR, 0, msg_ns_addr, R_NS_ADDRS,
+			  "list the addresses of the namespace");
+		send_dump(j, false, RTM_GETROUTE, 0, msg_ns_route, R_NS_ROUTES,
+			  "list the routes of the namespace");
+	}
 	if (!j->veth_created)
 		send_dump(j, true, RTM_GETADDR, j->host.index, msg_host_addr,
 			  R_HOST_ADDRS, "list the addresses of the host end");
-	send_route_get(j, T_H4);
-	send_route_get(j, T_N4);
-	send_route_get(j, T_H6);
-	send_route_get(j, T_N6);
+	send_local_check(j, T_H4);
+	send_local_check(j, T_N4);
+	send_local_check(j, T_H6);
+	send_local_check(j, T_N6);
 }
 
 static void step_inspect_done(struct prov_job *j)
@@ -1772,8 +1854,8 @@ static void step_inspect_done(struct prov_job *j)
 static void step_undo(struct prov_job *j)
 {
 	j->step = S_UNDO;
-	if (j->veth_created && j->host_found)
-		send_del_link(j, R_BEST_EFFORT);
+	if (j->veth_created)
+		send_del_link(j, R_BEST_EFFORT, true);
 }
 
 static void step_undo_done(struct prov_job *j)
@@ -1790,7 +1872,7 @@ static void step_dprobe_done(struct prov_job *j)
 	if (j->host_found && j->host.veth && j->host.has_nsid &&
 	    j->nsid >= 0 && j->host.nsid == j->nsid) {
 		j->step = S_DDEL;
-		send_del_link(j, R_DEL);
+		send_del_link(j, R_DEL, false);
 	}
 }
 

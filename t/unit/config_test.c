@@ -168,7 +168,8 @@ static void test_sockaddrs(void)
 		{ "127.0.0.1:", false, NULL, "missing port" },
 		{ "[::1]", false, NULL, "missing port" },
 		{ "[::1]:", false, NULL, "missing port" },
-		{ "[::1]3306", false, NULL, "expected ':' and a port after ']'" },
+		{ "[::1]3306", false, NULL,
+		  "expected ':' and a port after ']'" },
 		{ "[::1:3306", false, NULL,
 		  "missing ']' after the IPv6 address" },
 		{ "[127.0.0.1]:80", false, NULL, "not an IPv6 address" },
@@ -328,6 +329,31 @@ static void check_minimal(const struct config *cfg)
 	ok(!config_serves_ns(cfg, ".."), "minimal: but not ..");
 }
 
+static void check_provision(const struct config *cfg)
+{
+	const struct config_provision *p = &cfg->provision;
+
+	ok(config_serves_ns(cfg, "u-alice"), "provision: glob matches u-*");
+	ok(!config_serves_ns(cfg, "alice"), "provision: glob excludes alice");
+	ok(p->enabled, "provision: enabled");
+	if (!ok(p->n_users == 3, "provision: three users"))
+		return;
+	ok(!strcmp(p->users[0].name, "alice") && p->users[0].index == -1,
+	   "provision: scalar user, index from uid");
+	ok(!strcmp(p->users[1].name, "bob") && p->users[1].index == 7,
+	   "provision: flow mapping user with index");
+	is_int(config_provision_index(cfg, "bob"), 7, "provision: bob index");
+	is_int(config_provision_index(cfg, "dave"), -1,
+	       "provision: unknown user index -1");
+	is_int(p->uid_base, 2000, "provision: uid_base");
+	is_str(p->ipv4_pool, "100.80.0.0/12", "provision: ipv4_pool");
+	is_int(p->ipv4_pool_at.line, 15, "provision: ipv4_pool line");
+	is_int(p->ipv4_pool_at.col, 14, "provision: ipv4_pool column");
+	is_str(p->host_template, "veth_%U_out", "provision: host template");
+	is_str(p->control, "/run/nsrelay/ctl.sock", "provision: control");
+	is_str(p->domain, "users.example.org", "provision: domain");
+}
+
 static void check_full(const struct config *cfg)
 {
 	const struct config_service *my = find_service(cfg, "mysql");
@@ -336,6 +362,8 @@ static void check_full(const struct config *cfg)
 	const struct sockaddr_un *sun;
 
 	is_str(cfg->user, "relay", "full: user");
+	ok(!cfg->provision.enabled && !cfg->provision.control,
+	   "full: no provisioning without the section");
 	is_str(cfg->netns_dir, "/var/run/netns", "full: netns dir");
 	ok(!cfg->ns_all, "full: names given, so not all");
 	ok(cfg->n_namespaces == 3 && !strcmp(cfg->namespaces[0], "alice") &&
@@ -409,6 +437,7 @@ static const struct {
 	const char *file;
 	void (*check)(const struct config *cfg);
 } valid_checks[] = {
+	{ "provision.yaml", check_provision },
 	{ "minimal.yaml", check_minimal },
 	{ "full.yaml", check_full },
 	{ "flow.yaml", check_flow },
@@ -467,6 +496,7 @@ static void test_invalid(void)
 		want = slurp(path, &len);
 		rc = parse_case(dir, file, &cfg, &e);
 		ok(rc == -1 && !cfg && e.n > 0, "invalid/%s is refused", file);
+		config_free(cfg);	/* in case it was not */
 		if (!ok(want != NULL, "  %s exists", path)) {
 			show_errors(&e);
 			goto next;
@@ -618,7 +648,7 @@ static void test_api(void)
 		rc = config_load(CONFIG_CASES "/valid/full.yaml", &cfg, &e);
 		config_free(cfg);
 	}
-	ok(!rc && !e.n, "repeated loads succeed");
+	ok(!rc && !e.n && !e.msg, "repeated loads succeed, errors untouched");
 
 	rc = config_load(CONFIG_CASES "/../../contrib/nsrelay.yaml", &cfg,
 			 &e);
