@@ -45,9 +45,11 @@ check "listeners only in matching namespaces (none in $OTHER)" \
 
 # --- vanish: an open connection keeps working, the listeners go
 old_ino=$(stat -c %i "/run/netns/$N1")
+conn_re="ns $N1: echo: connection .*upstream connected"
+n0=$(log_count "$conn_re")
 start_bg chat ip netns exec "$N1" "$PYTHON" "$PEER" chatter --port 7000 \
 	--count 40 --interval 0.1
-conn_seen() { grep -q "ns $N1: echo: connection .*upstream connected" "$DLOG"; }
+conn_seen() { [ "$(log_count "$conn_re")" -gt "$n0" ]; }
 wait_for 10 conn_seen || diag "no connection logged"
 ip netns del "$N1"
 gone_logged() { grep -q "ns $N1: namespace gone" "$DLOG"; }
@@ -64,14 +66,15 @@ no_old_listener() {
 check_within 10 "no listener left in the deleted namespace" no_old_listener
 wait_for 15 _gone "$chat_pid"
 wait "$chat_pid" 2>/dev/null
-is "$?" 0 "the open connection kept working until it closed"
+is "$?" 0 "the open connection kept working until it closed" ||
+	diag "$(cat "$chat_out" "$chat_err")"
 check "the other namespace is still served" \
 	peer_in "$N2" echo --port 7000 --bytes 64KiB
 
-# --- re-created under the same name: a new namespace, served anew
+# --- re-created under the same name: a new namespace, served anew (the
+# kernel may hand the freed nsfs inode number to it: nsrelayd held no socket
+# in the old one, or the number could not have been reused)
 netns_create "$N1"
-new_ino=$(stat -c %i "/run/netns/$N1")
-cmp_ok "$new_ino" -ne "$old_ino" "the re-created namespace is a new one"
 check_within 10 "the re-created namespace is served" \
 	peer_in "$N1" echo --port 7000 --bytes 64KiB --timeout 2
 check "its listeners are in the new namespace" \
@@ -79,6 +82,7 @@ check "its listeners are in the new namespace" \
 	--expect "$N1=127.0.0.1:7000" --expect "$N1=[::1]:7000"
 
 # --- churn: quick add/del cycles of a matching name
+ip netns del "$N1"
 for i in $(seq 30); do
 	ip netns add "$N1" && ip -n "$N1" link set lo up && ip netns del "$N1"
 done
