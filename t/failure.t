@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Failures: refused upstream, idle timeout, upstream killed mid-transfer,
-# upstream reset mid-stream, and a slow reader (backpressure: bounded memory).
+# resets both ways, and a slow reader (backpressure: bounded memory).
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
@@ -12,6 +12,7 @@ start_server idle echo
 start_server victim source --bytes 1GiB --seed 5 --rate 4MiB \
 	--progress "$T/victim.progress"
 start_server rst rst-after --bytes 1MiB --seed 2 --delay 0.3
+start_server watch watch
 start_server slow slowsource --bytes 64MiB --seed 6 --progress "$T/slow.progress"
 dead_port=$(peer freeport) || bail "freeport failed"
 
@@ -43,6 +44,9 @@ services:
   rst:
     listen: ["127.0.0.1:7004"]
     upstream: "127.0.0.1:$rst_port"
+  watch:
+    listen: ["127.0.0.1:7006"]
+    upstream: "127.0.0.1:$watch_port"
   slow:
     listen: ["127.0.0.1:7005"]
     upstream: "127.0.0.1:$slow_port"
@@ -100,6 +104,17 @@ check "... and a working service still answers" \
 # --- RST mid-stream
 check "upstream RST mid-stream: client gets ECONNRESET, not a clean EOF" \
 	peer_in "$NS" expect-reset --port 7004 --seed 2
+
+# --- client RST: passed on to the upstream as a reset, promptly
+check "client aborts after its 64 KiB were echoed" \
+	peer_in "$NS" abort --port 7006 --bytes 64KiB
+watch_line() { grep -qE '^(eof|reset) ' "$watch_out"; }
+if wait_for 5 watch_line; then
+	is "$(grep -E '^(eof|reset) ' "$watch_out")" "reset 65536" \
+		"client RST: the upstream sees a reset (not a clean EOF) within 5 s"
+else
+	fail "client RST: the upstream sees a reset (not a clean EOF) within 5 s"
+fi
 
 # --- slow reader: the upstream writes 64 MiB, the client reads nothing
 rss0=$(proc_field "$DPID" VmRSS)

@@ -34,6 +34,8 @@ SERVERS: peer.py serve KIND [options]
                        send N bytes of stream S, wait SECS (default 0.3),
                        then close with SO_LINGER {1, 0}: a TCP RST.
   sink                 read to EOF; print "NBYTES SHA256HEX"; close.
+  watch                echo; when the client side ends print "eof N" or
+                       "reset N" (N bytes received).
   halfclose-reply --bytes N [--seed S] [--pieces K --interval SECS]
                        read to EOF, then reply "SHA256HEX NBYTES\\n" for what
                        it received, followed by N bytes of stream S (in K
@@ -53,6 +55,7 @@ CLIENTS: peer.py KIND [options]
                        send N bytes while concurrently reading the echo;
                        compare SHA-256 of both directions.
   greet [--expect T]   connect, send nothing, expect the line T.
+  abort [--bytes N]    send N bytes, read their echo, close with a reset.
   readline             connect, send nothing, print the first line received.
   chatter [--count N] [--interval SECS]
                        send "ping I\n" N times (default 8), SECS apart
@@ -321,6 +324,21 @@ def srv_sink(conn, args):
     conn.shutdown(socket.SHUT_WR)
 
 
+def srv_watch(conn, args):
+    """Echo, and report how the client side ended: "eof N" or "reset N"."""
+    n = 0
+    try:
+        while True:
+            data = conn.recv(BLOCK)
+            if not data:
+                say("eof %d" % n)
+                return
+            n += len(data)
+            conn.sendall(data)
+    except ConnectionResetError:
+        say("reset %d" % n)
+
+
 def srv_halfclose_reply(conn, args):
     h = hashlib.sha256()
     n = read_all(conn, h)
@@ -372,6 +390,7 @@ SERVERS = {
     "slowsource": srv_source,
     "rst-after": srv_rst_after,
     "sink": srv_sink,
+    "watch": srv_watch,
     "halfclose-reply": srv_halfclose_reply,
     "sendfirst": srv_sendfirst,
     "silent": srv_silent,
@@ -582,6 +601,23 @@ def cli_drain(args):
     if n < args.min_bytes:
         die("%s after only %d bytes (min %d)" % (kind, n, args.min_bytes))
     say("%s %d after %.2fs" % (kind, n, el))
+
+
+def cli_abort(args):
+    """Send N bytes, read their echo, then close with a reset (SO_LINGER 0)."""
+    s = connect(args)
+    msg = Stream(args.seed).read(args.bytes)
+    s.sendall(msg)
+    got = 0
+    while got < len(msg):
+        data = recv(s, BLOCK, "echo")
+        if not data:
+            die("closed after %d of %d echoed bytes" % (got, len(msg)))
+        got += len(data)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                 struct.pack("ii", 1, 0))
+    s.close()
+    say("aborted after %d bytes" % got)
 
 
 def cli_expect_reset(args):
@@ -853,6 +889,9 @@ def main():
     c.add_argument("--seed", type=int, default=1)
     c = client("drain")
     c.add_argument("--min-bytes", type=parse_size, default=0)
+    c = client("abort")
+    c.add_argument("--bytes", type=parse_size, default=4096)
+    c.add_argument("--seed", type=int, default=3)
     c = client("expect-reset")
     c.add_argument("--seed", type=int)
     c.add_argument("--send")
@@ -902,7 +941,7 @@ def main():
         "echo": cli_echo, "greet": cli_greet, "readline": cli_readline,
         "chatter": cli_chatter, "concurrent": cli_concurrent,
         "fetch": cli_fetch, "drain": cli_drain,
-        "expect-reset": cli_expect_reset, "expect-close": cli_expect_close,
+        "abort": cli_abort, "expect-reset": cli_expect_reset, "expect-close": cli_expect_close,
         "halfclose": cli_halfclose, "late-send": cli_late_send,
         "slowread": cli_slowread, "hold": cli_hold,
         "placement": cli_placement, "freeport": cli_freeport,
