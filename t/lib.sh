@@ -47,6 +47,7 @@ _tap_done=
 _pids=()
 _bgnames=()
 _netns=()
+_links=()
 _nsn=0
 _dlogs=()
 
@@ -258,6 +259,9 @@ _cleanup() {
 	for i in "${_netns[@]}"; do
 		[ -e "/run/netns/$i" ] && ip netns del "$i" 2>/dev/null
 	done
+	for i in "${_links[@]}"; do
+		ip link del "$i" 2>/dev/null
+	done
 	[ -n "$T" ] && [ -z "${KEEP_TMP-}" ] && rm -rf "$T"
 	if [ -z "$_tap_done" ]; then
 		printf '1..%d\n' "$_tap_n"
@@ -272,6 +276,14 @@ netns_reserve() {	# netns_reserve VAR: a fresh name, removed at exit
 	local name="nsrt-$$-$_nsn"
 	_netns+=("$name")
 	printf -v "$1" '%s' "$name"
+}
+
+netns_adopt() {	# netns_adopt NAME: remove NAME at exit (made by others)
+	_netns+=("$1")
+}
+
+link_adopt() {	# link_adopt NAME: delete host link NAME at exit if present
+	_links+=("$1")
 }
 
 netns_create() {	# netns_create NAME: create, bring lo up

@@ -1,0 +1,189 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Provisioning by the daemon: namespaces of the config's users are created
+# and wired (names, addresses, prefixes, routes, link states exactly as
+# specified), served, reachable over their veth both ways; a restart changes
+# nothing (same interfaces, a connection across the veth survives); the
+# control socket provisions concurrently and repeatedly, refuses unknown
+# users; conflicts fail only their namespace; the hosts file follows;
+# deprovisioning removes exactly what was created.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+command -v socat >/dev/null || skip_all "socat not found"
+
+B=$((12000 + ($$ % 500) * 4))	# this run's indexes: B .. B+3
+pre="nsrc-$$-"
+ctl=$T/control.sock
+hosts=$T/hosts
+v4() { echo "100.$((64 + $1 / 256)).$(($1 % 256)).$2"; }
+v6() { printf 'fd75:6272:7370:%x::%s' "$1" "$2"; }
+for u in daemon bin sync games lp; do netns_adopt "$pre$u"; done
+for i in 0 1 2 3; do link_adopt "nc$((B + i))"; done
+for u in daemon bin; do getent passwd "$u" >/dev/null || skip_all "no user $u"; done
+uid_lp=$(id -u lp 2>/dev/null) || skip_all "no user lp"
+
+links_before=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | sort)
+ns_before=$(ip netns list | awk '{print $1}' | sort)
+
+# a stale host-side veth already holds the name sync's host end would get
+ip link add "nc$((B + 2))" type veth peer name "ncx$$" || bail "ip link add"
+link_adopt "ncx$$"
+
+start_server echo echo
+conf=$T/control.yaml
+cat >"$conf" <<EOF
+user: nobody
+namespaces:
+  all: true
+  match: "$pre*"
+services:
+  echo:
+    listen: ["127.0.0.1:7000", "[::1]:7000"]
+    upstream: "127.0.0.1:$echo_port"
+provision:
+  users:
+    - { name: daemon, index: $B }
+    - { name: bin, index: $((B + 1)) }
+    - { name: sync, index: $((B + 2)) }
+    - { name: games, index: 20000 }
+  uid_base: 0
+  namespace: "$pre%u"
+  host_interface: "nc%i"
+  control: $ctl
+  hosts_file: $hosts
+  domain: test.example
+EOF
+chmod 0644 "$conf"
+start_daemon "$conf"
+provisioned() { grep -q "ns $pre$1: provisioned for $1" "$DLOG"; }
+check_within 20 "daemon's namespace provisioned at start" provisioned daemon
+check_within 20 "bin's namespace provisioned at start" provisioned bin
+
+# --- exactly as specified
+spec_ok() {	# spec_ok USER INDEX
+	local ns=$pre$1 i=$2
+	"$PYTHON" - "$ns" "nc$i" "$(v4 "$i" 1)" "$(v4 "$i" 2)" \
+		"$(v6 "$i" 1)" "$(v6 "$i" 2)" <<'PY'
+import json, subprocess, sys
+ns, hif, h4, n4, h6, n6 = sys.argv[1:]
+def ipj(*a):
+    return json.loads(subprocess.check_output(["ip", "-j"] + list(a)) or b"[]")
+bad = []
+def want(c, what):
+    if not c: bad.append(what)
+links = {l["ifname"]: l for l in ipj("-n", ns, "link")}
+want(set(links) == {"lo", "veth0"}, "links in ns: %s" % sorted(links))
+want("UP" in links.get("lo", {}).get("flags", []), "lo up")
+want("UP" in links.get("veth0", {}).get("flags", []), "veth0 up")
+host = ipj("link", "show", hif)
+want(host and "UP" in host[0]["flags"], "host end up")
+want(host and host[0].get("link_type") == "ether", "host end ether")
+def addrs(*a):
+    out = set()
+    for l in ipj(*a):
+        for ai in l.get("addr_info", []):
+            if ai.get("scope") == "global":
+                out.add("%s/%d" % (ai["local"], ai["prefixlen"]))
+    return out
+want(addrs("-n", ns, "addr", "show", "veth0") == {n4 + "/30", n6 + "/64"},
+     "ns addresses %s" % addrs("-n", ns, "addr", "show", "veth0"))
+want(addrs("addr", "show", hif) == {h4 + "/30", h6 + "/64"},
+     "host addresses %s" % addrs("addr", "show", hif))
+r4 = [r for r in ipj("-n", ns, "route") if r["dst"] == "default"]
+want(len(r4) == 1 and r4[0].get("gateway") == h4 and r4[0].get("dev") == "veth0",
+     "IPv4 default route %s" % r4)
+r6 = [r for r in ipj("-n", ns, "-6", "route") if r["dst"] == "default"]
+want(len(r6) == 1 and r6[0].get("gateway") == h6 and r6[0].get("dev") == "veth0",
+     "IPv6 default route %s" % r6)
+if bad:
+    sys.exit("; ".join(bad))
+PY
+}
+check "daemon: links, addresses, prefixes, routes, states as specified" spec_ok daemon $B
+check "bin: links, addresses, prefixes, routes, states as specified" spec_ok bin $((B + 1))
+check_within 10 "the proxied service inside daemon's namespace" \
+	peer_in "${pre}daemon" echo --port 7000 --bytes 64KiB --timeout 2
+check_within 10 "the proxied service inside bin's namespace (IPv6)" \
+	peer_in "${pre}bin" echo --host ::1 --port 7000 --bytes 64KiB --timeout 2
+
+# --- over the veth, both ways, IPv4 and IPv6
+start_server h4 echo --host "$(v4 $B 1)"
+start_server h6 echo --host "$(v6 $B 1)"
+start_server n4 -n "${pre}daemon" echo --host "$(v4 $B 2)"
+start_server n6 -n "${pre}daemon" echo --host "$(v6 $B 2)"
+check "namespace -> host over the veth (IPv4)" \
+	peer_in "${pre}daemon" echo --host "$(v4 $B 1)" --port "$h4_port"
+check "namespace -> host over the veth (IPv6)" \
+	peer_in "${pre}daemon" echo --host "$(v6 $B 1)" --port "$h6_port"
+check "host -> namespace over the veth (IPv4)" \
+	peer echo --host "$(v4 $B 2)" --port "$n4_port"
+check "host -> namespace over the veth (IPv6)" \
+	peer echo --host "$(v6 $B 2)" --port "$n6_port"
+
+# --- conflicts: only their namespace fails
+stale_logged() { grep -q "ns ${pre}sync: provisioning for sync failed: .*nc$((B + 2))" "$DLOG"; }
+check_within 10 "a stale host veth with the target name: a clear error" stale_logged
+range_logged() { grep -qiE "provisioning for games: .*(pool|range)" "$DLOG"; }
+check_within 10 "an index outside the pool: a clear error" range_logged
+is "$(ip -j link show "ncx$$" | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1 \
+	"the stale veth was left alone"
+
+# --- hosts file
+check "hosts file maps daemon.test.example to its IPv4 address" \
+	grep -qx "$(v4 $B 2) daemon.test.example" "$hosts"
+check "hosts file maps bin.test.example to its IPv6 address" \
+	grep -qx "$(v6 $((B + 1)) 2) bin.test.example" "$hosts"
+
+# --- restart: nothing re-created, a connection across the veth survives
+idx() { ip -j link show "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[0]["ifindex"])'; }
+nidx() { ip -n "$1" -j link show veth0 | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[0]["ifindex"])'; }
+before="$(idx nc$B) $(nidx "${pre}daemon") $(idx nc$((B + 1)))"
+start_bg chat ip netns exec "${pre}daemon" "$PYTHON" "$PEER" chatter \
+	--host "$(v4 $B 1)" --port "$h4_port" --count 50 --interval 0.1
+stop_daemon
+is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
+start_daemon "$conf"
+n_prov() { [ "$(log_count "ns $pre(daemon|bin): provisioned for")" -ge 2 ]; }
+check_within 20 "restarted: both namespaces ready again" n_prov
+after="$(idx nc$B) $(nidx "${pre}daemon") $(idx nc$((B + 1)))"
+is "$after" "$before" "restart re-created nothing (same interface indexes)"
+wait_for 15 _gone "$chat_pid"
+wait "$chat_pid"
+is "$?" 0 "a connection across the veth survived the restart" ||
+	diag "$(cat "$chat_out" "$chat_err")"
+
+# --- the control socket
+ask() { echo "$1" | timeout 30 socat -t 30 - "UNIX-CONNECT:$ctl"; }
+ask "provision lp" >"$T/a1" & a1=$!
+ask "provision lp" >"$T/a2" & a2=$!
+wait $a1 $a2
+is "$(cat "$T/a1") / $(cat "$T/a2")" "ok lp ${pre}lp / ok lp ${pre}lp" \
+	"two concurrent provision calls: both told success"
+is "$(ip netns list | awk '{print $1}' | grep -cx "${pre}lp")" 1 \
+	"... and one namespace"
+check "lp: as specified (index = uid - uid_base)" spec_ok lp "$uid_lp"
+check "its listener is open when ok is answered" \
+	peer_in "${pre}lp" echo --port 7000 --bytes 4KiB --timeout 2
+is "$(ask "provision lp")" "ok lp ${pre}lp" "a repeated call is a no-op success"
+like "$(ask "provision nosuchuser$$")" '^error: no such user' \
+	"an unknown user: a clear error"
+like "$(ask "frobnicate")" '^error: unknown command' "an unknown command: an error"
+check "the daemon still serves after the errors" \
+	peer_in "${pre}daemon" echo --port 7000 --bytes 4KiB
+is "$(stat -c %a "$ctl")" 600 "the control socket is root's only (0600)"
+
+# --- deprovision removes exactly what was created
+stop_pid "$h4_pid"; stop_pid "$h6_pid"; stop_pid "$n4_pid"; stop_pid "$n6_pid"
+for u in daemon bin lp; do
+	is "$(ask "deprovision $u")" "ok $u $pre$u" "deprovision $u"
+done
+ip link del "nc$((B + 2))"
+links_after=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | sort)
+ns_after=$(ip netns list | awk '{print $1}' | sort)
+is "$links_after" "$links_before" "host links are exactly as before"
+is "$ns_after" "$ns_before" "namespaces are exactly as before"
+check "hosts file no longer names daemon" \
+	bash -c "! grep -q daemon.test.example '$hosts'"
+stop_daemon
+is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
+done_testing
