@@ -55,7 +55,9 @@
  * inside a callback completes the requests and marks the socket dead, and the
  * outermost entry point releases it.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* setns, unshare (configure defines it too) */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -78,7 +80,7 @@
 #define NL_READ_BATCH	64		/* datagrams per read event */
 #define NL_MAX_REQ	65536		/* bytes, sanity bound on a request */
 #define NL_RETRY_MS	10		/* after EAGAIN from sendmsg */
-#define NL_SEND_BUDGET	4		/* sends per socket per loop turn */
+#define NL_SEND_BUDGET	1		/* sends per socket per loop turn */
 
 struct nl_req {
 	TAILQ_ENTRY(nl_req) entry;	/* nl->queue or nl->inflight */

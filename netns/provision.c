@@ -69,7 +69,9 @@
  * is a veth whose peer is in this namespace (the peer goes with it), then
  * the bind mount (umount2 MNT_DETACH) and the file, as `ip netns del` does.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* setns, unshare (configure defines it too) */
+#endif
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -215,7 +217,7 @@ struct prov_req {
 
 struct prov_ent {
 	struct prov_ent *hnext;
-	TAILQ_HEAD(, prov_job) jobs;	/* first one runs, or waits in runq */
+	TAILQ_HEAD(prov_ent_jobs, prov_job) jobs; /* first runs, or waits in runq */
 	bool ready;
 	struct prov_spec spec;		/* when ready */
 	dev_t dev;
@@ -568,10 +570,10 @@ static int ent_grow(struct prov *prov)
 
 static struct prov_ent *ent_get(struct prov *prov, const char *name)
 {
-	struct prov_ent **pp = ent_slot(prov, name), *e;
+	struct prov_ent **pp = ent_slot(prov, name), *e = *pp;
 
-	if (*pp)
-		return *pp;
+	if (e)
+		return e;
 	if (prov->n_ent >= prov->tab_size && ent_grow(prov) == 0)
 		pp = ent_slot(prov, name);
 	e = calloc(1, sizeof(*e) + strlen(name) + 1);
@@ -2051,6 +2053,7 @@ void prov_free(struct prov *prov)
 	prov->busy++;
 	/* netlink first: cancelled requests only count down (dying) */
 	TAILQ_FOREACH(j, &prov->running, q) {
+		/* cppcheck-suppress uninitvar ; it does not follow TAILQ */
 		nl_free(j->nsnl);
 		j->nsnl = NULL;
 	}
@@ -2120,27 +2123,24 @@ static void job_targets(struct prov_job *j)
 static int prov_submit(struct prov *prov, enum prov_op op,
 		       const struct prov_spec *spec, prov_cb cb, void *arg)
 {
-	struct prov_waiter *w;
-	struct prov_ent *e;
-	struct prov_job *j, *last;
-	int n;
+	struct prov_waiter *w = NULL;
+	struct prov_ent *e = NULL;
+	struct prov_job *j = NULL, *last;
+	int n, err;
 
 	if (prov->dying)
 		return -ESHUTDOWN;
-	if (!cb || !nsname_ok(spec->ns) || !ifname_ok(spec->host_if) ||
-	    !ifname_ok(spec->ns_if) || strnlen(spec->ns, sizeof(spec->ns)) ==
-	    sizeof(spec->ns))
+	if (!cb || strnlen(spec->ns, sizeof(spec->ns)) == sizeof(spec->ns) ||
+	    !nsname_ok(spec->ns) || !ifname_ok(spec->host_if) ||
+	    !ifname_ok(spec->ns_if))
 		return -EINVAL;
+	err = -ENOMEM;
 	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	e = w ? ent_get(prov, spec->ns) : NULL;
+	if (!e)
+		goto fail;
 	w->cb = cb;
 	w->arg = arg;
-	e = ent_get(prov, spec->ns);
-	if (!e) {
-		free(w);
-		return -ENOMEM;
-	}
 	last = TAILQ_LAST(&e->jobs, prov_job_list);
 	if (last && last->op == op && spec_equal(&last->spec, spec)) {
 		*last->wtail = w;	/* the same work, already coming */
@@ -2148,17 +2148,12 @@ static int prov_submit(struct prov *prov, enum prov_op op,
 		return 0;
 	}
 	j = calloc(1, sizeof(*j));
-	if (!j) {
-		free(w);
-		ent_put(prov, e);
-		return -ENOMEM;
-	}
+	if (!j)
+		goto fail;
 	n = snprintf(j->path, sizeof(j->path), "%s/%s", prov->dir, spec->ns);
 	if (n < 0 || (size_t)n >= sizeof(j->path)) {
-		free(j);
-		free(w);
-		ent_put(prov, e);
-		return -ENAMETOOLONG;
+		err = -ENAMETOOLONG;
+		goto fail;
 	}
 	j->prov = prov;
 	j->ent = e;
@@ -2175,6 +2170,12 @@ static int prov_submit(struct prov *prov, enum prov_op op,
 		event_active(prov->kick, EV_TIMEOUT, 0);
 	}
 	return 0;
+fail:
+	free(j);
+	free(w);
+	if (e)
+		ent_put(prov, e);
+	return err;
 }
 
 int prov_provision(struct prov *prov, const struct prov_spec *spec,

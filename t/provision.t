@@ -81,6 +81,7 @@ wait_for() {
 	done
 }
 
+netns_names() { local i; for i in /run/netns/*; do [ -e "$i" ] && echo "${i##*/}"; done | sort; }
 host_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 
 cleanup() {
@@ -92,8 +93,8 @@ cleanup() {
 	for i in "${_pids[@]}"; do
 		wait "$i" 2>/dev/null
 	done
-	for i in $(ls /run/netns 2>/dev/null | grep "^$P"); do
-		ip netns del "$i" 2>/dev/null
+	for i in /run/netns/"$P"*; do
+		[ -e "$i" ] && ip netns del "${i##*/}" 2>/dev/null
 	done
 	for i in $(host_links | grep -E "^($P|veth_$((1000 + B + 7))_out\$)"); do
 		ip link del "$i" 2>/dev/null
@@ -378,7 +379,7 @@ is "$? $out" "0 $Bn ok" "provision succeeds once it is gone"
 # 6. The same name twice in one run: one namespace, both calls succeed.
 out=$("$NSPROV" "${NP[@]}" provision "$D" "${IDX[$D]}" "$D" "${IDX[$D]}")
 is "$? $(tr '\n' ' ' <<<"$out")" "0 $D ok $D ok " "double provision: both succeed"
-is "$(ls /run/netns | grep -cx "$D") $(ip -o link show | grep -c ": ${D}h@")" \
+is "$(ip netns list | grep -cw "^$D") $(ip -o link show | grep -c ": ${D}h@")" \
 	"1 1" "double provision: one namespace, one veth"
 verify "$D" "${IDX[$D]}" "${NP[@]}"
 
@@ -395,7 +396,7 @@ like "$(grep "^${P}f " <<<"$out")" "error: index 20000 is outside the pool" \
 	"index outside the pool: clear error"
 is "$(grep "^$G " <<<"$out")" "$G ok" "the others in the same run succeed"
 verify "$G" "${IDX[$G]}" "${NP[@]}"
-is "$(ls /run/netns | grep -cx "$E")" 0 "the failed namespace is not left behind"
+check "the failed namespace is not left behind" test ! -e "/run/netns/$E"
 is "$(ifindex "${E}h")" "$idx_e" "the stale veth is left untouched"
 ip link del "${E}h"
 
@@ -410,6 +411,19 @@ is "$S_ns $S_host $S_peer" \
 	"adoption convention names"
 is "$(stat -c %i "/run/netns/${I}_ns")" "$ino" "the adopted namespace is kept"
 
+# 8b. The placeholder of a creation that crashed before its mount (an empty
+# mode-0 file) is replaced; any other file is an error.
+install -m 000 /dev/null "/run/netns/$H"
+out=$("$NSPROV" "${NP[@]}" provision "$H" "${IDX[$H]}")
+is "$? $out" "0 $H ok" "a stale placeholder file is replaced"
+verify "$H" "${IDX[$H]}" "${NP[@]}"
+"$NSPROV" "${NP[@]}" deprovision "$H" "${IDX[$H]}" >/dev/null
+echo data >"/run/netns/$H"
+out=$("$NSPROV" "${NP[@]}" provision "$H" "${IDX[$H]}")
+like "$? $out" "^1 $H error: .* exists and is not a network namespace" \
+	"a file that is not a namespace is an error"
+rm -f "/run/netns/$H"
+
 # 9. ip netns del works on what we create; the veth goes with it.
 out=$("$NSPROV" "${NP[@]}" provision "$H" "${IDX[$H]}")
 is "$? $out" "0 $H ok" "provision one more"
@@ -420,7 +434,7 @@ check "its veth disappears with the namespace" \
 # 10. Deprovision removes exactly what provisioning made: compare the host's
 # links and namespaces right before and right after.
 links_before=$(host_links)
-ns_before=$(ls /run/netns | sort)
+ns_before=$(netns_names)
 out=$("$NSPROV" "${NP[@]}" deprovision "$A" "$B" "$Bn" "${IDX[$Bn]}" \
 	"$C" "${IDX[$C]}" "$D" "${IDX[$D]}" "$G" "${IDX[$G]}" \
 	"${P}z" "${IDX[$E]}")
@@ -430,7 +444,7 @@ is "$? $(sort <<<"$out" | tr '\n' ' ')" \
 out=$("$NSPROV" "${AD[@]}" deprovision "$I" "${IDX[$I]}")
 is "$? $out" "0 $I ok" "deprovision the adopted one"
 links_after=$(host_links)
-ns_after=$(ls /run/netns | sort)
+ns_after=$(netns_names)
 want_links=$(printf '%s\n' "${A}h" "${Bn}h" "${C}h" "${D}h" "${G}h" \
 	"veth_$((1000 + B + 7))_out" | sort | tr '\n' ' ')
 want_ns=$(printf '%s\n' "$A" "$Bn" "$C" "$D" "$G" "${I}_ns" | sort | tr '\n' ' ')

@@ -14,8 +14,9 @@
 #            add (x4, IPv6 nodad), ip link set up (x3), ip route add default
 #            (x2); then ip link del + ip netns del for each.
 # Namespaces die asynchronously in the kernel, holding the RTNL lock while
-# they do; between phases the script waits until the net_namespace slab count
-# is back to where it started, so one phase does not pay for the last.
+# they do; before and between phases the script waits until the count of
+# live namespaces (net_namespace slab) stops falling, so that one phase does
+# not pay for the last.
 # Everything it made is removed by an EXIT trap.
 
 set -u
@@ -35,7 +36,12 @@ die() { echo "provision-bench: $*" >&2; exit 1; }
 case $N in ''|*[!0-9]*) die "N must be a number" ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 2000 ] || die "N must be 1..2000"
 
-ours_ns() { ls /run/netns 2>/dev/null | grep -E '^(nsb|ipb)[0-9]+$'; }
+ours_ns() {
+	local f
+	for f in /run/netns/nsb* /run/netns/ipb*; do
+		[ -e "$f" ] && echo "${f##*/}"
+	done | grep -E '^(nsb|ipb)[0-9]+$'
+}
 ours_links() {
 	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' |
 		grep -E '^(nsr1[12][0-9]{3}|ipb1[34][0-9]{3}p?)$'
@@ -57,17 +63,27 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 netns_count() { awk '/^net_namespace /{print $2}' /proc/slabinfo 2>/dev/null; }
-BASE=$(netns_count)
 
-# settle: wait (at most 300 s, polling) until dead namespaces are gone
+# settle: wait until the kernel has destroyed the namespaces we dropped: the
+# count of live network namespaces has not gone down for 1 s (others may be
+# making namespaces meanwhile, so it need not come back to where it was).
+# Polls every 100 ms, at most 300 s.
 settle() {
-	local i
-	[ -n "$BASE" ] || return 0
+	local i last cur still=0
+	last=$(netns_count)
+	[ -n "$last" ] || return 0
 	for i in $(seq 3000); do
-		[ "$(netns_count)" -le "$((BASE + 2))" ] && return 0
 		sleep 0.1
+		cur=$(netns_count)
+		if [ "$cur" -lt "$last" ]; then
+			still=0
+		else
+			still=$((still + 1))
+			[ "$still" -ge 10 ] && return 0
+		fi
+		last=$cur
 	done
-	echo "warning: net_namespace count still $(netns_count) (start $BASE)" >&2
+	echo "warning: namespaces still being destroyed after 300 s" >&2
 }
 
 now() { echo "$EPOCHREALTIME"; }
@@ -84,6 +100,7 @@ for ((k = 0; k < N; k++)); do
 done
 
 echo "provision-bench: N=$N, $(nproc) CPUs, kernel $(uname -r), $(ip -V)"
+settle
 
 # ---------------------------------------------------------------- nsprov
 t0=$(now)
@@ -129,13 +146,15 @@ for ((k = 0; k < N; k++)); do
 done
 t6=$(now)
 settle
+t6s=$(now)
 
 p_ns=$(secs "$t0" "$t1"); p_ip=$(secs "$t4" "$t5")
 d_ns=$(secs "$t2" "$t3"); d_ip=$(secs "$t5" "$t6")
-printf '%-34s %9s %9s %9s\n' "" nsprov "ip loop" "ip/nsprov"
-printf '%-34s %8ss %8ss %8sx\n' "provision $N namespaces" "$p_ns" "$p_ip" \
+printf '%-40s %9s %9s %9s\n' "" nsprov "ip loop" "ip/nsprov"
+printf '%-40s %8ss %8ss %8sx\n' "provision $N namespaces" "$p_ns" "$p_ip" \
 	"$(ratio "$p_ns" "$p_ip")"
-printf '%-34s %8ss %9s\n' "provision again (no change)" "$(secs "$t1" "$t2")" "-"
-printf '%-34s %8ss %8ss %8sx\n' "remove them all" "$d_ns" "$d_ip" \
+printf '%-40s %8ss %9s\n' "provision again (no change)" "$(secs "$t1" "$t2")" "-"
+printf '%-40s %8ss %8ss %8sx\n' "remove them all" "$d_ns" "$d_ip" \
 	"$(ratio "$d_ns" "$d_ip")"
-printf '%-34s %8ss\n' "(waited for the kernel to settle)" "$(secs "$t3" "$t3s")"
+printf '%-40s %8ss %8ss\n' "kernel teardown after (incl. 1 s idle)" "$(secs "$t3" "$t3s")" \
+	"$(secs "$t6" "$t6s")"
