@@ -10,7 +10,8 @@
  * like any other.
  *
  * Backpressure: bytes read from side s are moved (not copied) to the output
- * buffer of the other side d.  When that output reaches RELAY_HIGH_WATER,
+ * buffer of the other side d; after libevent's own (small) read, the rest
+ * of what the socket holds is read straight into that buffer.  When that output reaches RELAY_HIGH_WATER,
  * reading from s stops and d's write low watermark is set to half of it;
  * the write callback fired when d drains below it resumes reading from s.
  * So each direction holds at most RELAY_HIGH_WATER plus one read chunk.
@@ -42,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -138,6 +140,13 @@ static int side_of(const struct relay *r, const struct bufferevent *bev)
 	return bev == r->bev[CLIENT] ? CLIENT : UPSTREAM;
 }
 
+/* The other side's output is full: stop reading S until it drains. */
+static void relay_pause(struct relay *r, int s)
+{
+	bufferevent_disable(r->bev[s], EV_READ);
+	bufferevent_setwatermark(r->bev[!s], EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+}
+
 /* Move what side S has read to the other side's output. */
 static void relay_move(struct relay *r, int s)
 {
@@ -156,11 +165,8 @@ static void relay_move(struct relay *r, int s)
 	}
 	out = bufferevent_get_output(r->bev[d]);
 	evbuffer_add_buffer(out, in);
-	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
-		bufferevent_disable(r->bev[s], EV_READ);
-		bufferevent_setwatermark(r->bev[d], EV_WRITE,
-					 RELAY_HIGH_WATER / 2, 0);
-	}
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER)
+		relay_pause(r, s);
 }
 
 /* Direction S -> other side: finished when the other side is gone, or when
@@ -193,11 +199,66 @@ static void relay_update(struct relay *r)
 		relay_free(r, RELAY_CLOSE_DONE);
 }
 
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* libevent 2.1 reads at most 4 KiB per wakeup; a bulk transfer would cost
+ * an epoll_wait, an ioctl, a read and two epoll_ctl per 4 KiB.  So after
+ * libevent's read, keep reading side S in RELAY_READ_CHUNK readv()s straight
+ * into the other side's output buffer (no copy), until the socket is empty
+ * or that buffer is full.  EOF and errors go the way libevent reports them.
+ * May free R. */
+static void relay_drain(struct relay *r, int s)
+{
+	struct bufferevent *bev = r->bev[s];
+	struct evbuffer *out = bufferevent_get_output(r->bev[!s]);
+	int fd = bufferevent_getfd(bev);
+
+	while (evbuffer_get_length(out) < RELAY_HIGH_WATER) {
+		struct evbuffer_iovec v[2];
+		struct iovec iov[2];
+		ssize_t got;
+		int nv;
+
+		nv = evbuffer_reserve_space(out, RELAY_READ_CHUNK, v, 2);
+		if (nv <= 0)
+			return;
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		got = readv(fd, iov, nv);
+		if (got <= 0) {
+			int err = errno;
+
+			evbuffer_commit_space(out, v, 0);
+			if (got < 0 && (err == EAGAIN || err == EINTR))
+				return;
+			errno = err;
+			event_cb(bev, BEV_EVENT_READING |
+			     (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), r);
+			return;
+		}
+		r->bytes[s] += (uint64_t)got;
+		for (int i = 0; i < nv; i++) {
+			size_t len = (size_t)got < v[i].iov_len ?
+				     (size_t)got : v[i].iov_len;
+
+			v[i].iov_len = len;
+			got -= (ssize_t)len;
+		}
+		evbuffer_commit_space(out, v, nv);
+	}
+	relay_pause(r, s);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct relay *r = arg;
+	int s = side_of(r, bev);
 
-	relay_move(r, side_of(r, bev));
+	relay_move(r, s);
+	if (r->bev[!s] && (bufferevent_get_enabled(bev) & EV_READ))
+		relay_drain(r, s);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -389,6 +450,7 @@ void relay_start(struct binding *b, int fd, const struct sockaddr *peer,
 	d->nrelays++;
 	for (int s = CLIENT; s <= UPSTREAM; s++) {
 		bufferevent_setcb(r->bev[s], read_cb, write_cb, event_cb, r);
+		bufferevent_set_max_single_write(r->bev[s], RELAY_HIGH_WATER);
 		bufferevent_enable(r->bev[s], EV_READ | EV_WRITE);
 	}
 	touch(r);

@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 
 /* Bytes buffered towards one side before reading from the other pauses.
- * Memory per connection stays below 2 * (RELAY_HIGH_WATER + 16 KiB read
- * chunk) in user space, plus the kernel's socket buffers. */
+ * Memory per connection stays below 2 * (RELAY_HIGH_WATER + one read chunk
+ * of RELAY_READ_CHUNK) in user space, plus the kernel's socket buffers. */
 #define RELAY_HIGH_WATER	(256 * 1024)
+/* One readv() at most: with libevent's chain header, a 64 KiB allocation */
+#define RELAY_READ_CHUNK	(60 * 1024)
 
 /* Why a connection ended.  Append only: the names are shown to admins and
  * scripts will depend on them. */

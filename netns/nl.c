@@ -103,7 +103,7 @@ struct nl {
 	struct event_base *base;
 	struct mnl_socket *sock;
 	struct event *rev;
-	struct event *retry;		/* send more: next turn, or after EAGAIN */
+	struct event *retry;		/* send on: next turn, after EAGAIN */
 	struct nl_req_list queue;
 	struct nl_req_list inflight;
 	unsigned n_queue;
@@ -493,7 +493,8 @@ struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
 			goto out;
 		}
 	}
-	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	nl->sock = mnl_socket_open2(NETLINK_ROUTE,
+				    SOCK_NONBLOCK | SOCK_CLOEXEC);
 	saved = errno;
 	if (home >= 0 && setns(home, CLONE_NEWNET) < 0)
 		abort();	/* never run on inside a foreign namespace */

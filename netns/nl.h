@@ -22,7 +22,7 @@ struct nlmsghdr;
 struct nl;
 
 #define NL_DEFAULT_TIMEOUT_MS	5000	/* per request, from when it is sent */
-#define NL_DUMP_RETRIES		3	/* NLM_F_DUMP_INTR: re-sent this often */
+#define NL_DUMP_RETRIES		3	/* re-sends after NLM_F_DUMP_INTR */
 
 /* Completion of a request: err is 0 or -errno (-ETIMEDOUT, -ECANCELED when
  * the socket is freed, -ENOBUFS when it overran, or the kernel's error).
@@ -61,7 +61,9 @@ int nl_error(const struct nl *nl);
  * sequence number, the port id and NLM_F_REQUEST | NLM_F_ACK; NLM_F_DUMP in
  * nlmsg_flags makes it a dump (ended by NLMSG_DONE; only one dump runs per
  * socket, later requests wait behind it, in order).  msg_cb may be NULL.
- * Requests on one socket reach the kernel in the order of these calls.
+ * Requests on one socket reach the kernel in the order of these calls; the
+ * kernel does the work inside sendmsg(), so a socket sends only a few per
+ * loop turn and holds the rest for the next turns.
  * Returns 0 (done_cb will run exactly once, never before nl_request returns)
  * or -errno (done_cb will not run). */
 int nl_request(struct nl *nl, const struct nlmsghdr *req, nl_msg_fn msg_cb,

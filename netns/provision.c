@@ -217,7 +217,8 @@ struct prov_req {
 
 struct prov_ent {
 	struct prov_ent *hnext;
-	TAILQ_HEAD(prov_ent_jobs, prov_job) jobs; /* first runs, or waits in runq */
+	/* the first one runs, or waits in runq */
+	TAILQ_HEAD(prov_ent_jobs, prov_job) jobs;
 	bool ready;
 	struct prov_spec spec;		/* when ready */
 	dev_t dev;
@@ -453,7 +454,8 @@ static int derive_name(const char *what, const char *tmpl, const char *user,
 
 	if (err == -ENAMETOOLONG)
 		return derive_err(errbuf, errlen, err,
-				  "%s name from \"%s\" is longer than %zu bytes",
+				  "%s name from \"%s\" is longer than %zu "
+				  "bytes",
 				  what, tmpl, outsz - 1);
 	if (err)
 		return derive_err(errbuf, errlen, err,
@@ -1042,7 +1044,8 @@ static int msg_ns_addr(const struct nlmsghdr *nlh, void *arg)
 			else
 				target_wrong(t, SRC_NS,
 					     "has prefix /%u on %s in %s",
-					     ad.plen, j->peer->name, j->spec.ns);
+					     ad.plen, j->peer->name,
+					     j->spec.ns);
 			continue;
 		}
 		l = job_link_by_index(j, ad.index);
@@ -1076,7 +1079,8 @@ static int msg_host_addr(const struct nlmsghdr *nlh, void *arg)
 		if (t->host_side && ad.plen == t->plen)
 			t->here = true;
 		else if (t->host_side)
-			target_wrong(t, SRC_HOST, "has prefix /%u on %s", ad.plen,
+			target_wrong(t, SRC_HOST, "has prefix /%u on %s",
+				     ad.plen,
 				     j->spec.host_if);
 		else
 			target_wrong(t, SRC_HOST,
@@ -1508,7 +1512,8 @@ static int prov_dir_prepare(struct prov *prov, char *why, size_t n)
 		if (mount(prov->dir, prov->dir, "none", MS_BIND | MS_REC,
 			  NULL) < 0) {
 			ret = -errno;
-			snprintf(why, n, "bind-mount %s onto itself", prov->dir);
+			snprintf(why, n, "bind-mount %s onto itself",
+				 prov->dir);
 			goto out;
 		}
 		bound = true;
@@ -1612,7 +1617,8 @@ static int ns_open(struct prov_job *j, bool create)
 		}
 		if (j->ns_tries++ < PROV_NS_RETRIES)
 			goto later;
-		if (!S_ISREG(st.st_mode) || st.st_size || (st.st_mode & 07777)) {
+		if (!S_ISREG(st.st_mode) || st.st_size ||
+		    (st.st_mode & 07777)) {
 			job_error(j, -EEXIST, "%s exists and is not a network "
 				  "namespace", j->path);
 			return -EEXIST;
@@ -1904,7 +1910,8 @@ static void job_advance(struct prov_job *j)
 	while (!j->pending && !j->sleeping && !j->finished) {
 		step = j->step;
 		if (j->err && step != S_UNDO) {
-			if (j->op == OP_UP && (j->veth_created || j->ns_created)) {
+			if (j->op == OP_UP &&
+			    (j->veth_created || j->ns_created)) {
 				step_undo(j);
 				continue;
 			}

@@ -22,8 +22,11 @@ for i in 0 1 2 3; do link_adopt "nc$((B + i))"; done
 for u in daemon bin; do getent passwd "$u" >/dev/null || skip_all "no user $u"; done
 uid_lp=$(id -u lp 2>/dev/null) || skip_all "no user lp"
 
-links_before=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | sort)
-ns_before=$(ip netns list | awk '{print $1}' | sort)
+# what this run may create: host ends nc<B..B+3>, namespaces $pre*; other
+# tests may create and remove their own links and namespaces meanwhile
+ours() { grep -E "^(nc($B|$((B + 1))|$((B + 2))|$((B + 3)))|ncx$$|$pre.*)\$" || true; }
+links_before=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort)
+ns_before=$(ip netns list | awk '{print $1}' | ours | sort)
 
 # a stale host-side veth already holds the name sync's host end would get
 ip link add "nc$((B + 2))" type veth peer name "ncx$$" || bail "ip link add"
@@ -177,9 +180,11 @@ stop_pid "$h4_pid"; stop_pid "$h6_pid"; stop_pid "$n4_pid"; stop_pid "$n6_pid"
 for u in daemon bin lp; do
 	is "$(ask "deprovision $u")" "ok $u $pre$u" "deprovision $u"
 done
+is "$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort | tr '\n' ' ')" \
+	"nc$((B + 2)) ncx$$ " "only the stale veth (not ours to remove) is left"
 ip link del "nc$((B + 2))"
-links_after=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | sort)
-ns_after=$(ip netns list | awk '{print $1}' | sort)
+links_after=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort)
+ns_after=$(ip netns list | awk '{print $1}' | ours | sort)
 is "$links_after" "$links_before" "host links are exactly as before"
 is "$ns_after" "$ns_before" "namespaces are exactly as before"
 check "hosts file no longer names daemon" \

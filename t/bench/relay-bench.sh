@@ -46,6 +46,7 @@ T=
 NS_MADE=
 PIDS=()
 FAILED=0
+CMD=()
 nsrelayd_pid=
 haproxy_pid=
 
@@ -72,12 +73,23 @@ stop_pid() {	# TERM, up to 2 s, then KILL; only PIDs we started
 	return 0
 }
 
+# forget_pid PID: a process that has been reaped, so that the trap does not
+# signal whatever may get its PID later
+forget_pid() {
+	local p keep=()
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
 cleanup() {
 	local rc=$? pid
 	trap - EXIT HUP INT TERM
 	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-	[ -n "$T" ] && rm -rf "$T"
+	if [ -n "$T" ]; then
+		if [ -n "${KEEP_TMP:-}" ]; then echo "relay-bench: kept $T" >&2
+		else rm -rf "$T"; fi
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -476,11 +488,28 @@ nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
 HZ=$(getconf CLK_TCK)
 
-# in_path PATH CMD...: run a client for PATH (direct: on the host)
-in_path() {
+# client PATH ARGS...: sets CMD to run rbt ARGS as a client of PATH (direct:
+# on the host, else in the namespace; ip netns exec execs, so a background
+# "${CMD[@]}" & has the client's own PID in $!)
+client() {
 	local p=$1
 	shift
-	if [ "$p" = direct ]; then "$@"; else ip netns exec "$NS" "$@"; fi
+	if [ "$p" = direct ]; then CMD=("$RBT" "$@")
+	else CMD=(ip netns exec "$NS" "$RBT" "$@"); fi
+}
+
+# run_client NAME: run "${CMD[@]}" in the background, stdout/stderr to
+# $T/NAME.out/.err, and wait for it: the wait builtin lets a signal's trap
+# run at once, and the trap then stops the client too.
+run_client() {
+	local pid rc
+	"${CMD[@]}" >"$T/$1.out" 2>"$T/$1.err" &
+	pid=$!
+	PIDS+=("$pid")
+	wait "$pid"
+	rc=$?
+	forget_pid "$pid"
+	return "$rc"
 }
 
 # ------------------------------------------------------------------ set-up
@@ -586,31 +615,35 @@ bench_idle() {
 		fds0=$(nfds "$rp")
 	fi
 	rm -f "$T/idle.out"
-	in_path "$p" "$RBT" idle "$(port_of "$p" 0)" "$BENCH_IDLE" >"$T/idle.out" 2>"$T/idle.err" &
+	client "$p" idle "$(port_of "$p" 0)" "$BENCH_IDLE"
+	"${CMD[@]}" >"$T/idle.out" 2>"$T/idle.err" &
 	cpid=$!
 	PIDS+=("$cpid")
 	if ! wait_for 60 nonempty "$T/idle.out" || ! alive "$cpid"; then
 		failed idle_rss "$p" "idle: $(head -c 300 "$T/idle.err")"
 		stop_pid "$cpid"
+		forget_pid "$cpid"
 		return
 	fi
 	if [ -n "$rp" ]; then
 		sleep 0.5
 		after=$(rss_kib "$rp")
-		cell idle_before "$p" "$((before / 1024)) MiB"
-		cell idle_after "$p" "$((after / 1024)) MiB"
+		cell idle_before "$p" "$(awk -v k="$before" 'BEGIN{printf "%.1f MiB", k / 1024}')"
+		cell idle_after "$p" "$(awk -v k="$after" 'BEGIN{printf "%.1f MiB", k / 1024}')"
 		cell idle_per "$p" "$(awk -v a="$after" -v b="$before" -v n="$BENCH_IDLE" \
 			'BEGIN{printf "%.1f", (a - b) / n}')"
 	fi
 	stop_pid "$cpid"
+	forget_pid "$cpid"
 	# wait for the relay to let go of the connections (bounded)
 	[ -n "$rp" ] && wait_for 20 fds_at_most "$rp" $((fds0 + 2))
 }
 
 bench_rate() {
-	local p=$1 out
-	if out=$(in_path "$p" "$RBT" rate "$(port_of "$p" 0)" "$BENCH_CONNS" "$BENCH_WORKERS" 2>"$T/rate.err"); then
-		read -r cps p50 p99 <<<"$out"
+	local p=$1 cps p50 p99
+	client "$p" rate "$(port_of "$p" 0)" "$BENCH_CONNS" "$BENCH_WORKERS"
+	if run_client rate; then
+		read -r cps p50 p99 <"$T/rate.out"
 		cell rate "$p" "$cps"
 		cell p50 "$p" "$p50"
 		cell p99 "$p" "$p99"
@@ -625,10 +658,12 @@ bench_tp() {
 	rp=$(relay_pid "$p")
 	[ "$dir" = down ] && off=1 || off=2
 	[ -n "$rp" ] && c0=$(cpu_ticks "$rp")
-	if ! secs=$(in_path "$p" "$RBT" "$dir" "$(port_of "$p" $off)" "$BENCH_BYTES" 2>"$T/tp.err"); then
+	client "$p" "$dir" "$(port_of "$p" $off)" "$BENCH_BYTES"
+	if ! run_client tp; then
 		failed "tp_$dir" "$p" "$dir: $(head -c 300 "$T/tp.err")"
 		return
 	fi
+	secs=$(cat "$T/tp.out")
 	cell "tp_$dir" "$p" "$(awk -v b="$BENCH_BYTES" -v s="$secs" 'BEGIN{printf "%.0f", b / 1048576 / s}')"
 	if [ -n "$rp" ]; then
 		c1=$(cpu_ticks "$rp")
@@ -643,6 +678,7 @@ bench_tp() {
 HAPV=$("$HAPROXY" -v 2>/dev/null | head -1)
 say "relay-bench: $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r), libevent $(pkg-config --modversion libevent 2>/dev/null || echo '?'), ${HAPV:-haproxy: none}"
 say "relay-bench: nsrelayd = one libevent loop; haproxy = nbthread 1, mode tcp, no splice, tune.bufsize default; both single-threaded"
+say "relay-bench: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
 say "relay-bench: sizes BENCH_BYTES=$BENCH_BYTES BENCH_CONNS=$BENCH_CONNS (workers $BENCH_WORKERS) BENCH_IDLE=$BENCH_IDLE; namespace $NS"
 [ -z "$HAVE_HAP" ] && say "relay-bench: skipped: ${HAP_SKIP:-haproxy}"
 

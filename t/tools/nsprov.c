@@ -123,7 +123,8 @@ int main(int argc, char **argv)
 		case 'H':
 		case 'p':
 			err = prov_pool_set_tmpl(&pool, opt == 'n' ? 'n' :
-						 opt == 'H' ? 'h' : 'p', optarg);
+						 opt == 'H' ? 'h' : 'p',
+						 optarg);
 			if (err) {
 				fprintf(stderr, "nsprov: template \"%s\": %s\n",
 					optarg, strerror(-err));
@@ -135,7 +136,8 @@ int main(int argc, char **argv)
 			err = opt == '4' ? prov_pool_set_v4(&pool, optarg)
 					 : prov_pool_set_v6(&pool, optarg);
 			if (err) {
-				fprintf(stderr, "nsprov: bad IPv%c pool \"%s\"\n",
+				fprintf(stderr,
+					"nsprov: bad IPv%c pool \"%s\"\n",
 					opt, optarg);
 				exit(2);
 			}
