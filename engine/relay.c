@@ -323,6 +323,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		touch(r);
 		ms_to_tv(r->b->svc->idle_timeout_ms, &tv);
 		evtimer_add(r->timer, &tv);
+		if (r->eof[CLIENT])	/* the client finished while we connected */
+			fin_timer(r);
 		log_debug("ns %s: %s: connection %llu: upstream connected",
 			  r->b->ns_name, r->b->svc->name,
 			  (unsigned long long)r->id);
