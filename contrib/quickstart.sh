@@ -27,7 +27,7 @@ ip -n "$ns" link set lo up
 
 # the demo upstream speaks first, as SMTP does, then echoes
 socat TCP-LISTEN:2525,bind=127.0.0.1,reuseaddr,fork \
-	SYSTEM:'echo 220 demo.host ESMTP - the host, seen through nsrelay; cat' &
+	SYSTEM:'echo 220 demo.host ESMTP - the host seen through nsrelay; cat' &
 up=$!
 
 cat > "$work/nsrelay.yaml" <<YAML
