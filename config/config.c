@@ -771,11 +771,23 @@ static bool valid_service_name(const char *s)
 
 /* ---- handlers: each consumes the node at the current event ---------- */
 
+/* Replace the string at DST with a copy of V. */
+static void set_str(struct ctx *c, char **dst, const char *v)
+{
+	char *dup = strdup(v);
+
+	if (!dup) {
+		oom(c);
+		return;
+	}
+	free(*dst);
+	*dst = dup;
+}
+
 static void h_user(struct ctx *c, void *obj, size_t off)
 {
 	char **dst = (char **)((char *)obj + off);
 	const char *v = scalar(c);
-	char *dup;
 
 	if (!v)
 		return;
@@ -788,20 +800,13 @@ static void h_user(struct ctx *c, void *obj, size_t off)
 			 "must not be root: upstreams would see uid 0");
 		return;
 	}
-	dup = strdup(v);
-	if (!dup) {
-		oom(c);
-		return;
-	}
-	free(*dst);
-	*dst = dup;
+	set_str(c, dst, v);
 }
 
 static void h_abs_path(struct ctx *c, void *obj, size_t off)
 {
 	char **dst = (char **)((char *)obj + off);
 	const char *v = scalar(c);
-	char *dup;
 
 	if (!v)
 		return;
@@ -809,13 +814,7 @@ static void h_abs_path(struct ctx *c, void *obj, size_t off)
 		error_at(c, here(c), "must be an absolute path");
 		return;
 	}
-	dup = strdup(v);
-	if (!dup) {
-		oom(c);
-		return;
-	}
-	free(*dst);
-	*dst = dup;
+	set_str(c, dst, v);
 }
 
 static void h_duration(struct ctx *c, void *obj, size_t off)
@@ -910,13 +909,11 @@ static void h_ns_names(struct ctx *c, void *obj, size_t off)
 	c->names_count = l.count;
 }
 
-/* Any non-empty scalar, kept as a string; its place in a config_loc that
- * follows the char * in the struct when LOC_AFTER is set. */
+/* Any non-empty scalar, kept as a string. */
 static void h_string(struct ctx *c, void *obj, size_t off)
 {
 	char **dst = (char **)((char *)obj + off);
 	const char *v = scalar(c);
-	char *dup;
 
 	if (!v)
 		return;
@@ -924,13 +921,7 @@ static void h_string(struct ctx *c, void *obj, size_t off)
 		error_at(c, here(c), "must not be empty");
 		return;
 	}
-	dup = strdup(v);
-	if (!dup) {
-		oom(c);
-		return;
-	}
-	free(*dst);
-	*dst = dup;
+	set_str(c, dst, v);
 }
 
 /* A string whose position is needed later: OFF is that of a struct

@@ -48,17 +48,18 @@ static void vlog(int pri, const char *fmt, va_list ap, int err)
 		fprintf(stderr, "nsrelayd: %s: %s\n", name[pri], buf);
 }
 
+/* Each logger keeps errno as it found it. */
 #define LOGGER(fn, pri, with_errno)				\
 	void fn(const char *fmt, ...)				\
 	{							\
-		int err = with_errno ? errno : 0;		\
+		int saved = errno;				\
 		va_list ap;					\
 		if (pri == LOG_DEBUG && !verbose)		\
 			return;					\
 		va_start(ap, fmt);				\
-		vlog(pri, fmt, ap, err);			\
+		vlog(pri, fmt, ap, with_errno ? saved : 0);	\
 		va_end(ap);					\
-		errno = err ? err : errno;			\
+		errno = saved;					\
 	}
 LOGGER(log_warn, LOG_WARNING, 1)
 LOGGER(log_warnx, LOG_WARNING, 0)
