@@ -251,13 +251,19 @@ static void relay_drain(struct relay *r, int s)
 	relay_pause(r, s);
 }
 
+/* What libevent 2.1 reads per wakeup at most (EVBUFFER_MAX_READ). */
+#define LIBEVENT_READ_MAX	4096
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct relay *r = arg;
 	int s = side_of(r, bev);
+	size_t n = evbuffer_get_length(bufferevent_get_input(bev));
 
 	relay_move(r, s);
-	if (r->bev[!s] && (bufferevent_get_enabled(bev) & EV_READ))
+	/* a short read emptied the socket: no readv() just to hear EAGAIN */
+	if (n >= LIBEVENT_READ_MAX && r->bev[!s] &&
+	    (bufferevent_get_enabled(bev) & EV_READ))
 		relay_drain(r, s);
 }
 

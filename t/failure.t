@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Failures: refused upstream, idle timeout, upstream killed mid-transfer,
-# resets both ways, and a slow reader (backpressure: bounded memory).
+# Failures: refused upstream, connect timeout, idle timeout, upstream killed
+# mid-transfer, resets both ways, and a slow reader (backpressure: bounded
+# memory).
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
@@ -13,6 +14,7 @@ start_server victim source --bytes 1GiB --seed 5 --rate 4MiB \
 	--progress "$T/victim.progress"
 start_server rst rst-after --bytes 1MiB --seed 2 --delay 0.3
 start_server watch watch
+start_server hole blackhole
 start_server slow slowsource --bytes 64MiB --seed 6 --progress "$T/slow.progress"
 dead_port=$(peer freeport) || bail "freeport failed"
 
@@ -44,6 +46,10 @@ services:
   rst:
     listen: ["127.0.0.1:7004"]
     upstream: "127.0.0.1:$rst_port"
+  hole:
+    listen: ["127.0.0.1:7007"]
+    upstream: "127.0.0.1:$hole_port"
+    connect_timeout: 1s
   watch:
     listen: ["127.0.0.1:7006"]
     upstream: "127.0.0.1:$watch_port"
@@ -104,6 +110,12 @@ check "... and a working service still answers" \
 # --- RST mid-stream
 check "upstream RST mid-stream: client gets ECONNRESET, not a clean EOF" \
 	peer_in "$NS" expect-reset --port 7004 --seed 2
+
+# --- an upstream that does not answer: connect_timeout (1 s) resets the client
+check "connect timeout: the client is closed after 1 s (0.8 .. 4 s)" \
+	peer_in "$NS" expect-close --port 7007 --within 4 --not-before 0.8
+timeout_logged() { grep -q "hole: upstream .*connect timed out" "$DLOG"; }
+check_within 5 "log: the connect timeout, naming the upstream" timeout_logged
 
 # --- client RST: passed on to the upstream as a reset, promptly
 check "client aborts after its 64 KiB were echoed" \

@@ -44,6 +44,8 @@ SERVERS: peer.py serve KIND [options]
                        send N bytes of stream S, shutdown(SHUT_WR), then read
                        to EOF and print "NBYTES SHA256HEX" of what it got.
   silent               read and discard; never write, never close.
+  blackhole            listen, never accept, keep the accept queue full:
+                       connects to it hang (for connect timeouts).
   peercred             (use with --unix) on accept write
                        "uid=U gid=G pid=P\\n" from SO_PEERCRED, then close.
 
@@ -203,6 +205,8 @@ def family_of(host):
 # ---------------------------------------------------------------- servers
 
 def serve(args, handler):
+    if handler is None:         # blackhole
+        return serve_blackhole(args)
     if args.unix:
         try:
             os.unlink(args.unix)
@@ -236,6 +240,25 @@ def serve(args, handler):
     while True:
         conn, _ = ls.accept()
         threading.Thread(target=run, args=(conn,), daemon=True).start()
+
+
+def serve_blackhole(args):
+    """Listen with a backlog of 0, never accept, and fill the queue with
+    connections of our own: further SYNs are dropped, so a connect to this
+    port hangs as it would to a host that does not answer."""
+    fam = family_of(args.host)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    ls.bind((args.host, args.port))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fill = []
+    for _ in range(4):
+        c = socket.socket(fam, socket.SOCK_STREAM)
+        c.setblocking(False)
+        c.connect_ex((args.host, port))
+        fill.append(c)
+    say(str(port))
+    threading.Event().wait()
 
 
 def do_echo(conn, args):
@@ -395,6 +418,7 @@ SERVERS = {
     "sendfirst": srv_sendfirst,
     "silent": srv_silent,
     "peercred": srv_peercred,
+    "blackhole": None,
 }
 
 # ---------------------------------------------------------------- clients
