@@ -188,7 +188,8 @@ tap_init() {	# tap_init [--no-netns]: --no-netns = root not needed
 	command -v "$PYTHON" >/dev/null || skip_all "python3 not found"
 	"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
 		skip_all "python3 >= 3.9 needed"
-	# the interpreter itself, not a wrapper (pyenv shims cost 0.3 s a run)
+	# the interpreter itself, not a wrapper script (a version manager's shim
+	# can cost 0.3 s a run)
 	PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
 	if [ "${1-}" != --no-netns ]; then
 		command -v ip >/dev/null || skip_all "ip (iproute2) not found"

@@ -110,7 +110,7 @@ cleanup() {
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 command -v ip >/dev/null || skip_all "ip (iproute2) not found"
 PYTHON=$(command -v "$PYTHON") || skip_all "python3 not found"
-# the interpreter itself, not a wrapper (a pyenv shim costs 0.5 s a call)
+# the interpreter itself, not a wrapper script (a shim can cost 0.5 s a call)
 PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') ||
 	skip_all "python3 does not run"
 [ -x "$NSPROV" ] || bail "nsprov not found: NSPROV=$NSPROV"
