@@ -263,6 +263,8 @@ _cleanup() {
 	for i in "${_links[@]}"; do
 		ip link del "$i" 2>/dev/null
 	done
+	# a test's own clean-up, if it defines one
+	declare -F test_cleanup >/dev/null && test_cleanup
 	[ -n "$T" ] && [ -z "${KEEP_TMP-}" ] && rm -rf "$T"
 	if [ -z "$_tap_done" ]; then
 		printf '1..%d\n' "$_tap_n"

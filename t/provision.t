@@ -12,113 +12,27 @@
 # indexes 16000 + $$ % 300 (+0..7) of 100.64.0.0/10 and fd75:6272:7370::/48;
 # names nsrp<pid><letter>.  Everything created is removed by an EXIT trap.
 
-set -u
-set -o pipefail
-
-: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
-: "${top_builddir:=$top_srcdir}"
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 : "${NSPROV:=$top_builddir/t/tools/nsprov}"
-: "${PYTHON:=python3}"
 
 P=nsrp$$			# prefix of every name we make
 B=$((16000 + $$ % 300))		# first index
-T=
-_n=0
-_failed=0
-_planned=
-_pids=()
-
-# ------------------------------------------------------------------ TAP
-
-diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
-ok() {		# ok STATUS DESC
-	_n=$((_n + 1))
-	if [ "$1" = 0 ]; then
-		printf 'ok %d - %s\n' "$_n" "$2"
-		return 0
-	fi
-	printf 'not ok %d - %s\n' "$_n" "$2"
-	_failed=$((_failed + 1))
-	return 1
-}
-is() {		# is GOT WANT DESC
-	if [ "$1" = "$2" ]; then ok 0 "$3"; return; fi
-	ok 1 "$3"
-	diag "got:      '$1'" "expected: '$2'"
-	return 1
-}
-like() {	# like GOT ERE DESC
-	if grep -Eq -- "$2" <<<"$1"; then ok 0 "$3"; return; fi
-	ok 1 "$3"
-	diag "got: '$1'" "does not match: /$2/"
-	return 1
-}
-check() {	# check DESC CMD...: ok if CMD succeeds, its output as diag
-	local desc=$1 out st
-	shift
-	out=$("$@" 2>&1)
-	st=$?
-	ok "$st" "$desc"
-	[ -z "$out" ] || diag "$out"
-	return "$st"
-}
-skip_all() { printf '1..0 # SKIP %s\n' "$*"; _planned=1; exit 0; }
-bail() { printf 'Bail out! %s\n' "$*"; _failed=$((_failed + 1)); exit 1; }
-done_testing() {
-	printf '1..%d\n' "$_n"
-	_planned=1
-	[ "$_failed" = 0 ] || exit 1
-	exit 0
-}
-
-# wait_for SECS CMD...: poll CMD every 50 ms, at most SECS seconds
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -le "$end" ] || return 1
-		sleep 0.05
-	done
-}
 
 netns_names() { local i; for i in /run/netns/*; do [ -e "$i" ] && echo "${i##*/}"; done | sort; }
 host_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
 
-cleanup() {
-	local rc=$? i
-	trap - EXIT HUP INT TERM
-	for i in "${_pids[@]}"; do
-		kill -TERM "$i" 2>/dev/null
-	done
-	for i in "${_pids[@]}"; do
-		wait "$i" 2>/dev/null
-	done
+test_cleanup() {	# called by lib.sh at exit: whatever nsprov made
+	local i
 	for i in /run/netns/"$P"*; do
 		[ -e "$i" ] && ip netns del "${i##*/}" 2>/dev/null
 	done
 	for i in $(host_links | grep -E "^($P|veth_$((1000 + B + 7))_out\$)"); do
 		ip link del "$i" 2>/dev/null
 	done
-	[ -n "$T" ] && rm -rf "$T"
-	[ -n "$_planned" ] || printf '1..%d\n' "$_n"
-	[ "$_failed" = 0 ] || [ "$rc" != 0 ] || rc=1
-	exit "$rc"
 }
 
-# ------------------------------------------------------------------ setup
-
-[ "$(id -u)" = 0 ] || skip_all "needs root"
-command -v ip >/dev/null || skip_all "ip (iproute2) not found"
-PYTHON=$(command -v "$PYTHON") || skip_all "python3 not found"
-# the interpreter itself, not a wrapper script (a shim can cost 0.5 s a call)
-PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') ||
-	skip_all "python3 does not run"
+tap_init
 [ -x "$NSPROV" ] || bail "nsprov not found: NSPROV=$NSPROV"
-T=$(mktemp -d /tmp/nsrp.XXXXXX) || bail "mktemp failed"
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # TCP helper: serve ADDR (prints the port, echoes), echo ADDR PORT,
 # hold ADDR PORT GOFILE (one round trip, "connected", another when GOFILE
