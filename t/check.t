@@ -102,6 +102,27 @@ st=$?
 is "$st" 1 "--check exits 1 on a YAML syntax error"
 like "$out" "$f:[0-9]+:[0-9]+: " "syntax error reported as FILE:LINE:COL"
 
+# --- provisioning pools and templates are checked by --check too
+f=$T/prov.yaml
+cat >"$f" <<'EOF'
+services:
+  s:
+    listen: "127.0.0.1:1"
+    upstream: "127.0.0.1:2"
+provision:
+  ipv4_pool: 100.64.0.0/33
+  ipv6_pool: "fd75::/64"
+  host_interface: "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv%u"
+  namespace: "%q"
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on bad provisioning pools and templates"
+is "$(grep -c ": provision\.[a-z0-9_]*: bad value" <<<"$out")" 4 \
+	"each reported as FILE:LINE:COL: provision.KEY" || diag "$out"
+like "$out" "$f:6:14: provision\.ipv4_pool: bad value \"100\.64\.0\.0/33\"" \
+	"the IPv4 pool's position and value"
+
 # --- --version, --help, bad option
 run_d out "$NSRELAYD" --version
 st=$?
