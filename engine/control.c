@@ -170,6 +170,9 @@ static void client_command(struct client *c, char *line)
 	}
 	q->c = c;
 	q->d = d;
+	/* forgotten now: the links it loses must not be put back */
+	if (q->deprovision)
+		provisioned_set(d, q->user, &q->spec, false);
 	r = q->deprovision ? prov_deprovision(d->prov, &q->spec,
 					      request_done, q) :
 			     prov_provision(d->prov, &q->spec, request_done, q);

@@ -50,6 +50,8 @@ struct daemon {
 	struct prov *prov;
 	struct prov_pool pool;
 	struct provisioned_list provisioned;
+	int monitor_fd;			/* host link events */
+	struct event *monitor_ev;
 	struct evconnlistener *control;
 	struct client_list clients;
 	unsigned nclients;

@@ -20,6 +20,11 @@ void provisioned_each_ns(struct daemon *d,
 
 void provisioned_free(struct daemon *d);
 
+/* Watch the host's links and keep provisioned namespaces whole (see
+ * hosts.c).  0 or -errno. */
+int provisioned_watch(struct daemon *d);
+void provisioned_unwatch(struct daemon *d);
+
 /* Write "ADDRESS NAME" lines for every provisioned namespace to PATH,
  * atomically (a temporary file renamed over it).  0 or -errno. */
 int hosts_write(const struct daemon *d, const char *path, const char *domain);

@@ -341,6 +341,11 @@ int main(int argc, char **argv)
 		d.prov = prov_new(d.base, d.cfg->netns_dir);
 		if (!d.prov)
 			fatal("starting the provisioner");
+		r = provisioned_watch(&d);
+		if (r < 0) {
+			errno = -r;
+			fatal("link monitor");
+		}
 	}
 	privs_drop(d.cfg->user, d.prov != NULL);
 	sigs[0] = evsignal_new(d.base, SIGTERM, on_stop, &d);
@@ -379,6 +384,7 @@ int main(int argc, char **argv)
 
 	sd_notify(0, "STOPPING=1");
 	control_close(&d);
+	provisioned_unwatch(&d);
 	prov_free(d.prov);
 	provisioned_free(&d);
 	relay_close_all(&d);

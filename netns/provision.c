@@ -1953,6 +1953,16 @@ static void job_advance(struct prov_job *j)
 	}
 }
 
+void prov_forget(struct prov *prov, const char *name)
+{
+	struct prov_ent *e = *ent_slot(prov, name);
+
+	if (!e)
+		return;
+	e->ready = false;
+	ent_put(prov, e);
+}
+
 static void job_start(struct prov_job *j)
 {
 	struct prov_ent *e = j->ent;

@@ -118,6 +118,11 @@ void prov_set_parallel(struct prov *prov, unsigned n);
 int prov_provision(struct prov *prov, const struct prov_spec *spec,
 		   prov_cb cb, void *arg);
 
+/* Forget that NAME was made ready, so that the next prov_provision() for
+ * it reads and reconciles everything again (after something outside
+ * changed it).  Work in progress is not affected. */
+void prov_forget(struct prov *prov, const char *name);
+
 /* Remove what provisioning creates: the veth pair (only if its peer is in
  * this namespace) and the namespace's bind mount and file.  A namespace that
  * is not there is success.  Same return and callback rules. */

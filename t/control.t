@@ -5,7 +5,8 @@
 # specified), served, reachable over their veth both ways; a restart changes
 # nothing (same interfaces, a connection across the veth survives); the
 # control socket provisions concurrently and repeatedly, refuses unknown
-# users; conflicts fail only their namespace; the hosts file follows;
+# users; conflicts fail only their namespace; the hosts file follows; a lost
+# host link, or lost link events, are repaired;
 # deprovisioning removes exactly what was created.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
@@ -136,6 +137,27 @@ check "hosts file maps daemon.test.example to its IPv4 address" \
 	grep -qx "$(v4 $B 2) daemon.test.example" "$hosts"
 check "hosts file maps bin.test.example to its IPv6 address" \
 	grep -qx "$(v6 $((B + 1)) 2) bin.test.example" "$hosts"
+
+# --- a provisioned namespace that loses its host link is made whole again
+ip link del "nc$B"
+restored() { ip link show "nc$2" >/dev/null 2>&1 && spec_ok "$1" "$2"; }
+check_within 10 "host veth deleted: the namespace is provisioned again" \
+	restored daemon $B
+check_within 10 "... and served again" \
+	peer_in "${pre}daemon" echo --port 7000 --bytes 4KiB --timeout 2
+
+# --- link events lost to a monitor overrun: every namespace is reconciled
+kill -STOP "$DPID"
+ip link del "nc$((B + 1))"		# an event that may be lost
+ip link add "nf$$a" type veth peer name "nf$$b" || bail "ip link add"
+link_adopt "nf$$a"
+for i in $(seq 1500); do echo "link set nf$$a up"; echo "link set nf$$a down"; done |
+	ip -batch - || diag "link flood failed"
+kill -CONT "$DPID"
+overran() { grep -q "link monitor overran" "$DLOG"; }
+check_within 20 "the link monitor's overrun is noticed" overran
+check_within 20 "... and bin's lost veth is back" restored bin $((B + 1))
+ip link del "nf$$a"
 
 # --- restart: nothing re-created, a connection across the veth survives
 idx() { ip -j link show "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)[0]["ifindex"])'; }

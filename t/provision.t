@@ -347,8 +347,10 @@ check "its veth disappears with the namespace" \
 
 # 10. Deprovision removes exactly what provisioning made: compare the host's
 # links and namespaces right before and right after.
-links_before=$(host_links)
-ns_before=$(netns_names)
+# only names of this run: other tests may add and remove theirs meanwhile
+mine() { grep -E "^($P|veth_$((1000 + B + 7))_out\$)" || true; }
+links_before=$(host_links | mine)
+ns_before=$(netns_names | mine)
 out=$("$NSPROV" "${NP[@]}" deprovision "$A" "$B" "$Bn" "${IDX[$Bn]}" \
 	"$C" "${IDX[$C]}" "$D" "${IDX[$D]}" "$G" "${IDX[$G]}" \
 	"${P}z" "${IDX[$E]}")
@@ -357,8 +359,8 @@ is "$? $(sort <<<"$out" | tr '\n' ' ')" \
 	"deprovision (and a name never made)"
 out=$("$NSPROV" "${AD[@]}" deprovision "$I" "${IDX[$I]}")
 is "$? $out" "0 $I ok" "deprovision the adopted one"
-links_after=$(host_links)
-ns_after=$(netns_names)
+links_after=$(host_links | mine)
+ns_after=$(netns_names | mine)
 want_links=$(printf '%s\n' "${A}h" "${Bn}h" "${C}h" "${D}h" "${G}h" \
 	"veth_$((1000 + B + 7))_out" | sort | tr '\n' ' ')
 want_ns=$(printf '%s\n' "$A" "$Bn" "$C" "$D" "$G" "${I}_ns" | sort | tr '\n' ' ')

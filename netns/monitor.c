@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* monitor: rtnetlink link events on the host.
+ *
+ * Only RTM_DELLINK matters to the daemon: the host end of a provisioned
+ * veth pair that disappears (an admin's `ip link del`, a tool cleaning up)
+ * leaves the namespace without its link.  Multicast delivery is lossy: when
+ * the socket's buffer overruns, recv() fails with ENOBUFS and the events
+ * lost are unknown, so the caller reconciles everything it owns.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+
+#include <libmnl/libmnl.h>
+
+#include "netns/monitor.h"
+
+struct gone_ctx {
+	void (*gone)(void *arg, const char *ifname);
+	void *arg;
+};
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(a, IFLA_MAX) < 0)
+		return MNL_CB_OK;
+	if (mnl_attr_get_type(a) == IFLA_IFNAME) {
+		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+			return MNL_CB_ERROR;
+		tb[IFLA_IFNAME] = a;
+	}
+	return MNL_CB_OK;
+}
+
+static int msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[IFLA_MAX + 1] = { NULL };
+	struct gone_ctx *g = data;
+
+	if (nlh->nlmsg_type != RTM_DELLINK)
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(struct ifinfomsg), attr_cb, tb) < 0 ||
+	    !tb[IFLA_IFNAME])
+		return MNL_CB_OK;	/* not ours to judge: skip it */
+	g->gone(g->arg, mnl_attr_get_str(tb[IFLA_IFNAME]));
+	return MNL_CB_OK;
+}
+
+int monitor_open(void)
+{
+	struct sockaddr_nl sa = {
+		.nl_family = AF_NETLINK,
+		.nl_groups = RTMGRP_LINK,
+	};
+	int fd, r;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int monitor_read(int fd, void (*gone)(void *arg, const char *ifname),
+		 void *arg)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct gone_ctx g = { gone, arg };
+
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0) {
+			if (errno == EAGAIN)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		/* seq 0, portid 0: kernel multicast */
+		mnl_cb_run(buf, (size_t)n, 0, 0, msg_cb, &g);
+	}
+}
