@@ -784,17 +784,25 @@ static void set_str(struct ctx *c, char **dst, const char *v)
 	*dst = dup;
 }
 
+/* The current scalar if it is not empty; else NULL, reported. */
+static const char *nonempty(struct ctx *c)
+{
+	const char *v = scalar(c);
+
+	if (v && !*v) {
+		error_at(c, here(c), "must not be empty");
+		return NULL;
+	}
+	return v;
+}
+
 static void h_user(struct ctx *c, void *obj, size_t off)
 {
 	char **dst = (char **)((char *)obj + off);
-	const char *v = scalar(c);
+	const char *v = nonempty(c);
 
 	if (!v)
 		return;
-	if (!*v) {
-		error_at(c, here(c), "must not be empty");
-		return;
-	}
 	if (!strcmp(v, "root") || strspn(v, "0") == strlen(v)) {
 		error_at(c, here(c),
 			 "must not be root: upstreams would see uid 0");
@@ -913,15 +921,10 @@ static void h_ns_names(struct ctx *c, void *obj, size_t off)
 static void h_string(struct ctx *c, void *obj, size_t off)
 {
 	char **dst = (char **)((char *)obj + off);
-	const char *v = scalar(c);
+	const char *v = nonempty(c);
 
-	if (!v)
-		return;
-	if (!*v) {
-		error_at(c, here(c), "must not be empty");
-		return;
-	}
-	set_str(c, dst, v);
+	if (v)
+		set_str(c, dst, v);
 }
 
 /* A string whose position is needed later: OFF is that of a struct

@@ -688,19 +688,25 @@ def cli_expect_close(args):
     say("closed (%s, %d bytes read) after %.2fs" % (kind, n, el))
 
 
-def cli_halfclose(args):
-    s = connect(args)
-    st = Stream(args.seed)
+def send_hashed(s, seed, nbytes, what):
+    """Send NBYTES of stream SEED on S; returns their SHA-256 object."""
+    st = Stream(seed)
     h = hashlib.sha256()
-    left = args.bytes
+    left = nbytes
     while left > 0:
         chunk = st.read(min(left, BLOCK))
         try:
             s.sendall(chunk)
         except OSError as e:
-            die("send: %s" % e)
+            die("%s: %s" % (what, e))
         h.update(chunk)
         left -= len(chunk)
+    return h
+
+
+def cli_halfclose(args):
+    s = connect(args)
+    h = send_hashed(s, args.seed, args.bytes, "send")
     s.shutdown(socket.SHUT_WR)
     line = read_line(s, "reply header")
     want = "%s %d" % (h.hexdigest(), args.bytes)
@@ -713,17 +719,7 @@ def cli_halfclose(args):
 def cli_late_send(args):
     s = connect(args)
     expect_stream_eof(s, args.seed, args.expect_bytes, "upstream data")
-    st = Stream(args.send_seed)
-    h = hashlib.sha256()
-    left = args.bytes
-    while left > 0:
-        chunk = st.read(min(left, BLOCK))
-        try:
-            s.sendall(chunk)
-        except OSError as e:
-            die("send after upstream EOF: %s" % e)
-        h.update(chunk)
-        left -= len(chunk)
+    h = send_hashed(s, args.send_seed, args.bytes, "send after upstream EOF")
     s.shutdown(socket.SHUT_WR)
     kind, n = wait_closed(s, time.monotonic() + args.timeout)
     if kind is None:
