@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: MIT
 # netns/: namespace handles, netlink, provisioning, discovery.
+# NETNS_POOL_SOURCES: templates, pools and specs; pure (libc only), also
+# linked by the config loader to check pools and templates.
+NETNS_POOL_SOURCES = \
+	netns/pool.c netns/pool.h
 # NETNS_PROV_SOURCES is the provisioner alone (also in t/tools/nsprov).
 NETNS_PROV_SOURCES = \
+	$(NETNS_POOL_SOURCES) \
 	netns/nl.c netns/nl.h \
 	netns/provision.c netns/provision.h
 NETNS_SOURCES = \

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 	struct item *items = NULL;
 	unsigned outstanding = 0, timeout = 0, parallel = 0;
 	int opt, i, n, failed = 0, quiet = 0, err, ret = 2;
-	char why[256];
+	char why[256], which;
 
 	prov_pool_init(&pool);
 	while ((opt = getopt(argc, argv, "d:t:j:qn:H:p:4:6:b:h")) != -1) {
@@ -122,12 +122,11 @@ int main(int argc, char **argv)
 		case 'n':
 		case 'H':
 		case 'p':
-			err = prov_pool_set_tmpl(&pool, opt == 'n' ? 'n' :
-						 opt == 'H' ? 'h' : 'p',
-						 optarg);
+			which = opt == 'n' ? 'n' : opt == 'H' ? 'h' : 'p';
+			err = prov_pool_set_tmpl(&pool, which, optarg);
 			if (err) {
 				fprintf(stderr, "nsprov: template \"%s\": %s\n",
-					optarg, strerror(-err));
+					optarg, prov_pool_strerror(err, which));
 				exit(2);
 			}
 			break;
@@ -137,8 +136,9 @@ int main(int argc, char **argv)
 					 : prov_pool_set_v6(&pool, optarg);
 			if (err) {
 				fprintf(stderr,
-					"nsprov: bad IPv%c pool \"%s\"\n",
-					opt, optarg);
+					"nsprov: bad IPv%c pool \"%s\": %s\n",
+					opt, optarg,
+					prov_pool_strerror(err, (char)opt));
 				exit(2);
 			}
 			break;
