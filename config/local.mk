@@ -1,4 +1,7 @@
 # SPDX-License-Identifier: MIT
 # config/: pure YAML -> struct config; also linked by the unit tests.
-libnsrconfig_a_SOURCES = config/config.c config/config.h
+libnsrconfig_a_SOURCES = \
+	config/config.c config/config.h config/internal.h \
+	config/walk.c config/schema.c config/values.c config/check.c \
+	config/util.c
 libnsrconfig_a_CFLAGS = $(AM_CFLAGS) $(LIBYAML_CFLAGS)

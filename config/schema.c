@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: MIT */
+/* schema.c: what the file may say: the tables of keys and their handlers.
+ *
+ * Each table lists {key, node type, handler, offset}; config_parse_fields()
+ * (walk.c) finds the entry for a key, checks the node type and calls the
+ * handler (h_*), which consumes exactly that node and stores what it finds
+ * at the offset in its object (struct config, a service, the provision
+ * section, or the parse context for defaults).  Values are parsed by
+ * values.c; checks that need the whole file are in check.c.
+ */
+#include "config/internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Replace the string at DST with a copy of V. */
+static void set_str(struct config_ctx *c, char **dst, const char *v)
+{
+	char *dup = strdup(v);
+
+	if (!dup) {
+		config_oom(c);
+		return;
+	}
+	free(*dst);
+	*dst = dup;
+}
+
+/* The current scalar if it is not empty; else NULL, reported. */
+static const char *nonempty(struct config_ctx *c)
+{
+	const char *v = config_scalar(c);
+
+	if (v && !*v) {
+		config_error_at(c, config_here(c), "must not be empty");
+		return NULL;
+	}
+	return v;
+}
+
+static void h_user(struct config_ctx *c, void *obj, size_t off)
+{
+	char **dst = (char **)((char *)obj + off);
+	const char *v = nonempty(c);
+
+	if (!v)
+		return;
+	if (!strcmp(v, "root") || strspn(v, "0") == strlen(v)) {
+		config_error_at(c, config_here(c),
+				"must not be root: upstreams would see uid 0");
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+static void h_abs_path(struct config_ctx *c, void *obj, size_t off)
+{
+	char **dst = (char **)((char *)obj + off);
+	const char *v = config_scalar(c);
+
+	if (!v)
+		return;
+	if (v[0] != '/') {
+		config_error_at(c, config_here(c), "must be an absolute path");
+		return;
+	}
+	set_str(c, dst, v);
+}
+
+static void h_duration(struct config_ctx *c, void *obj, size_t off)
+{
+	uint64_t *dst = (uint64_t *)(void *)((char *)obj + off);
+	const char *v = config_scalar(c), *why;
+	char buf[128];
+
+	if (!v)
+		return;
+	why = config_duration_why(v, dst, buf, sizeof(buf));
+	if (why)
+		config_error_at(c, config_here(c), "bad duration \"%s\": %s", v,
+				why);
+}
+
+static void h_ns_all(struct config_ctx *c, void *obj, size_t off)
+{
+	static const char *const yes[] = { "true", "yes", "on" };
+	static const char *const no[] = { "false", "no", "off" };
+	const char *v = config_scalar(c);
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
+			c->cfg->ns_all = !strcasecmp(v, yes[i]);
+			c->all_set = true;
+			return;
+		}
+	}
+	config_error_at(c, config_here(c), "expected true or false, not \"%s\"",
+			v);
+}
+
+/* A list of namespace names being filled in. */
+struct ns_list {
+	char ***names;
+	size_t *n;
+	struct mark **at;
+	struct strset *set;
+	size_t count;		/* items seen, valid or not */
+};
+
+static void ns_item(struct config_ctx *c, void *arg)
+{
+	struct ns_list *l = arg;
+	struct mark at = config_here(c), *m;
+	const char *v, *why;
+	char **names, *dup;
+	size_t prev;
+
+	l->count++;
+	if (!config_expect(c, N_SCALAR) || !(v = config_scalar(c)))
+		return;
+	why = config_ns_name_problem(v);
+	if (why) {
+		config_error_at(c, at, "bad namespace name \"%s\": %s", v, why);
+		return;
+	}
+	prev = config_set_get(l->set, v);
+	if (prev != SIZE_MAX) {
+		config_error_at(c, at, "\"%s\" is already listed at %u:%u", v,
+				(*l->at)[prev].line, (*l->at)[prev].col);
+		return;
+	}
+	names = config_grow(*l->names, *l->n, sizeof(**l->names));
+	if (names)
+		*l->names = names;
+	m = names ? config_grow(*l->at, *l->n, sizeof(**l->at)) : NULL;
+	if (m)
+		*l->at = m;
+	dup = m ? strdup(v) : NULL;
+	if (!dup || config_set_put(l->set, dup, *l->n)) {
+		free(dup);
+		config_oom(c);
+		return;
+	}
+	(*l->names)[*l->n] = dup;
+	(*l->at)[(*l->n)++] = at;
+}
+
+static void h_ns_names(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config *cfg = c->cfg;
+	struct ns_list l = {
+		&cfg->namespaces, &cfg->n_namespaces, &c->names_at,
+		&c->ns_names, 0
+	};
+
+	c->names_set = true;
+	config_seq_each(c, ns_item, &l);
+	c->names_count = l.count;
+}
+
+/* Any non-empty scalar, kept as a string. */
+static void h_string(struct config_ctx *c, void *obj, size_t off)
+{
+	char **dst = (char **)((char *)obj + off);
+	const char *v = nonempty(c);
+
+	if (v)
+		set_str(c, dst, v);
+}
+
+/* A string whose position is needed later: OFF is that of a struct
+ * config_provision field; the location goes to the matching _at field. */
+static void h_located(struct config_ctx *c, void *obj, size_t off)
+{
+	static const struct {
+		size_t str, at;
+	} map[] = {
+#define LOC(f) { offsetof(struct config_provision, f), \
+		 offsetof(struct config_provision, f##_at) }
+		LOC(ipv4_pool), LOC(ipv6_pool), LOC(ns_template),
+		LOC(host_template), LOC(peer_template),
+#undef LOC
+	};
+	struct config_loc *at = NULL;
+	struct mark m = config_here(c);
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (map[i].str == off)
+			at = (struct config_loc *)(void *)((char *)obj +
+							   map[i].at);
+	h_string(c, obj, off);
+	if (at) {
+		at->line = m.line;
+		at->col = m.col;
+	}
+}
+
+static void h_glob(struct config_ctx *c, void *obj, size_t off)
+{
+	const char *v = config_scalar(c);
+
+	if (!v)
+		return;
+	if (!*v || strchr(v, '/')) {
+		config_error_at(c, config_here(c),
+				"bad glob \"%s\": a non-empty pattern "
+				"for names, without '/'",
+				v);
+		return;
+	}
+	h_string(c, obj, off);
+}
+
+
+/* An unsigned integer below LIMIT; 0, or -1 reported at the scalar. */
+static int uint_value(struct config_ctx *c, const char *v,
+		      unsigned long limit, unsigned long *out)
+{
+	if (config_parse_uint(v, limit, out) == 0)
+		return 0;
+	config_error_at(c, config_here(c),
+			"expected a whole number below "
+			"%lu, not \"%s\"",
+			limit, v);
+	return -1;
+}
+
+static void h_uid_base(struct config_ctx *c, void *obj, size_t off)
+{
+	const char *v = config_scalar(c);
+	unsigned long n;
+
+	if (v && uint_value(c, v, 0xffffffffUL, &n) == 0)
+		c->cfg->provision.uid_base = (uint32_t)n;
+}
+
+static void prov_user_add(struct config_ctx *c, const char *name, long index,
+			  struct mark at)
+{
+	struct config_provision *p = &c->cfg->provision;
+	struct config_prov_user *u;
+	const char *why = config_ns_name_problem(name);
+	size_t prev = config_set_get(&c->prov_users, name);
+
+	if (why || !*name) {
+		config_error_at(c, at, "bad user name \"%s\"", name);
+		return;
+	}
+	if (prev != SIZE_MAX) {
+		config_error_at(c, at, "\"%s\" is already listed at %u:%u",
+				name, p->users[prev].at.line,
+				p->users[prev].at.col);
+		return;
+	}
+	u = config_grow(p->users, p->n_users, sizeof(*u));
+	if (!u) {
+		config_oom(c);
+		return;
+	}
+	p->users = u;
+	u = &p->users[p->n_users];
+	u->name = strdup(name);
+	if (!u->name || config_set_put(&c->prov_users, u->name, p->n_users)) {
+		free(u->name);
+		config_oom(c);
+		return;
+	}
+	u->index = index;
+	u->at.line = at.line;
+	u->at.col = at.col;
+	p->n_users++;
+}
+
+/* A user entry: "alice" or { name: alice, index: 9 }. */
+struct user_entry {
+	char *name;
+	long index;
+};
+
+static void h_entry_name(struct config_ctx *c, void *obj, size_t off)
+{
+	h_string(c, obj, offsetof(struct user_entry, name));
+}
+
+static void h_entry_index(struct config_ctx *c, void *obj, size_t off)
+{
+	struct user_entry *e = obj;
+	const char *v = config_scalar(c);
+	unsigned long n;
+
+	if (v && uint_value(c, v, 65536, &n) == 0)
+		e->index = (long)n;
+}
+
+static const struct field user_fields[] = {
+	{ "name", N_SCALAR, h_entry_name, 0, true },
+	{ "index", N_SCALAR, h_entry_index, 0, false },
+};
+
+static void user_item(struct config_ctx *c, void *arg)
+{
+	struct mark at = config_here(c);
+	struct user_entry e = { NULL, -1 };
+	const char *v;
+
+	if (config_node_kind(c) == K_MAP) {
+		config_parse_fields(c, user_fields, ARRAY_SIZE(user_fields), &e,
+				    at);
+		if (e.name)
+			prov_user_add(c, e.name, e.index, at);
+		free(e.name);
+		return;
+	}
+	if (!config_expect(c, N_SCALAR) || !(v = config_scalar(c)))
+		return;
+	prov_user_add(c, v, -1, at);
+}
+
+static void h_prov_users(struct config_ctx *c, void *obj, size_t off)
+{
+	config_seq_each(c, user_item, NULL);
+}
+
+static const struct field prov_fields[] = {
+#define PF(k, f, fn) { k, N_SCALAR, fn, \
+		       offsetof(struct config_provision, f), false }
+	{ "users", N_SEQ, h_prov_users, 0, false },
+	{ "uid_base", N_SCALAR, h_uid_base, 0, false },
+	PF("ipv4_pool", ipv4_pool, h_located),
+	PF("ipv6_pool", ipv6_pool, h_located),
+	PF("namespace", ns_template, h_located),
+	PF("host_interface", host_template, h_located),
+	PF("namespace_interface", peer_template, h_located),
+	PF("control", control, h_abs_path),
+	PF("hosts_file", hosts_file, h_abs_path),
+	PF("domain", domain, h_string),
+#undef PF
+};
+
+static void h_provision(struct config_ctx *c, void *obj, size_t off)
+{
+	c->cfg->provision.enabled = true;
+	config_parse_fields(c, prov_fields, ARRAY_SIZE(prov_fields),
+			    &c->cfg->provision, config_here(c));
+}
+
+static const struct field ns_fields[] = {
+	{ "dir", N_SCALAR, h_abs_path, offsetof(struct config, netns_dir),
+	  false },
+	{ "all", N_SCALAR, h_ns_all, 0, false },
+	{ "names", N_SEQ, h_ns_names, 0, false },
+	{ "match", N_SCALAR, h_glob, offsetof(struct config, ns_match),
+	  false },
+};
+
+static void h_namespaces(struct config_ctx *c, void *obj, size_t off)
+{
+	c->ns_at = config_here(c);
+	config_parse_fields(c, ns_fields, ARRAY_SIZE(ns_fields), c->cfg,
+			    config_here(c));
+}
+
+static const struct field defaults_fields[] = {
+	{ "connect_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_ctx, def_connect_ms), false },
+	{ "idle_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_ctx, def_idle_ms), false },
+	{ "fin_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_ctx, def_fin_ms), false },
+};
+
+static void h_defaults(struct config_ctx *c, void *obj, size_t off)
+{
+	config_parse_fields(c, defaults_fields, ARRAY_SIZE(defaults_fields), c,
+			    config_here(c));
+}
+
+static void listen_item(struct config_ctx *c, void *arg)
+{
+	struct config_service *s = arg;
+	struct config_sockaddr sa, *v;
+	const char *text, *why;
+
+	if (!config_expect(c, N_SCALAR) || !(text = config_scalar(c)))
+		return;
+	if (config_parse_sockaddr(text, false, &sa, &why)) {
+		config_error_at(c, config_here(c), "%s", why);
+		return;
+	}
+	sa.line = config_here(c).line;
+	sa.col = config_here(c).col;
+	v = config_grow(s->listen, s->n_listen, sizeof(*v));
+	if (!v) {
+		config_oom(c);
+		return;
+	}
+	s->listen = v;
+	s->listen[s->n_listen++] = sa;
+}
+
+static void h_listen(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	struct mark at = config_here(c);
+
+	if (c->ev.type == YAML_SCALAR_EVENT) {
+		c->meta[s - c->cfg->services].listen_scalar = true;
+		listen_item(c, s);
+	} else if (!config_seq_each(c, listen_item, s)) {
+		config_error_at(c, at, "at least one address is required");
+	}
+}
+
+static void h_upstream(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	const char *text = config_scalar(c), *why;
+
+	if (!text)
+		return;
+	if (config_parse_sockaddr(text, true, &s->upstream, &why)) {
+		config_error_at(c, config_here(c), "%s", why);
+		memset(&s->upstream, 0, sizeof(s->upstream));
+		return;
+	}
+	s->upstream.line = config_here(c).line;
+	s->upstream.col = config_here(c).col;
+}
+
+static void h_svc_namespaces(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	struct strset set = { NULL, 0, 0 };
+	struct ns_list l = {
+		&s->namespaces, &s->n_namespaces,
+		&c->meta[s - c->cfg->services].ns_at, &set, 0
+	};
+	struct mark at = config_here(c);
+
+	config_seq_each(c, ns_item, &l);
+	config_set_free(&set);
+	if (!l.count)
+		config_error_at(c, at,
+				"at least one namespace is required "
+				"(leave the key out for all of them)");
+}
+
+static const struct field service_fields[] = {
+	{ "listen", N_SEQ_OR_SCALAR, h_listen, 0, true },
+	{ "upstream", N_SCALAR, h_upstream, 0, true },
+	{ "connect_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_service, connect_timeout_ms), false },
+	{ "idle_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_service, idle_timeout_ms), false },
+	{ "fin_timeout", N_SCALAR, h_duration,
+	  offsetof(struct config_service, fin_timeout_ms), false },
+	{ "namespaces", N_SEQ, h_svc_namespaces, 0, false },
+};
+
+static void service_key(struct config_ctx *c, const char *name, struct mark at,
+			void *arg)
+{
+	struct config *cfg = c->cfg;
+	struct config_service *s;
+	struct svc_meta *m;
+	size_t old;
+
+	c->n_service_keys++;
+	if (!config_valid_service_name(name))
+		config_error_at(c, at,
+				"bad service name \"%s\": use 1 to %d letters, "
+				"digits, '_', '.' or '-'",
+				name, SERVICE_NAME_MAX);
+	old = config_path_push(c, name);
+	if (config_set_get(&c->svc_names, name) != SIZE_MAX) {
+		config_error_at(c, at, "duplicate key");
+		config_skip_node(c);
+		goto out;
+	}
+	if (!config_expect(c, N_MAP))
+		goto out;
+	s = config_grow(cfg->services, cfg->n_services, sizeof(*s));
+	if (s)
+		cfg->services = s;
+	m = s ? config_grow(c->meta, cfg->n_services, sizeof(*m)) : NULL;
+	if (m)
+		c->meta = m;
+	s = m ? &cfg->services[cfg->n_services] : NULL;
+	if (s) {
+		memset(s, 0, sizeof(*s));
+		memset(&c->meta[cfg->n_services], 0, sizeof(*m));
+		s->name = strdup(name);
+	}
+	if (!s || !s->name ||
+	    config_set_put(&c->svc_names, s->name, cfg->n_services)) {
+		if (s)
+			free(s->name);
+		config_oom(c);
+		goto out;
+	}
+	s->line = at.line;
+	s->col = at.col;
+	cfg->n_services++;
+	config_parse_fields(c, service_fields, ARRAY_SIZE(service_fields), s,
+			    at);
+out:
+	config_path_pop(c, old);
+}
+
+static void h_services(struct config_ctx *c, void *obj, size_t off)
+{
+	struct mark at = config_here(c);
+
+	config_map_each(c, service_key, NULL);
+	if (!c->stop && !c->n_service_keys)
+		config_error_at(c, at, "at least one service is required");
+}
+
+static const struct field top_fields[] = {
+	{ "user", N_SCALAR, h_user, offsetof(struct config, user), false },
+	{ "bind_retry_max", N_SCALAR, h_duration,
+	  offsetof(struct config, retry_max_ms), false },
+	{ "namespaces", N_MAP, h_namespaces, 0, false },
+	{ "defaults", N_MAP, h_defaults, 0, false },
+	{ "services", N_MAP, h_services, 0, true },
+	{ "provision", N_MAP, h_provision, 0, false },
+};
+
+/* STREAM-START DOCUMENT-START mapping DOCUMENT-END STREAM-END */
+void config_parse_document(struct config_ctx *c)
+{
+	static const struct mark top = { 1, 1 };
+
+	if (config_next(c) || config_next(c))
+		return;
+	if (c->ev.type == YAML_STREAM_END_EVENT) {
+		config_error_at(c, top, "expected a mapping at the top level");
+		return;
+	}
+	if (config_next(c))
+		return;
+	if (c->ev.type == YAML_MAPPING_START_EVENT) {
+		config_node_kind(c);
+		config_parse_fields(c, top_fields, ARRAY_SIZE(top_fields),
+				    c->cfg, top);
+	} else {
+		config_error_at(c, top, "expected a mapping at the top level");
+		config_skip_node(c);
+	}
+	if (config_next(c) || config_next(c)) /* DOCUMENT-END, then the next */
+		return;
+	if (c->ev.type == YAML_DOCUMENT_START_EVENT) {
+		config_error_at(c, config_here(c),
+				"only one document is allowed");
+		c->stop = true;
+	}
+}
