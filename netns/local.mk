@@ -8,7 +8,9 @@ NETNS_POOL_SOURCES = \
 NETNS_PROV_SOURCES = \
 	$(NETNS_POOL_SOURCES) \
 	netns/nl.c netns/nl.h \
-	netns/provision.c netns/provision.h
+	netns/provision.c netns/provision.h netns/prov_int.h \
+	netns/prov_plan.c netns/prov_read.c netns/prov_send.c \
+	netns/prov_ns.c
 NETNS_SOURCES = \
 	netns/netns.c netns/netns.h \
 	netns/discover.c netns/discover.h \

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/* prov_int: what the pieces of the provisioner share (private to netns/).
+ *
+ * The provisioner is one module in several files, each with one job:
+ *
+ *   provision.c   jobs: the per-name queue, the run queue, the public API
+ *   prov_plan.c   the steps: decide from what the kernel said what to do
+ *   prov_read.c   reading kernel state: replies parsed into the job
+ *   prov_send.c   building and sending the netlink requests of a step
+ *   prov_ns.c     the namespace file: open, create, remove
+ *
+ * Only the loop thread touches these structures.
+ */
+#ifndef NSRELAY_PROV_INT_H
+#define NSRELAY_PROV_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "netns/nl.h"
+#include "netns/provision.h"
+
+struct event;
+struct nlmsghdr;
+
+#define PROV_DEFAULT_PARALLEL	32
+#define PROV_MSG_MAX		512
+#define PROV_REQ_BUF		1024
+#define PROV_NS_RETRIES		10	/* looks at a non-namespace file */
+#define PROV_NS_RETRY_MS	50
+#define PROV_MAX_LINKS		4096	/* links remembered from one dump */
+
+enum prov_op { OP_UP, OP_DOWN };
+
+enum prov_step {
+	S_NS,		/* open or create the namespace (synchronous) */
+	S_PROBE,	/* host link, nsid, namespace links */
+	S_CREATE,	/* the veth pair */
+	S_INSPECT,	/* addresses, routes, addresses in use */
+	S_APPLY,	/* what is missing */
+	S_UNDO,		/* failed: remove what this job created */
+	S_DPROBE,	/* deprovision: host link, nsid */
+	S_DDEL,		/* deprovision: delete the veth */
+	S_DFILE,	/* deprovision: unmount and unlink */
+};
+
+/* The four addresses of a spec. */
+enum { T_H4, T_N4, T_H6, T_N6, T_MAX };
+
+struct prov_link {
+	uint32_t index;
+	uint32_t flags;
+	uint32_t peer;			/* IFLA_LINK */
+	int32_t nsid;			/* IFLA_LINK_NETNSID */
+	bool has_peer, has_nsid, veth;
+	char name[IFNAMSIZ];
+	char kind[16];
+};
+
+struct prov_target {
+	int family;
+	const void *addr;		/* into job->spec */
+	unsigned plen;
+	bool host_side;
+	bool here;			/* on its link, right prefix */
+	bool wrong[2];			/* per dump (SRC_*): other prefix, or */
+	char where[2][96];		/* on another interface; where */
+	bool local;			/* RTN_LOCAL on the host */
+};
+
+/* Which address dump saw it: each forgets only its own on a restart. */
+enum { SRC_NS, SRC_HOST };
+
+struct prov_waiter {
+	struct prov_waiter *next;
+	prov_cb cb;
+	void *arg;
+};
+
+struct prov_ent;
+
+struct prov_job {
+	TAILQ_ENTRY(prov_job) q;	/* prov->runq, ->running or ->done */
+	TAILQ_ENTRY(prov_job) same;	/* ent->jobs */
+	struct prov *prov;
+	struct prov_ent *ent;
+	enum prov_op op;
+	enum prov_step step;
+	struct prov_spec spec;
+	struct prov_waiter *waiters, **wtail;
+	unsigned pending;		/* netlink requests of this step */
+	bool finished, sleeping;
+	int err;
+	char msg[PROV_MSG_MAX];
+	char path[PATH_MAX];
+
+	int nsfd;
+	struct stat ns_st;
+	struct nl *nsnl;
+	struct event *timer;		/* NS retries */
+	unsigned ns_tries;
+	bool ns_created, veth_created, probed_after_create;
+	bool rm_file;			/* deprovision: a placeholder */
+
+	struct prov_link host;
+	bool host_found;
+	int32_t nsid;
+	struct prov_link *links;	/* the namespace's, from the dump */
+	size_t nlinks;
+	struct prov_link *peer, *lo;	/* into links, after PROBE */
+
+	struct prov_target t[T_MAX];
+	bool def_ok[2], def_other[2];	/* [0] IPv4, [1] IPv6 */
+	char def_where[2][96];
+};
+
+/* One netlink request of a job: what it is, for its answer and messages. */
+enum req_kind {
+	R_PLAIN,	/* any error fails the job */
+	R_HOST_GET,	/* ENODEV = no such link */
+	R_NSID,
+	R_NS_LINKS,
+	R_NS_ADDRS,
+	R_NS_ROUTES,
+	R_HOST_ADDRS,
+	R_ROUTE_GET,	/* "unreachable" answers = not local */
+	R_ADDR_GET,	/* EADDRNOTAVAIL = not assigned on the host */
+	R_BEST_EFFORT,	/* errors ignored (undo) */
+	R_DEL,		/* ENODEV = already gone */
+};
+
+struct prov_req {
+	struct prov_job *job;
+	enum req_kind kind;
+	int idx;
+	char what[160];
+};
+
+struct prov_ent {
+	struct prov_ent *hnext;
+	/* the first one runs, or waits in runq */
+	TAILQ_HEAD(prov_ent_jobs, prov_job) jobs;
+	bool ready;
+	struct prov_spec spec;		/* when ready */
+	dev_t dev;
+	ino_t ino;
+	char name[];
+};
+
+TAILQ_HEAD(prov_job_list, prov_job);
+
+struct prov {
+	struct event_base *base;
+	char *dir;
+	int hostfd;
+	struct nl *host;
+	struct event *kick;		/* start runnable jobs */
+	struct event *done_ev;		/* run callbacks of finished jobs */
+	struct prov_job_list runq, running, done;
+	unsigned active, parallel, timeout_ms;
+	bool dir_ready;
+	struct prov_ent **tab;
+	size_t tab_size, n_ent;
+	unsigned busy;
+	bool dying;
+};
+
+/* --- provision.c: jobs */
+
+/* Record the first error of a job: err (-errno) and its message. */
+void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The job is over (success or j->err): wake the next job of its name and
+ * queue its callbacks for the next loop turn. */
+void prov_job_finish(struct prov_job *j);
+
+/* --- prov_plan.c: steps */
+
+/* Go on with j once its step has no request outstanding. */
+void prov_job_advance(struct prov_job *j);
+
+/* --- prov_read.c: replies */
+
+const char *prov_ntop(int family, const void *addr, char *buf, size_t n);
+struct prov_link *prov_link_by_index(struct prov_job *j, uint32_t idx);
+struct prov_link *prov_link_by_name(struct prov_job *j, const char *n);
+
+/* Message callbacks (nl_msg_fn) of the requests; arg is a struct prov_req. */
+int prov_msg_host_link(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_nsid(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_ns_link(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_ns_addr(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_host_addr(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_ns_route(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_route_get(const struct nlmsghdr *nlh, void *arg);
+int prov_msg_addr_get(const struct nlmsghdr *nlh, void *arg);
+
+/* --- prov_send.c: requests (each counts in j->pending, or records an
+ * error in j) */
+
+/* The host socket, reopened if it failed.  NULL and *err set on failure. */
+struct nl *prov_host_nl(struct prov *prov, int *err);
+void prov_send_get_link(struct prov_job *j);
+void prov_send_get_nsid(struct prov_job *j);
+void prov_send_dump(struct prov_job *j, bool on_host, uint16_t type,
+		    uint32_t index, nl_msg_fn cb, enum req_kind kind,
+		    const char *what);
+void prov_send_set_up(struct prov_job *j, bool on_host, uint32_t index,
+		      const char *name);
+void prov_send_new_veth(struct prov_job *j);
+void prov_send_del_link(struct prov_job *j, enum req_kind kind, bool by_name);
+void prov_send_add_addr(struct prov_job *j, int ti, uint32_t index,
+			const char *ifname);
+void prov_send_add_default(struct prov_job *j, int f);
+void prov_send_local_check(struct prov_job *j, int ti);
+
+/* --- prov_ns.c: the namespace file */
+
+/* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
+ * 1 when it will look again later, -errno on failure (recorded). */
+int prov_ns_open(struct prov_job *j, bool create);
+
+/* Undo: remove the namespace this job created (if it did). */
+void prov_ns_undo(struct prov_job *j);
+
+/* Deprovision: unmount and remove the file (error recorded in j). */
+void prov_ns_remove(struct prov_job *j);
+
+#endif

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/* prov_ns: the namespace file - open, create, remove.
+ *
+ * Theory of operation
+ *
+ *   NS       DIR/NAME holds a network namespace (nsfs, NS_GET_NSTYPE): adopt
+ *            it.  Missing: create it as `ip netns add` does (DIR 0755, made a
+ *            shared mount, bound onto itself first if it is not a mount
+ *            point; the file O_EXCL mode 0; unshare(CLONE_NEWNET), open
+ *            /proc/thread-self/ns/net and the namespace's netlink socket,
+ *            setns() home at once - failing that aborts - then bind-mount the
+ *            namespace on the file).  A file that is not a namespace may be
+ *            `ip netns add` half-way: look again a few times, 50 ms apart;
+ *            if it stays an empty mode-0 file it is the leftover of a crash
+ *            between create and mount, removed and replaced; anything else
+ *            is an error.
+ *
+ * Removal (deprovision, or undo of a namespace this job created) is `ip
+ * netns del`: umount2(MNT_DETACH), then unlink.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+
+#include "netns/prov_int.h"
+
+static bool fd_is_netns(int fd)
+{
+	struct statfs sfs;
+
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC)
+		return false;
+	return ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET;
+}
+
+/* DIR exists and is a shared mount point, as `ip netns add` makes it. */
+static int prov_dir_prepare(struct prov *prov, char *why, size_t n)
+{
+	bool bound = false;
+	int lock = -1, ret = 0;
+
+	if (prov->dir_ready)
+		return 0;
+	if (mkdir(prov->dir, 0755) < 0 && errno != EEXIST) {
+		ret = -errno;
+		snprintf(why, n, "mkdir %s", prov->dir);
+		goto out;
+	}
+	while (mount("", prov->dir, "none", MS_SHARED | MS_REC, NULL) < 0) {
+		if (errno != EINVAL || bound) {
+			ret = -errno;
+			snprintf(why, n, "make %s a shared mount", prov->dir);
+			goto out;
+		}
+		/* not a mount point yet: bind it onto itself, like iproute2,
+		 * under its lock; if someone holds it, go on like it does */
+		if (lock < 0) {
+			lock = open(prov->dir, O_RDONLY | O_DIRECTORY |
+				    O_CLOEXEC);
+			if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0) {
+				close(lock);
+				lock = -2;
+			}
+		}
+		if (mount(prov->dir, prov->dir, "none", MS_BIND | MS_REC,
+			  NULL) < 0) {
+			ret = -errno;
+			snprintf(why, n, "bind-mount %s onto itself",
+				 prov->dir);
+			goto out;
+		}
+		bound = true;
+	}
+	prov->dir_ready = true;
+out:
+	if (lock >= 0)
+		close(lock);	/* releases the flock */
+	return ret;
+}
+
+/* Create the namespace at j->path: file, new netns, bind mount.  Leaves
+ * j->nsfd and j->nsnl open.  The calling thread is back home on return. */
+static int ns_create(struct prov_job *j)
+{
+	struct prov *prov = j->prov;
+	char src[64], why[PATH_MAX + 64];
+	int fd, err, saved = 0;
+
+	err = prov_dir_prepare(prov, why, sizeof(why));
+	if (err) {
+		prov_job_error(j, err, "%s: %s", why, strerror(-err));
+		return err;
+	}
+	fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -EEXIST)	/* someone else is creating it */
+			return err;
+		prov_job_error(j, err, "create %s: %s", j->path, strerror(-err));
+		return err;
+	}
+	close(fd);
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		err = -errno;
+		prov_job_error(j, err, "unshare(CLONE_NEWNET): %s", strerror(-err));
+		goto out;
+	}
+	j->nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (j->nsfd < 0)
+		saved = -errno;
+	else
+		j->nsnl = nl_open(prov->base, -1, &saved);
+	if (setns(prov->hostfd, CLONE_NEWNET) < 0)
+		abort();	/* never run on inside a foreign namespace */
+	if (saved) {
+		err = saved;
+		prov_job_error(j, err, "open the new namespace: %s", strerror(-err));
+		goto out;
+	}
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", j->nsfd);
+	if (mount(src, j->path, "none", MS_BIND, NULL) < 0) {
+		err = -errno;
+		prov_job_error(j, err, "bind-mount the namespace on %s: %s",
+			  j->path, strerror(-err));
+		goto out;
+	}
+	j->ns_created = true;
+	err = 0;
+out:
+	if (err)
+		unlink(j->path);
+	return err;
+}
+
+/* After an attempt that left the file there but no namespace on it. */
+static void ns_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct prov_job *j = arg;
+
+	j->sleeping = false;
+	prov_job_advance(j);
+}
+
+/* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
+ * 1 when it will look again later, -errno on failure (recorded). */
+int prov_ns_open(struct prov_job *j, bool create)
+{
+	struct timeval tv = { 0, PROV_NS_RETRY_MS * 1000 };
+	struct stat st;
+	int fd, err;
+
+	fd = open(j->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) {
+		err = -errno;
+		prov_job_error(j, err, "open %s: %s", j->path, strerror(-err));
+		return err;
+	}
+	if (fd >= 0) {
+		if (fd_is_netns(fd)) {
+			j->nsfd = fd;
+			return 0;
+		}
+		err = fstat(fd, &st) < 0 ? -errno : 0;
+		close(fd);
+		if (err) {
+			prov_job_error(j, err, "stat %s: %s", j->path,
+				  strerror(-err));
+			return err;
+		}
+		if (j->ns_tries++ < PROV_NS_RETRIES)
+			goto later;
+		if (!S_ISREG(st.st_mode) || st.st_size ||
+		    (st.st_mode & 07777)) {
+			prov_job_error(j, -EEXIST, "%s exists and is not a network "
+				  "namespace", j->path);
+			return -EEXIST;
+		}
+		if (!create) {
+			j->rm_file = true;
+			return 0;
+		}
+		/* the placeholder of a creation that never finished */
+		(void)umount2(j->path, MNT_DETACH);
+		if (unlink(j->path) < 0 && errno != ENOENT) {
+			err = -errno;
+			prov_job_error(j, err, "remove the stale placeholder %s: %s",
+				  j->path, strerror(-err));
+			return err;
+		}
+	}
+	if (!create)
+		return 0;
+	err = ns_create(j);
+	if (err == -EEXIST && j->ns_tries++ < PROV_NS_RETRIES)
+		goto later;
+	if (err == -EEXIST)
+		prov_job_error(j, err, "%s appeared but never became a namespace",
+			  j->path);
+	return err;
+later:
+	if (!j->timer) {
+		j->timer = evtimer_new(j->prov->base, ns_retry_cb, j);
+		if (!j->timer) {
+			prov_job_error(j, -ENOMEM, "timer: %s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+	}
+	evtimer_add(j->timer, &tv);
+	j->sleeping = true;
+	return 1;
+}
+
+void prov_ns_undo(struct prov_job *j)
+{
+	if (j->ns_created) {
+		(void)umount2(j->path, MNT_DETACH);
+		(void)unlink(j->path);
+	}
+}
+
+
+void prov_ns_remove(struct prov_job *j)
+{
+	int err;
+
+	if (j->nsfd < 0 && !j->rm_file)
+		return;		/* nothing there */
+	if (umount2(j->path, MNT_DETACH) < 0 && errno != EINVAL &&
+	    errno != ENOENT) {
+		err = -errno;
+		prov_job_error(j, err, "unmount %s: %s", j->path, strerror(-err));
+		return;
+	}
+	if (unlink(j->path) < 0 && errno != ENOENT) {
+		err = -errno;
+		prov_job_error(j, err, "remove %s: %s", j->path, strerror(-err));
+	}
+}
