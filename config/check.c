@@ -5,9 +5,16 @@
  * (namespace, address) pair served twice (sorted by address, then one
  * linear pass per group of equal addresses), and the defaults that services
  * inherit.  Messages made here carry the position recorded during the walk.
+ *
+ * Then the checks the engine runs on a loaded config because they need the
+ * host: provisioned users' uids (looked up by a function the engine gives,
+ * so that this stays pure) and the number of listening sockets against the
+ * descriptor limit.
  */
 #include "config/internal.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +239,88 @@ void config_finish(struct config_ctx *c)
 	cfg->path = strdup(c->name);
 	if (!cfg->netns_dir || !cfg->user || !cfg->path)
 		config_oom(c);
+}
+
+/* ---- checks offered to the engine ------------------------------------ */
+
+int config_check_users(const struct config *cfg,
+		       int (*uid_of)(const char *name, uint32_t *uid,
+				     void *arg),
+		       void *arg, struct config_errors *errs)
+{
+	const struct config_provision *p = &cfg->provision;
+	int bad = 0, r;
+
+	for (size_t i = 0; i < p->n_users; i++) {
+		const struct config_prov_user *u = &p->users[i];
+		uint32_t uid;
+
+		r = uid_of(u->name, &uid, arg);
+		if (r < 0)
+			continue;	/* the host's business: not checked */
+		if (uid == 0)
+			r = config_errs_add(errs, "%s:%u:%u: provision.users"
+					    "[%zu]: \"%s\" has uid 0: refused",
+					    cfg->path, u->at.line, u->at.col,
+					    i, u->name);
+		else if (uid < p->uid_base && u->index < 0)
+			r = config_errs_add(errs, "%s:%u:%u: provision.users"
+					    "[%zu]: \"%s\" has uid %" PRIu32
+					    ", below uid_base %" PRIu32
+					    " (give it an index, or lower "
+					    "uid_base)", cfg->path, u->at.line,
+					    u->at.col, i, u->name, uid,
+					    p->uid_base);
+		else
+			continue;
+		if (r < 0)
+			return -ENOMEM;
+		bad++;
+	}
+	return bad;
+}
+
+/* A + B, or SIZE_MAX when it does not fit. */
+static size_t add_sat(size_t a, size_t b)
+{
+	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t mul_sat(size_t a, size_t b)
+{
+	return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+size_t config_listener_count(const struct config *cfg, size_t n_namespaces)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct config_service *s = &cfg->services[i];
+		size_t n;
+
+		if (s->n_namespaces)
+			n = s->n_namespaces;
+		else if (!cfg->ns_all)
+			n = cfg->n_namespaces;
+		else	/* listed names, plus what all: true finds */
+			n = add_sat(cfg->n_namespaces, n_namespaces);
+		total = add_sat(total, mul_sat(s->n_listen, n));
+	}
+	return total;
+}
+
+int config_check_listeners(const struct config *cfg, size_t n_namespaces,
+			   uint64_t limit, struct config_errors *errs)
+{
+	size_t n = config_listener_count(cfg, n_namespaces);
+
+	if (n <= limit)
+		return 0;
+	if (config_errs_add(errs, "%s: %zu listening sockets (listen "
+			    "addresses times namespaces) do not fit the "
+			    "descriptor limit: %" PRIu64 " left for them",
+			    cfg->path, n, limit) < 0)
+		return -ENOMEM;
+	return 1;
 }

@@ -53,8 +53,11 @@ int config_parse_buffer(const char *name, const char *buf, size_t len,
 	c->buf = buf;
 	c->len = len;
 	c->cfg = calloc(1, sizeof(*c->cfg));
-	if (c->cfg)
+	if (c->cfg) {
+		prov_pool_init(&c->cfg->provision.pool);
 		c->cfg->provision.uid_base = CONFIG_DEFAULT_UID_BASE;
+		c->cfg->provision.pool.uid_base = CONFIG_DEFAULT_UID_BASE;
+	}
 	if (!c->cfg || !yaml_parser_initialize(&c->parser)) {
 		free(c->cfg);
 		c->cfg = NULL;
@@ -99,14 +102,25 @@ int config_load(const char *path, struct config **out,
 {
 	char *buf = NULL, *p;
 	size_t len = 0, cap = 0;
+	struct stat st;
 	ssize_t n;
 	int fd, rc = -1;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; anything
+	 * but a regular file is refused before reading. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		config_errs_add(errs, "%s: %s", path, strerror(errno));
 		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		config_errs_add(errs, "%s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_errs_add(errs, "%s: not a regular file", path);
+		goto cleanup;
 	}
 	for (;;) {
 		if (len == cap) {

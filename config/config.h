@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "netns/pool.h"		/* struct prov_pool: pure, no kernel */
+
 #define CONFIG_DEFAULT_NETNS_DIR	"/run/netns"
 #define CONFIG_DEFAULT_USER		"nsrelay"
 #define CONFIG_DEFAULT_CONNECT_MS	(5 * 1000ULL)
@@ -60,13 +62,17 @@ struct config_prov_user {
 };
 
 /* provision: present when the daemon creates namespaces itself.  Pools and
- * templates are kept as written (NULL = the provisioner's default) and are
- * checked by the engine, which owns the provisioner. */
+ * templates are checked while loading (a bad one is an ordinary error with
+ * its position) and land in pool, ready for the provisioner: defaults where
+ * the file says nothing, uid_base included. */
 struct config_provision {
 	bool enabled;
 	struct config_prov_user *users;
 	size_t n_users;
 	uint32_t uid_base;		/* default CONFIG_DEFAULT_UID_BASE */
+	struct prov_pool pool;		/* templates, pools, uid_base */
+	/* As written (NULL: not set), with their positions.  Only for
+	 * messages; the engine uses pool. */
 	char *ipv4_pool, *ipv6_pool;
 	char *ns_template, *host_template, *peer_template;
 	struct config_loc ipv4_pool_at, ipv6_pool_at, ns_template_at,
@@ -103,9 +109,40 @@ int config_parse_buffer(const char *name, const char *buf, size_t len,
 			struct config **out, struct config_errors *errs);
 
 /* Read PATH and config_parse_buffer() it.  An unreadable file is one error
- * "PATH: strerror". Same return convention. */
+ * "PATH: strerror", anything but a regular file (a FIFO, a device, a
+ * directory) "PATH: not a regular file", without blocking.  Same return
+ * convention. */
 int config_load(const char *path, struct config **out,
 		struct config_errors *errs);
+
+/* Checks that need the host, offered to the engine (--check and start).
+ *
+ * config_check_users(): each provision.users entry, looked up with UID_OF
+ * (getpwnam in the engine; returns 0 and sets *uid, -ENOENT for no such
+ * user, or another -errno).  Refused: uid 0, and a uid below
+ * provision.uid_base for a user without an explicit index (its index would
+ * be negative).  A user that does not exist is not checked.  Each problem
+ * is appended to ERRS as "FILE:LINE:COL: provision.users[i]: ...".
+ * Returns the number of problems (0: fine), or -ENOMEM. */
+int config_check_users(const struct config *cfg,
+		       int (*uid_of)(const char *name, uint32_t *uid,
+				     void *arg),
+		       void *arg, struct config_errors *errs);
+
+/* How many listening sockets CFG asks for: for each service, its listen
+ * addresses times the namespaces it goes into.  Exact where namespaces are
+ * listed (the service's own list, or namespaces.names without all: true);
+ * a service that goes into every namespace of an all: true config counts
+ * N_NAMESPACES of them (what the engine expects to find: the namespaces in
+ * netns_dir, or the provisioned users).  Saturates at SIZE_MAX. */
+size_t config_listener_count(const struct config *cfg, size_t n_namespaces);
+
+/* Compare config_listener_count() with LIMIT descriptors (RLIMIT_NOFILE
+ * less what the daemon keeps for itself): over it, appends "FILE: N
+ * listening sockets ... do not fit ..." to ERRS and returns 1; else 0.
+ * -ENOMEM if the message cannot be made. */
+int config_check_listeners(const struct config *cfg, size_t n_namespaces,
+			   uint64_t limit, struct config_errors *errs);
 
 /* Does service S go into the namespace called NAME under CFG's rules?
  * (It must also be one of the namespaces the config serves.) */

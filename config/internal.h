@@ -68,6 +68,7 @@ struct config_ctx {
 	yaml_parser_t parser;
 	yaml_event_t ev;	/* current event, valid if have_ev */
 	bool have_ev;
+	bool kind_said;		/* config_node_kind() reported on ev */
 	bool stop;		/* syntax error, too many errors or ENOMEM */
 	bool too_many;
 	bool oom;
@@ -205,6 +206,13 @@ const char *config_duration_why(const char *s, uint64_t *ms, char *why,
 const char *config_ns_name_problem(const char *name);
 
 bool config_valid_service_name(const char *s);
+
+/* Why a provision template (WHICH: 'n' namespace, 'h' host interface,
+ * 'p' namespace interface) could make an unsafe name, or NULL: a '/' or
+ * (interfaces) ':' or white space, a name that could be "." or "..", an
+ * interface name that is always longer than 15 bytes.  The % sequences are
+ * checked by prov_pool_set_tmpl(). */
+const char *config_tmpl_problem(char which, const char *tmpl);
 
 /* An unsigned decimal integer below LIMIT.  0 or -EINVAL. */
 int config_parse_uint(const char *v, unsigned long limit, unsigned long *out);

@@ -3,5 +3,6 @@
 libnsrconfig_a_SOURCES = \
 	config/config.c config/config.h config/internal.h \
 	config/walk.c config/schema.c config/values.c config/check.c \
-	config/util.c
+	config/util.c \
+	$(NETNS_POOL_SOURCES)
 libnsrconfig_a_CFLAGS = $(AM_CFLAGS) $(LIBYAML_CFLAGS)

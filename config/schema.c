@@ -173,31 +173,58 @@ static void h_string(struct config_ctx *c, void *obj, size_t off)
 		set_str(c, dst, v);
 }
 
-/* A string whose position is needed later: OFF is that of a struct
- * config_provision field; the location goes to the matching _at field. */
-static void h_located(struct config_ctx *c, void *obj, size_t off)
+/* A pool or a template of provision: (OFF is that of the string as
+ * written in struct config_provision).  Checked and set into the pool by
+ * netns/pool.c, whose reasons are used as they are; names made from a
+ * template are checked further by config_tmpl_problem().  The string and
+ * its position are kept for messages. */
+static void h_pool(struct config_ctx *c, void *obj, size_t off)
 {
 	static const struct {
 		size_t str, at;
+		char which;	/* '4', '6', or a template: 'n', 'h', 'p' */
 	} map[] = {
-#define LOC(f) { offsetof(struct config_provision, f), \
-		 offsetof(struct config_provision, f##_at) }
-		LOC(ipv4_pool), LOC(ipv6_pool), LOC(ns_template),
-		LOC(host_template), LOC(peer_template),
+#define LOC(f, w) { offsetof(struct config_provision, f), \
+		    offsetof(struct config_provision, f##_at), w }
+		LOC(ipv4_pool, '4'), LOC(ipv6_pool, '6'),
+		LOC(ns_template, 'n'), LOC(host_template, 'h'),
+		LOC(peer_template, 'p'),
 #undef LOC
 	};
-	struct config_loc *at = NULL;
+	struct config_provision *p = obj;
 	struct mark m = config_here(c);
+	struct config_loc *at;
+	const char *v = nonempty(c), *why = NULL;
+	size_t i;
+	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-		if (map[i].str == off)
-			at = (struct config_loc *)(void *)((char *)obj +
-							   map[i].at);
-	h_string(c, obj, off);
-	if (at) {
-		at->line = m.line;
-		at->col = m.col;
+	for (i = 0; i < ARRAY_SIZE(map) && map[i].str != off; i++)
+		;
+	if (!v || i == ARRAY_SIZE(map))
+		return;
+	switch (map[i].which) {
+	case '4':
+		r = prov_pool_set_v4(&p->pool, v);
+		break;
+	case '6':
+		r = prov_pool_set_v6(&p->pool, v);
+		break;
+	default:
+		why = config_tmpl_problem(map[i].which, v);
+		r = why ? -EINVAL : prov_pool_set_tmpl(&p->pool, map[i].which,
+							 v);
+		break;
 	}
+	if (r < 0) {
+		config_error_at(c, m, "bad value \"%s\": %s", v,
+				why ? why : prov_pool_strerror(r,
+							       map[i].which));
+		return;
+	}
+	at = (struct config_loc *)(void *)((char *)obj + map[i].at);
+	at->line = m.line;
+	at->col = m.col;
+	h_string(c, obj, off);
 }
 
 static void h_glob(struct config_ctx *c, void *obj, size_t off)
@@ -207,10 +234,8 @@ static void h_glob(struct config_ctx *c, void *obj, size_t off)
 	if (!v)
 		return;
 	if (!*v || strchr(v, '/')) {
-		config_error_at(c, config_here(c),
-				"bad glob \"%s\": a non-empty pattern "
-				"for names, without '/'",
-				v);
+		config_error_at(c, config_here(c), "bad glob \"%s\": a "
+				"non-empty pattern for names, without '/'", v);
 		return;
 	}
 	h_string(c, obj, off);
@@ -223,10 +248,8 @@ static int uint_value(struct config_ctx *c, const char *v,
 {
 	if (config_parse_uint(v, limit, out) == 0)
 		return 0;
-	config_error_at(c, config_here(c),
-			"expected a whole number below "
-			"%lu, not \"%s\"",
-			limit, v);
+	config_error_at(c, config_here(c), "expected a whole number below %lu, "
+			"not \"%s\"", limit, v);
 	return -1;
 }
 
@@ -236,7 +259,8 @@ static void h_uid_base(struct config_ctx *c, void *obj, size_t off)
 	unsigned long n;
 
 	if (v && uint_value(c, v, 0xffffffffUL, &n) == 0)
-		c->cfg->provision.uid_base = (uint32_t)n;
+		c->cfg->provision.uid_base = c->cfg->provision.pool.uid_base =
+			(uint32_t)n;
 }
 
 static void prov_user_add(struct config_ctx *c, const char *name, long index,
@@ -249,6 +273,12 @@ static void prov_user_add(struct config_ctx *c, const char *name, long index,
 
 	if (why || !*name) {
 		config_error_at(c, at, "bad user name \"%s\"", name);
+		return;
+	}
+	if (!strcmp(name, "root")) {
+		config_error_at(c, at, "\"root\" is refused: a "
+				"provisioned namespace is for a user with a "
+				"uid of at least uid_base");
 		return;
 	}
 	if (prev != SIZE_MAX) {
@@ -331,11 +361,11 @@ static const struct field prov_fields[] = {
 		       offsetof(struct config_provision, f), false }
 	{ "users", N_SEQ, h_prov_users, 0, false },
 	{ "uid_base", N_SCALAR, h_uid_base, 0, false },
-	PF("ipv4_pool", ipv4_pool, h_located),
-	PF("ipv6_pool", ipv6_pool, h_located),
-	PF("namespace", ns_template, h_located),
-	PF("host_interface", host_template, h_located),
-	PF("namespace_interface", peer_template, h_located),
+	PF("ipv4_pool", ipv4_pool, h_pool),
+	PF("ipv6_pool", ipv6_pool, h_pool),
+	PF("namespace", ns_template, h_pool),
+	PF("host_interface", host_template, h_pool),
+	PF("namespace_interface", peer_template, h_pool),
 	PF("control", control, h_abs_path),
 	PF("hosts_file", hosts_file, h_abs_path),
 	PF("domain", domain, h_string),

@@ -7,7 +7,9 @@
 #include "config/internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,51 @@ bool config_valid_service_name(const char *s)
 
 	return n && !s[n] && n <= SERVICE_NAME_MAX;
 }
+/* A template is refused when some name made from it would be unsafe.
+ * "." and "..": %i and %U expand to digits, and %u to a user name, which is
+ * never "." or ".." (refused when listed here, and by prov_spec_derive()
+ * for the rest), so a template can expand to "." or ".." only when it has
+ * no substitution and is "." or "..": ".%u" is safe, since no user is
+ * called ".". */
+const char *config_tmpl_problem(char which, const char *tmpl)
+{
+	bool iface = which != 'n', subst = false;
+	size_t min = 0;		/* bytes of the shortest name it makes */
+	char lit[4] = "";	/* the name, when it has no substitution */
+	const char *p;
+
+	for (p = tmpl; *p; p++) {
+		char ch = *p;
+
+		if (ch == '%' && p[1] && p[1] != '%') {
+			subst = true;
+			min++;
+			p++;
+			continue;
+		}
+		if (ch == '%' && p[1] == '%')
+			p++;		/* a literal '%' */
+		if (ch == '/')
+			return iface ? "an interface name cannot contain '/'" :
+			       "a namespace name cannot contain '/' (it is a "
+			       "file in the namespace directory)";
+		if (iface && (ch == ':' || ch == '%' ||
+			      isspace((unsigned char)ch)))
+			return "an interface name cannot contain ':', '%' or "
+			       "white space";
+		if (min < sizeof(lit) - 1)
+			lit[min] = ch;
+		min++;
+	}
+	if (!subst && min < sizeof(lit) && (!strcmp(lit, ".") ||
+					    !strcmp(lit, "..")))
+		return "a name cannot be \".\" or \"..\"";
+	if (iface && min >= IFNAMSIZ)
+		return "every name made from it is longer than 15 bytes, the "
+		       "limit of an interface name";
+	return NULL;
+}
+
 int config_parse_uint(const char *v, unsigned long limit, unsigned long *out)
 {
 	unsigned long n;

@@ -232,6 +232,7 @@ int config_next(struct config_ctx *c)
 		yaml_event_delete(&c->ev);
 		c->have_ev = false;
 	}
+	c->kind_said = false;
 	if (c->stop)
 		return -1;
 	if (!yaml_parser_parse(&c->parser, &c->ev)) {
@@ -282,28 +283,46 @@ void config_skip_node(struct config_ctx *c)
 enum kind config_node_kind(struct config_ctx *c)
 {
 	const yaml_event_t *e = &c->ev;
-	const yaml_char_t *anchor;
+	const yaml_char_t *anchor, *tag;
 	enum kind k;
 
 	switch (e->type) {
 	case YAML_SCALAR_EVENT:
 		anchor = e->data.scalar.anchor;
+		tag = e->data.scalar.tag;
 		k = K_SCALAR;
 		break;
 	case YAML_SEQUENCE_START_EVENT:
 		anchor = e->data.sequence_start.anchor;
+		tag = e->data.sequence_start.tag;
 		k = K_SEQ;
 		break;
 	case YAML_MAPPING_START_EVENT:
 		anchor = e->data.mapping_start.anchor;
+		tag = e->data.mapping_start.tag;
 		k = K_MAP;
 		break;
 	default:
-		config_error_at(c, config_here(c), "aliases are not supported");
+		if (!c->kind_said)
+			config_error_at(c, config_here(c),
+					"aliases are not supported");
+		c->kind_said = true;
 		return K_ALIAS;
 	}
+	if (c->kind_said)
+		return k;	/* said once per node is enough */
+	c->kind_said = true;
 	if (anchor)
 		config_error_at(c, config_here(c), "aliases are not supported");
+	/* Every value is a string to this schema: a tag (!!python/object,
+	 * !!int, !custom) asks for something it will not do. */
+	if (tag) {
+		size_t n = strlen((const char *)tag);
+
+		config_error_at(c, config_here(c), "tags are not supported "
+				"(\"%.64s%s\")", (const char *)tag,
+				n > 64 ? "..." : "");
+	}
 	return k;
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -352,6 +353,16 @@ static void check_provision(const struct config *cfg)
 	is_str(p->host_template, "veth_%U_out", "provision: host template");
 	is_str(p->control, "/run/nsrelay/ctl.sock", "provision: control");
 	is_str(p->domain, "users.example.org", "provision: domain");
+	/* the pool the provisioner gets: what the file says */
+	is_int(p->pool.uid_base, 2000, "provision: pool uid_base");
+	is_int(p->pool.v4_plen, 12, "provision: pool IPv4 prefix");
+	is_int(ntohl(p->pool.v4_base.s_addr), 0x64500000,
+	       "provision: pool IPv4 base");
+	ok(p->pool.v6_base.s6_addr[0] == 0xfd &&
+	   p->pool.v6_base.s6_addr[3] == 1, "provision: pool IPv6 base");
+	is_str(p->pool.ns_tmpl, "%u_ns", "provision: pool namespace tmpl");
+	is_str(p->pool.host_tmpl, "veth_%U_out", "provision: pool host tmpl");
+	is_str(p->pool.peer_tmpl, "veth_%U_in", "provision: pool peer tmpl");
 }
 
 static void check_full(const struct config *cfg)
@@ -711,6 +722,127 @@ out:
 	free(big);
 }
 
+/* uid_of for config_check_users(): a fixed table. */
+static int fake_uid(const char *name, uint32_t *uid, void *arg)
+{
+	static const struct {
+		const char *name;
+		uint32_t uid;
+	} pw[] = {
+		{ "alice", 2001 }, { "bob", 17 }, { "carol", 1999 },
+		{ "toor", 0 },
+	};
+
+	(*(int *)arg)++;
+	for (size_t i = 0; i < sizeof(pw) / sizeof(pw[0]); i++) {
+		if (!strcmp(pw[i].name, name)) {
+			*uid = pw[i].uid;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static void test_host_checks(void)
+{
+	static const char users[] =
+		"services:\n"
+		"  s: {listen: \"127.0.0.1:1\", upstream: \"127.0.0.1:2\"}\n"
+		"provision:\n"
+		"  uid_base: 2000\n"
+		"  users: [alice, {name: bob, index: 3}, carol, toor, "
+		"nobody9]\n";
+	static const char count[] =
+		"namespaces: {names: [a, b, c]}\n"
+		"services:\n"
+		"  s: {listen: [\"127.0.0.1:1\", \"[::1]:1\"], "
+		"upstream: \"127.0.0.1:2\"}\n"
+		"  t: {listen: \"127.0.0.1:2\", upstream: \"127.0.0.1:2\", "
+		"namespaces: [b]}\n";
+	static const char all[] =
+		"namespaces: {all: true, names: [x]}\n"
+		"services:\n"
+		"  s: {listen: [\"127.0.0.1:1\", \"127.0.0.2:1\"], "
+		"upstream: \"127.0.0.1:2\"}\n"
+		"  t: {listen: \"127.0.0.1:2\", upstream: \"127.0.0.1:2\", "
+		"namespaces: [x]}\n";
+	struct config_errors e = { NULL, 0 };
+	struct config *cfg;
+	int calls = 0, r;
+
+	r = config_parse_buffer("u.yaml", users, sizeof(users) - 1, &cfg, &e);
+	if (!ok(r == 0, "users config parses"))
+		show_errors(&e);
+	r = cfg ? config_check_users(cfg, fake_uid, &calls, &e) : -1;
+	is_int(r, 2, "config_check_users: two problems");
+	is_int(calls, 5, "  every user looked up");
+	is_str(e.n > 0 ? e.msg[0] : NULL, "u.yaml:5:41: provision.users[2]: "
+	       "\"carol\" has uid 1999, below uid_base 2000 (give it an "
+	       "index, or lower uid_base)", "  a uid below uid_base");
+	is_str(e.n > 1 ? e.msg[1] : NULL, "u.yaml:5:48: provision.users[3]: "
+	       "\"toor\" has uid 0: refused", "  uid 0 under another name");
+	is_int(e.n, 2, "  bob (explicit index) and nobody9 (no such user) "
+	       "pass");
+	config_errors_clear(&e);
+	config_free(cfg);
+
+	r = config_parse_buffer("c.yaml", count, sizeof(count) - 1, &cfg, &e);
+	if (!ok(r == 0, "listed namespaces parse"))
+		show_errors(&e);
+	is_int(cfg ? config_listener_count(cfg, 1000) : 0, 7,
+	       "config_listener_count: listed names are counted exactly");
+	is_int(cfg ? config_check_listeners(cfg, 0, 7, &e) : -1, 0,
+	       "config_check_listeners: 7 fit in 7");
+	is_int(cfg ? config_check_listeners(cfg, 0, 6, &e) : -1, 1,
+	       "config_check_listeners: 7 do not fit in 6");
+	is_str(e.n ? e.msg[0] : NULL, "c.yaml: 7 listening sockets (listen "
+	       "addresses times namespaces) do not fit the descriptor limit: "
+	       "6 left for them", "  with the figures");
+	config_errors_clear(&e);
+	config_free(cfg);
+
+	r = config_parse_buffer("a.yaml", all, sizeof(all) - 1, &cfg, &e);
+	if (!ok(r == 0, "all: true parses"))
+		show_errors(&e);
+	is_int(cfg ? config_listener_count(cfg, 10) : 0, 2 * 11 + 1,
+	       "config_listener_count: all: true counts those found");
+	is_int(cfg ? (long long)config_listener_count(cfg, SIZE_MAX) : 0,
+	       (long long)SIZE_MAX, "config_listener_count saturates");
+	config_errors_clear(&e);
+	config_free(cfg);
+}
+
+/* --check must not hang on a FIFO, nor read a device or a directory. */
+static void test_not_regular(void)
+{
+	char dir[] = "/tmp/config_test.XXXXXX", fifo[64], want[128];
+	struct config_errors e = { NULL, 0 };
+	struct config *cfg;
+	int r;
+
+	if (!ok(mkdtemp(dir) != NULL, "made a directory"))
+		return;
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	if (ok(mkfifo(fifo, 0600) == 0, "made a FIFO")) {
+		r = config_load(fifo, &cfg, &e);	/* blocked before */
+		snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+		ok(r == -1 && !cfg && e.n == 1, "a FIFO is refused at once");
+		is_str(e.n ? e.msg[0] : NULL, want, "  not a regular file");
+		config_errors_clear(&e);
+		unlink(fifo);
+	}
+	r = config_load(dir, &cfg, &e);
+	snprintf(want, sizeof(want), "%s: not a regular file", dir);
+	ok(r == -1 && e.n == 1, "a directory is refused");
+	is_str(e.n ? e.msg[0] : NULL, want, "  not a regular file");
+	config_errors_clear(&e);
+	r = config_load("/dev/zero", &cfg, &e);
+	is_str(e.n ? e.msg[0] : NULL, "/dev/zero: not a regular file",
+	       "a device is refused");
+	config_errors_clear(&e);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_durations();
@@ -720,5 +852,7 @@ int main(void)
 	test_invalid();
 	test_buffers();
 	test_api();
+	test_host_checks();
+	test_not_regular();
 	return done_testing();
 }
