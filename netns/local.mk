@@ -7,12 +7,12 @@ NETNS_POOL_SOURCES = \
 # NETNS_PROV_SOURCES is the provisioner alone (also in t/tools/nsprov).
 NETNS_PROV_SOURCES = \
 	$(NETNS_POOL_SOURCES) \
+	netns/netns.c netns/netns.h \
 	netns/nl.c netns/nl.h \
 	netns/provision.c netns/provision.h netns/prov_int.h \
 	netns/prov_plan.c netns/prov_read.c netns/prov_send.c \
 	netns/prov_ns.c
 NETNS_SOURCES = \
-	netns/netns.c netns/netns.h \
 	netns/discover.c netns/discover.h \
 	netns/monitor.c netns/monitor.h \
 	$(NETNS_PROV_SOURCES)

@@ -17,34 +17,27 @@
 #include <libmnl/libmnl.h>
 
 #include "netns/monitor.h"
+#include "netns/nl.h"
 
 struct gone_ctx {
 	void (*gone)(void *arg, const char *ifname);
 	void *arg;
 };
 
-static int attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-
-	if (mnl_attr_type_valid(a, IFLA_MAX) < 0)
-		return MNL_CB_OK;
-	if (mnl_attr_get_type(a) == IFLA_IFNAME) {
-		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
-			return MNL_CB_ERROR;
-		tb[IFLA_IFNAME] = a;
-	}
-	return MNL_CB_OK;
-}
+static const struct nl_attr_rule link_rules[] = {
+	{ IFLA_IFNAME, MNL_TYPE_NUL_STRING, 0 },
+};
+static const struct nl_policy link_policy = NL_POLICY(IFLA_MAX, link_rules);
 
 static int msg_cb(const struct nlmsghdr *nlh, void *data)
 {
-	const struct nlattr *tb[IFLA_MAX + 1] = { NULL };
+	const struct nlattr *tb[IFLA_MAX + 1];
 	struct gone_ctx *g = data;
 
 	if (nlh->nlmsg_type != RTM_DELLINK)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(struct ifinfomsg), attr_cb, tb) < 0 ||
+	if (nl_attr_parse(nlh, sizeof(struct ifinfomsg), &link_policy,
+			  tb) < 0 ||
 	    !tb[IFLA_IFNAME])
 		return MNL_CB_OK;	/* not ours to judge: skip it */
 	g->gone(g->arg, mnl_attr_get_str(tb[IFLA_IFNAME]));

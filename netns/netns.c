@@ -4,11 +4,16 @@
  * How it works: a named namespace is a nsfs inode bind-mounted on a file in
  * a directory (/run/netns, iproute2's convention).  Only socket(2) has to run
  * inside the namespace: a socket belongs to the namespace it was created in,
- * and bind/listen/accept on it work from anywhere.  So netns_socket() moves
- * the thread with setns(2), calls socket(2) and moves straight back; the
- * daemon is single-threaded and nothing else runs in between.  If the way
- * back fails the process aborts: carrying on would create the next upstream
- * socket inside a user's namespace, where the user could impersonate it.
+ * and bind/listen/accept on it work from anywhere.
+ *
+ * netns_run_in() is the one place where a thread changes namespace: it moves
+ * the calling thread with setns(2) (or unshare(2) for a new namespace), runs
+ * a function there and moves straight back to the host namespace saved by
+ * netns_host_init().  setns() and unshare() act on the calling thread only,
+ * so nothing else runs in between.  If the way back fails the process
+ * aborts: carrying on would create the next upstream socket inside a user's
+ * namespace, where the user could impersonate it.  netns_socket(), nl_open()
+ * and the provisioner's namespace creation all go through it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -108,16 +113,16 @@ int netns_stat(const char *dir, const char *name, struct netns_id *id)
 	return 0;
 }
 
-int netns_socket(int nsfd, int domain, int type, int protocol)
+int netns_run_in(int nsfd, int (*fn)(void *arg), void *arg)
 {
-	int fd, err;
+	int r;
 
 	if (host_fd < 0)
 		return -EBADF;
-	if (setns(nsfd, CLONE_NEWNET) < 0)
+	if (nsfd == NETNS_NEW ? unshare(CLONE_NEWNET) < 0
+			      : setns(nsfd, CLONE_NEWNET) < 0)
 		return -errno;
-	fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-	err = errno;
+	r = fn(arg);
 	if (setns(host_fd, CLONE_NEWNET) < 0) {
 		static const char msg[] = "nsrelayd: fatal: cannot return to "
 			"the host network namespace; aborting\n";
@@ -127,7 +132,29 @@ int netns_socket(int nsfd, int domain, int type, int protocol)
 		(void)n;
 		abort();
 	}
-	return fd < 0 ? -err : fd;
+	return r;
+}
+
+struct socket_args {
+	int domain, type, protocol;
+};
+
+static int socket_here(void *arg)
+{
+	const struct socket_args *a = arg;
+	int fd = socket(a->domain, a->type | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			a->protocol);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int netns_socket(int nsfd, int domain, int type, int protocol)
+{
+	struct socket_args a = { domain, type, protocol };
+
+	if (nsfd < 0)
+		return -EBADF;
+	return netns_run_in(nsfd, socket_here, &a);
 }
 
 int netns_of_socket(int fd, struct netns_id *id)

@@ -21,8 +21,21 @@ static inline bool netns_id_eq(const struct netns_id *a,
 }
 
 /* Remember the calling thread's namespace as "host", where every socket but
- * the listeners is made.  Call once, before netns_socket().  0 or -errno. */
+ * the listeners is made, and where netns_run_in() returns.  Call from the
+ * main thread before any other thread exists and before netns_run_in();
+ * later calls do nothing.  0 or -errno. */
 int netns_host_init(void);
+
+/* Run fn(arg) with the calling thread inside the network namespace nsfd, or
+ * in a new one (NETNS_NEW: unshare(CLONE_NEWNET), the namespace lives on
+ * only if fn keeps a reference to it, e.g. opens /proc/thread-self/ns/net),
+ * then bring the thread back to the host namespace.  Returns what fn
+ * returned, or -errno when the thread could not enter (fn not run; -EBADF
+ * before netns_host_init()).  Failing to come back aborts the process.  fn
+ * must not change namespace itself, and should only make what has to be
+ * made there (sockets, a namespace reference). */
+#define NETNS_NEW (-2)
+int netns_run_in(int nsfd, int (*fn)(void *arg), void *arg);
 
 /* Open DIR/NAME and check that it is a network namespace (nsfs, type
  * CLONE_NEWNET).  Returns an O_CLOEXEC fd (caller closes) and sets *id, or

@@ -5,9 +5,9 @@
  *
  * A struct nl owns one NETLINK_ROUTE socket (SOCK_NONBLOCK) with a persistent
  * EV_READ event.  Only socket() has to run inside a foreign namespace: the
- * socket stays bound to the namespace it was created in, so nl_open() enters
- * the target with setns(), creates the socket and returns at once; the rest
- * (options, bind, the event) happens back home.  Failing to return is fatal.
+ * socket stays bound to the namespace it was created in, so nl_open() makes
+ * it there with netns_run_in() (which enters, runs, and comes back or
+ * aborts); the rest (options, bind, the event) happens back home.
  *
  * Requests go through two FIFO lists:
  *
@@ -59,8 +59,6 @@
 #define _GNU_SOURCE	/* setns, unshare (configure defines it too) */
 #endif
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -72,6 +70,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include "netns/netns.h"
 #include "netns/nl.h"
 
 #define NL_WINDOW	32		/* requests in flight per socket */
@@ -466,10 +465,19 @@ static void nl_setopt(struct mnl_socket *sock, int opt)
 	(void)mnl_socket_setsockopt(sock, opt, &one, sizeof(one));
 }
 
+/* netns_run_in() callback: the socket, made in the namespace entered. */
+static int nl_open_here(void *arg)
+{
+	struct mnl_socket **sock = arg;
+
+	*sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	return *sock ? 0 : -errno;
+}
+
 struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
 {
 	struct nl *nl;
-	int home = -1, rcvbuf = NL_RCVBUF, fd, ret, saved;
+	int rcvbuf = NL_RCVBUF, fd, ret;
 
 	nl = calloc(1, sizeof(*nl));
 	if (!nl) {
@@ -482,26 +490,12 @@ struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
 	TAILQ_INIT(&nl->queue);
 	TAILQ_INIT(&nl->inflight);
 
-	if (netns_fd >= 0) {
-		home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-		if (home < 0) {
-			ret = -errno;
-			goto out;
-		}
-		if (setns(netns_fd, CLONE_NEWNET) < 0) {
-			ret = -errno;
-			goto out;
-		}
-	}
-	nl->sock = mnl_socket_open2(NETLINK_ROUTE,
-				    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	saved = errno;
-	if (home >= 0 && setns(home, CLONE_NEWNET) < 0)
-		abort();	/* never run on inside a foreign namespace */
-	if (!nl->sock) {
-		ret = -saved;
+	if (netns_fd >= 0)
+		ret = netns_run_in(netns_fd, nl_open_here, &nl->sock);
+	else
+		ret = nl_open_here(&nl->sock);
+	if (ret < 0)
 		goto out;
-	}
 	fd = mnl_socket_get_fd(nl->sock);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
 		       sizeof(rcvbuf)) < 0)
@@ -523,8 +517,6 @@ struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
 	}
 	ret = 0;
 out:
-	if (home >= 0)
-		close(home);
 	if (ret < 0) {
 		nl_destroy(nl);
 		*err = ret;
@@ -608,4 +600,55 @@ int nl_request(struct nl *nl, const struct nlmsghdr *req, nl_msg_fn msg_cb,
 	if (!head)
 		return 0;
 	return nl_flush(nl, r);
+}
+
+/* ------------------------------------------------------------ attributes */
+
+struct nl_attr_ctx {
+	const struct nl_policy *pol;
+	const struct nlattr **tb;
+};
+
+/* The one attribute callback: look the type up in the policy. */
+static int nl_attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nl_attr_ctx *c = data;
+	uint16_t type = mnl_attr_get_type(a);
+	const struct nl_attr_rule *r;
+	size_t i;
+
+	if (mnl_attr_type_valid(a, c->pol->max) < 0)
+		return MNL_CB_OK;	/* newer than our headers: unused */
+	for (i = 0; i < c->pol->n; i++) {
+		r = &c->pol->rule[i];
+		if (r->type != type)
+			continue;
+		if ((r->len ? mnl_attr_validate2(a, r->data_type, r->len)
+			    : mnl_attr_validate(a, r->data_type)) < 0)
+			return MNL_CB_ERROR;
+		c->tb[type] = a;
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen,
+		  const struct nl_policy *pol, const struct nlattr **tb)
+{
+	struct nl_attr_ctx c = { pol, tb };
+
+	memset(tb, 0, (pol->max + 1u) * sizeof(*tb));
+	if (mnl_nlmsg_get_payload_len(nlh) < hdrlen)
+		return -EPROTO;
+	return mnl_attr_parse(nlh, (unsigned)hdrlen, nl_attr_cb, &c) < 0
+		       ? -EPROTO : 0;
+}
+
+int nl_attr_parse_nested(const struct nlattr *nest,
+			 const struct nl_policy *pol, const struct nlattr **tb)
+{
+	struct nl_attr_ctx c = { pol, tb };
+
+	memset(tb, 0, (pol->max + 1u) * sizeof(*tb));
+	return mnl_attr_parse_nested(nest, nl_attr_cb, &c) < 0 ? -EPROTO : 0;
 }

@@ -15,7 +15,10 @@
 #define NSRELAY_NL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <libmnl/libmnl.h>
 
 struct event_base;
 struct nlmsghdr;
@@ -71,5 +74,34 @@ int nl_request(struct nl *nl, const struct nlmsghdr *req, nl_msg_fn msg_cb,
 
 /* Requests accepted by nl_request() and not yet completed. */
 unsigned nl_pending(const struct nl *nl);
+
+/* Attribute validation driven by a table.  One rule per attribute the
+ * caller reads: its type, its libmnl data type and, when non-zero, its
+ * exact payload length (else the data type's own rule applies).  Attributes
+ * without a rule, and types above max (newer than our headers), are skipped
+ * and left NULL in tb. */
+struct nl_attr_rule {
+	uint16_t type;
+	enum mnl_attr_data_type data_type;
+	uint16_t len;
+};
+
+struct nl_policy {
+	uint16_t max;			/* tb holds max + 1 entries */
+	size_t n;
+	const struct nl_attr_rule *rule;
+};
+
+#define NL_POLICY(max_, rules_) \
+	{ (max_), sizeof(rules_) / sizeof((rules_)[0]), (rules_) }
+
+/* Parse the attributes of nlh after hdrlen bytes of extra header (or those
+ * nested in nest) into tb[0..pol->max], zeroed first.  Returns 0, or -EPROTO
+ * when the message is shorter than its header or an attribute with a rule
+ * breaks it. */
+int nl_attr_parse(const struct nlmsghdr *nlh, size_t hdrlen,
+		  const struct nl_policy *pol, const struct nlattr **tb);
+int nl_attr_parse_nested(const struct nlattr *nest,
+			 const struct nl_policy *pol, const struct nlattr **tb);
 
 #endif

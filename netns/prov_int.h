@@ -156,7 +156,6 @@ TAILQ_HEAD(prov_job_list, prov_job);
 struct prov {
 	struct event_base *base;
 	char *dir;
-	int hostfd;
 	struct nl *host;
 	struct event *kick;		/* start runnable jobs */
 	struct event *done_ev;		/* run callbacks of finished jobs */

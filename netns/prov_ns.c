@@ -6,11 +6,12 @@
  *   NS       DIR/NAME holds a network namespace (nsfs, NS_GET_NSTYPE): adopt
  *            it.  Missing: create it as `ip netns add` does (DIR 0755, made a
  *            shared mount, bound onto itself first if it is not a mount
- *            point; the file O_EXCL mode 0; unshare(CLONE_NEWNET), open
- *            /proc/thread-self/ns/net and the namespace's netlink socket,
- *            setns() home at once - failing that aborts - then bind-mount the
- *            namespace on the file).  A file that is not a namespace may be
- *            `ip netns add` half-way: look again a few times, 50 ms apart;
+ *            point; the file O_EXCL mode 0; in a new namespace entered with
+ *            netns_run_in(NETNS_NEW), open /proc/thread-self/ns/net and the
+ *            namespace's netlink socket, back home at once - failing that
+ *            aborts - then bind-mount the namespace on the file).  A file
+ *            that is not a namespace may be `ip netns add` half-way: look
+ *            again a few times, 50 ms apart;
  *            if it stays an empty mode-0 file it is the leftover of a crash
  *            between create and mount, removed and replaced; anything else
  *            is an error.
@@ -37,6 +38,7 @@
 #include <linux/magic.h>
 #include <linux/nsfs.h>
 
+#include "netns/netns.h"
 #include "netns/prov_int.h"
 
 static bool fd_is_netns(int fd)
@@ -93,13 +95,34 @@ out:
 	return ret;
 }
 
+/* netns_run_in() callback, inside the new namespace: keep a reference to
+ * it and open its netlink socket (socket() must run there). */
+static int ns_enter_new(void *arg)
+{
+	struct prov_job *j = arg;
+	int err = 0;
+
+	j->nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (j->nsfd < 0)
+		return -errno;
+	j->nsnl = nl_open(j->prov->base, -1, &err);
+	return j->nsnl ? 0 : err;
+}
+
+static void ns_error_new(struct prov_job *j, int err)
+{
+	prov_job_error(j, err, "%s the new namespace: %s",
+		       j->nsfd < 0 ? "create or open" : "open a socket in",
+		       strerror(-err));
+}
+
 /* Create the namespace at j->path: file, new netns, bind mount.  Leaves
  * j->nsfd and j->nsnl open.  The calling thread is back home on return. */
 static int ns_create(struct prov_job *j)
 {
 	struct prov *prov = j->prov;
 	char src[64], why[PATH_MAX + 64];
-	int fd, err, saved = 0;
+	int fd, err;
 
 	err = prov_dir_prepare(prov, why, sizeof(why));
 	if (err) {
@@ -116,21 +139,9 @@ static int ns_create(struct prov_job *j)
 	}
 	close(fd);
 
-	if (unshare(CLONE_NEWNET) < 0) {
-		err = -errno;
-		prov_job_error(j, err, "unshare(CLONE_NEWNET): %s", strerror(-err));
-		goto out;
-	}
-	j->nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (j->nsfd < 0)
-		saved = -errno;
-	else
-		j->nsnl = nl_open(prov->base, -1, &saved);
-	if (setns(prov->hostfd, CLONE_NEWNET) < 0)
-		abort();	/* never run on inside a foreign namespace */
-	if (saved) {
-		err = saved;
-		prov_job_error(j, err, "open the new namespace: %s", strerror(-err));
+	err = netns_run_in(NETNS_NEW, ns_enter_new, j);
+	if (err) {
+		ns_error_new(j, err);
 		goto out;
 	}
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", j->nsfd);

@@ -28,67 +28,57 @@
 
 #include "netns/prov_int.h"
 
-static int link_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-	uint16_t type = mnl_attr_get_type(a);
+/* What each kind of reply may carry that we read. */
+static const struct nl_attr_rule link_rules[] = {
+	{ IFLA_IFNAME, MNL_TYPE_NUL_STRING, 0 },
+	{ IFLA_LINK, MNL_TYPE_U32, 0 },
+	{ IFLA_LINK_NETNSID, MNL_TYPE_U32, 0 },
+	{ IFLA_LINKINFO, MNL_TYPE_NESTED, 0 },
+};
+static const struct nl_policy link_policy = NL_POLICY(IFLA_MAX, link_rules);
 
-	if (mnl_attr_type_valid(a, IFLA_MAX) < 0)
-		return MNL_CB_OK;	/* newer than our headers: unused */
-	switch (type) {
-	case IFLA_IFNAME:
-		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case IFLA_LINK:
-	case IFLA_LINK_NETNSID:
-		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case IFLA_LINKINFO:
-		if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
-			return MNL_CB_ERROR;
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	tb[type] = a;
-	return MNL_CB_OK;
-}
+static const struct nl_attr_rule linkinfo_rules[] = {
+	{ IFLA_INFO_KIND, MNL_TYPE_NUL_STRING, 0 },
+};
+static const struct nl_policy linkinfo_policy =
+	NL_POLICY(IFLA_INFO_MAX, linkinfo_rules);
 
-static int linkinfo_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
+/* Lengths depend on the family: checked once it is known. */
+static const struct nl_attr_rule addr_rules[] = {
+	{ IFA_ADDRESS, MNL_TYPE_BINARY, 0 },
+	{ IFA_LOCAL, MNL_TYPE_BINARY, 0 },
+};
+static const struct nl_policy addr_policy = NL_POLICY(IFA_MAX, addr_rules);
 
-	if (mnl_attr_type_valid(a, IFLA_INFO_MAX) < 0)
-		return MNL_CB_OK;
-	if (mnl_attr_get_type(a) != IFLA_INFO_KIND)
-		return MNL_CB_OK;
-	if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
-		return MNL_CB_ERROR;
-	tb[IFLA_INFO_KIND] = a;
-	return MNL_CB_OK;
-}
+static const struct nl_attr_rule route_rules[] = {
+	{ RTA_TABLE, MNL_TYPE_U32, 0 },
+	{ RTA_OIF, MNL_TYPE_U32, 0 },
+	{ RTA_GATEWAY, MNL_TYPE_BINARY, 0 },
+};
+static const struct nl_policy route_policy = NL_POLICY(RTA_MAX, route_rules);
+
+static const struct nl_attr_rule nsid_rules[] = {
+	{ NETNSA_NSID, MNL_TYPE_U32, 0 },
+};
+static const struct nl_policy nsid_policy = NL_POLICY(NETNSA_MAX, nsid_rules);
 
 /* RTM_NEWLINK -> li.  Returns 0, 1 (not a link message) or -EPROTO. */
 static int parse_link(const struct nlmsghdr *nlh, struct prov_link *li)
 {
-	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
+	const struct nlattr *tb[IFLA_MAX + 1];
 	const struct nlattr *info[IFLA_INFO_MAX + 1] = { 0 };
 	const struct ifinfomsg *ifi;
 
 	if (nlh->nlmsg_type != RTM_NEWLINK)
 		return 1;
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifi))
+	if (nl_attr_parse(nlh, sizeof(*ifi), &link_policy, tb) < 0)
 		return -EPROTO;
 	ifi = mnl_nlmsg_get_payload(nlh);
-	if (mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, tb) < 0)
-		return -EPROTO;
 	if (!tb[IFLA_IFNAME] || ifi->ifi_index <= 0)
 		return -EPROTO;
 	if (tb[IFLA_LINKINFO] &&
-	    mnl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_attr_cb,
-				  info) < 0)
+	    nl_attr_parse_nested(tb[IFLA_LINKINFO], &linkinfo_policy,
+				 info) < 0)
 		return -EPROTO;
 	memset(li, 0, sizeof(*li));
 	li->index = (uint32_t)ifi->ifi_index;
@@ -118,25 +108,10 @@ struct prov_addr {
 	unsigned char addr[16];
 };
 
-static int addr_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-	uint16_t type = mnl_attr_get_type(a);
-
-	if (mnl_attr_type_valid(a, IFA_MAX) < 0)
-		return MNL_CB_OK;
-	if (type != IFA_ADDRESS && type != IFA_LOCAL)
-		return MNL_CB_OK;
-	if (mnl_attr_validate(a, MNL_TYPE_BINARY) < 0)
-		return MNL_CB_ERROR;
-	tb[type] = a;
-	return MNL_CB_OK;
-}
-
 /* RTM_NEWADDR -> ad.  Returns 0, 1 (not IPv4/IPv6) or -EPROTO. */
 static int parse_addr(const struct nlmsghdr *nlh, struct prov_addr *ad)
 {
-	const struct nlattr *tb[IFA_MAX + 1] = { 0 }, *a;
+	const struct nlattr *tb[IFA_MAX + 1], *a;
 	const struct ifaddrmsg *ifa;
 	size_t alen;
 
@@ -147,7 +122,7 @@ static int parse_addr(const struct nlmsghdr *nlh, struct prov_addr *ad)
 	ifa = mnl_nlmsg_get_payload(nlh);
 	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
 		return 1;
-	if (mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0)
+	if (nl_attr_parse(nlh, sizeof(*ifa), &addr_policy, tb) < 0)
 		return -EPROTO;
 	alen = ifa->ifa_family == AF_INET ? 4 : 16;
 	a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
@@ -169,34 +144,10 @@ struct prov_route {
 	unsigned char gw[16];
 };
 
-static int route_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-	uint16_t type = mnl_attr_get_type(a);
-
-	if (mnl_attr_type_valid(a, RTA_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case RTA_TABLE:
-	case RTA_OIF:
-		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case RTA_GATEWAY:
-		if (mnl_attr_validate(a, MNL_TYPE_BINARY) < 0)
-			return MNL_CB_ERROR;
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	tb[type] = a;
-	return MNL_CB_OK;
-}
-
 /* RTM_NEWROUTE -> rt.  Returns 0, 1 (not IPv4/IPv6) or -EPROTO. */
 static int parse_route(const struct nlmsghdr *nlh, struct prov_route *rt)
 {
-	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	const struct nlattr *tb[RTA_MAX + 1];
 	const struct rtmsg *rtm;
 	size_t alen;
 
@@ -207,7 +158,7 @@ static int parse_route(const struct nlmsghdr *nlh, struct prov_route *rt)
 	rtm = mnl_nlmsg_get_payload(nlh);
 	if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6)
 		return 1;
-	if (mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb) < 0)
+	if (nl_attr_parse(nlh, sizeof(*rtm), &route_policy, tb) < 0)
 		return -EPROTO;
 	alen = rtm->rtm_family == AF_INET ? 4 : 16;
 	memset(rt, 0, sizeof(*rt));
@@ -225,20 +176,6 @@ static int parse_route(const struct nlmsghdr *nlh, struct prov_route *rt)
 		memcpy(rt->gw, mnl_attr_get_payload(tb[RTA_GATEWAY]), alen);
 	}
 	return 0;
-}
-
-static int nsid_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-
-	if (mnl_attr_type_valid(a, NETNSA_MAX) < 0)
-		return MNL_CB_OK;
-	if (mnl_attr_get_type(a) != NETNSA_NSID)
-		return MNL_CB_OK;
-	if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
-		return MNL_CB_ERROR;
-	tb[NETNSA_NSID] = a;
-	return MNL_CB_OK;
 }
 
 const char *prov_ntop(int family, const void *addr, char *buf, size_t n)
@@ -289,13 +226,11 @@ int prov_msg_host_link(const struct nlmsghdr *nlh, void *arg)
 int prov_msg_nsid(const struct nlmsghdr *nlh, void *arg)
 {
 	struct prov_req *q = arg;
-	const struct nlattr *tb[NETNSA_MAX + 1] = { 0 };
+	const struct nlattr *tb[NETNSA_MAX + 1];
 
 	if (!nlh || nlh->nlmsg_type != RTM_NEWNSID)
 		return 0;
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct rtgenmsg))
-		return -EPROTO;
-	if (mnl_attr_parse(nlh, sizeof(struct rtgenmsg), nsid_attr_cb, tb) < 0)
+	if (nl_attr_parse(nlh, sizeof(struct rtgenmsg), &nsid_policy, tb) < 0)
 		return -EPROTO;
 	if (tb[NETNSA_NSID])
 		q->job->nsid = (int32_t)mnl_attr_get_u32(tb[NETNSA_NSID]);

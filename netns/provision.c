@@ -34,6 +34,7 @@
 
 #include <event2/event.h>
 
+#include "netns/netns.h"
 #include "netns/prov_int.h"
 
 static size_t ent_hash(const char *s)
@@ -237,8 +238,6 @@ static void prov_destroy(struct prov *prov)
 		event_free(prov->kick);
 	if (prov->done_ev)
 		event_free(prov->done_ev);
-	if (prov->hostfd >= 0)
-		close(prov->hostfd);
 	free(prov->tab);
 	free(prov->dir);
 	free(prov);
@@ -268,7 +267,6 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	prov = calloc(1, sizeof(*prov));
 	if (!prov)
 		goto fail;
-	prov->hostfd = -1;
 	prov->base = base;
 	prov->parallel = PROV_DEFAULT_PARALLEL;
 	prov->timeout_ms = NL_DEFAULT_TIMEOUT_MS;
@@ -282,11 +280,9 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	prov->done_ev = event_new(base, -1, 0, prov_done_cb, prov);
 	if (!prov->tab || !prov->dir || !prov->kick || !prov->done_ev)
 		goto fail;
-	prov->hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (prov->hostfd < 0) {
-		err = -errno;
+	err = netns_host_init();	/* where netns_run_in() returns */
+	if (err)
 		goto fail;
-	}
 	if (!prov_host_nl(prov, &err))
 		goto fail;
 	return prov;

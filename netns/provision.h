@@ -28,9 +28,9 @@ struct prov;
 typedef void (*prov_cb)(void *arg, int err, const char *msg);
 
 /* A provisioner on base, for namespaces under netns_dir (NULL = the default;
- * the string is copied).  Opens a netlink socket and keeps a descriptor of
- * the calling thread's network namespace ("the host").  Returns NULL with
- * errno set. */
+ * the string is copied).  Opens a netlink socket; calls netns_host_init()
+ * (the calling thread's network namespace is "the host").  Returns NULL
+ * with errno set. */
 struct prov *prov_new(struct event_base *base, const char *netns_dir);
 
 /* Cancel everything: every pending callback runs with -ECANCELED, then the
