@@ -133,8 +133,9 @@ int config_check_users(const struct config *cfg,
  * addresses times the namespaces it goes into.  Exact where namespaces are
  * listed (the service's own list, or namespaces.names without all: true);
  * a service that goes into every namespace of an all: true config counts
- * N_NAMESPACES of them (what the engine expects to find: the namespaces in
- * netns_dir, or the provisioned users).  Saturates at SIZE_MAX. */
+ * the listed names plus N_NAMESPACES others (what the engine expects to
+ * find besides them: names in netns_dir that config_serves_ns() accepts,
+ * provisioned users).  Saturates at SIZE_MAX. */
 size_t config_listener_count(const struct config *cfg, size_t n_namespaces);
 
 /* Compare config_listener_count() with LIMIT descriptors (RLIMIT_NOFILE
