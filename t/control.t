@@ -34,16 +34,9 @@ ip link add "nc$((B + 2))" type veth peer name "ncx$$" || bail "ip link add"
 link_adopt "ncx$$"
 
 start_server echo echo
-conf=$T/control.yaml
-cat >"$conf" <<EOF
-user: nobody
-namespaces:
-  all: true
-  match: "$pre*"
-services:
-  echo:
-    listen: ["127.0.0.1:7000", "[::1]:7000"]
-    upstream: "127.0.0.1:$echo_port"
+conf_begin "$T/control.yaml" --all "$pre*"
+conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000 "[::1]:7000"
+conf_text <<EOF
 provision:
   users:
     - { name: daemon, index: $B }
@@ -57,8 +50,7 @@ provision:
   hosts_file: $hosts
   domain: test.example
 EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
+daemon_up -d "nsrelayd started" "$CONF"
 provisioned() { grep -q "ns $pre$1: provisioned for $1" "$DLOG"; }
 check_within 20 "daemon's namespace provisioned at start" provisioned daemon
 check_within 20 "bin's namespace provisioned at start" provisioned bin
@@ -167,15 +159,12 @@ start_bg chat ip netns exec "${pre}daemon" "$PYTHON" "$PEER" chatter \
 	--host "$(v4 $B 1)" --port "$h4_port" --count 50 --interval 0.1
 stop_daemon
 is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
-start_daemon "$conf"
+start_daemon "$CONF"
 n_prov() { [ "$(log_count "ns $pre(daemon|bin): provisioned for")" -ge 2 ]; }
 check_within 20 "restarted: both namespaces ready again" n_prov
 after="$(idx nc$B) $(nidx "${pre}daemon") $(idx nc$((B + 1)))"
 is "$after" "$before" "restart re-created nothing (same interface indexes)"
-wait_for 15 _gone "$chat_pid"
-wait "$chat_pid"
-is "$?" 0 "a connection across the veth survived the restart" ||
-	diag "$(cat "$chat_out" "$chat_err")"
+check_bg 15 chat "a connection across the veth survived the restart"
 
 # --- the control socket
 ask() { echo "$1" | timeout 30 socat -t 30 - "UNIX-CONNECT:$ctl"; }

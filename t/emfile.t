@@ -10,30 +10,15 @@ command -v prlimit >/dev/null || skip_all "prlimit (util-linux) not found"
 netns_new NS
 start_server echo echo
 
-conf=$T/emfile.yaml
-cat >"$conf" <<EOF
-user: nobody
-bind_retry_max: 1s
-namespaces:
-  dir: /run/netns
-  names: [$NS]
-services:
-  echo:
-    listen: ["127.0.0.1:7000"]
-    upstream: "127.0.0.1:$echo_port"
-EOF
-chmod 0644 "$conf"
+conf_begin "$T/emfile.yaml" "$NS"
+conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
 # Which call runs out first, accept() or the upstream socket(), depends on
 # the parity of the descriptors left: flood at two limits so that both paths
 # are exercised (without the listener's error callback, libevent spins).
 for lim in 64 65; do
 	DAEMON_PREFIX=(prlimit --nofile=$lim:$lim)
 	DAEMON_VERBOSE=	# no per-connection lines: the log's size is measured
-	start_daemon "$conf"
-
-	if wait_listening "$NS" 127.0.0.1:7000; then pass "listener up"; else
-		fail "listener up"; fi
-	daemon_alive || bail "nsrelayd exited at startup"
+	daemon_up -d "$lim: listener up" "$CONF"
 	limit=$(awk '/^Max open files/ { print $4 "/" $5 }' "/proc/$DPID/limits")
 	is "$limit" "$lim/$lim" "nsrelayd runs with RLIMIT_NOFILE $lim"
 	check "echo works before the flood" peer_in "$NS" echo --port 7000 --bytes 64KiB

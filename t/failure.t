@@ -18,60 +18,20 @@ start_server hole blackhole
 start_server slow slowsource --bytes 64MiB --seed 6 --progress "$T/slow.progress"
 dead_port=$(peer freeport) || bail "freeport failed"
 
-conf=$T/failure.yaml
-cat >"$conf" <<EOF
-user: nobody
-bind_retry_max: 1s
-namespaces:
-  dir: /run/netns
-  names: [$NS]
-defaults:
-  connect_timeout: 5s
-  idle_timeout: 1h
-  fin_timeout: 1m
-services:
-  dead:
-    listen: ["127.0.0.1:7000"]
-    upstream: "127.0.0.1:$dead_port"
-  echo:
-    listen: ["127.0.0.1:7001", "[::1]:7001"]
-    upstream: "127.0.0.1:$echo_port"
-  idle:
-    listen: ["127.0.0.1:7002"]
-    upstream: "127.0.0.1:$idle_port"
-    idle_timeout: 1s
-  victim:
-    listen: ["127.0.0.1:7003"]
-    upstream: "127.0.0.1:$victim_port"
-  rst:
-    listen: ["127.0.0.1:7004"]
-    upstream: "127.0.0.1:$rst_port"
-  hole:
-    listen: ["127.0.0.1:7007"]
-    upstream: "127.0.0.1:$hole_port"
-    connect_timeout: 1s
-  watch:
-    listen: ["127.0.0.1:7006"]
-    upstream: "127.0.0.1:$watch_port"
-  slow:
-    listen: ["127.0.0.1:7005"]
-    upstream: "127.0.0.1:$slow_port"
-EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
-
-missing=
-for a in 127.0.0.1:7000 127.0.0.1:7001 "[::1]:7001" 127.0.0.1:7002 \
-	127.0.0.1:7003 127.0.0.1:7004 127.0.0.1:7005; do
-	wait_listening "$NS" "$a" || missing="$missing $a"
-	daemon_alive || bail "nsrelayd exited at startup"
-done
-if [ -z "$missing" ]; then pass "listeners up"; else
-	fail "listeners up" "missing:$missing"; fi
+conf_begin "$T/failure.yaml" "$NS"
+conf_service dead "127.0.0.1:$dead_port" 127.0.0.1:7000
+conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7001 "[::1]:7001"
+conf_service idle -o idle_timeout=1s "127.0.0.1:$idle_port" 127.0.0.1:7002
+conf_service victim "127.0.0.1:$victim_port" 127.0.0.1:7003
+conf_service rst "127.0.0.1:$rst_port" 127.0.0.1:7004
+conf_service slow "127.0.0.1:$slow_port" 127.0.0.1:7005
+conf_service watch "127.0.0.1:$watch_port" 127.0.0.1:7006
+conf_service hole -o connect_timeout=1s "127.0.0.1:$hole_port" 127.0.0.1:7007
+daemon_up "$CONF"
 
 # --- refused upstream
-check "upstream refused: client's connection closed within 3 s" \
-	peer_in "$NS" expect-close --port 7000 --within 3
+check "upstream refused: the client is reset (not a clean EOF) within 3 s" \
+	peer_in "$NS" expect-close --port 7000 --within 3 --reset
 check "... and a working service still answers" \
 	peer_in "$NS" echo --port 7001 --bytes 64KiB
 
@@ -88,22 +48,14 @@ over_2mib() { [ "$(cat "$T/victim.progress" 2>/dev/null || echo 0)" -gt 2097152 
 if wait_for 10 over_2mib; then
 	kill -KILL "$victim_pid"
 	wait "$victim_pid" 2>/dev/null
-	if wait_for 5 _gone "$drain_pid"; then
-		wait "$drain_pid"
-		st=$?
-		ok "$st" "upstream SIGKILLed mid-transfer: client connection closed" ||
-			diag "$(cat "$drain_out" "$drain_err")"
+	check_bg 5 drain "upstream SIGKILLed mid-transfer: client connection closed" &&
 		diag "$(cat "$drain_out")"
-	else
-		fail "upstream SIGKILLed mid-transfer: client connection closed" \
-			"still open 5 s after the upstream was killed"
-	fi
 else
 	fail "upstream SIGKILLed mid-transfer: client connection closed" \
 		"transfer did not start: $(cat "$drain_err")"
 fi
-check "a new connection to the dead upstream's service is closed within 3 s" \
-	peer_in "$NS" expect-close --port 7003 --within 3
+check "a new connection to the dead upstream's service is reset within 3 s" \
+	peer_in "$NS" expect-close --port 7003 --within 3 --reset
 check "... and a working service still answers" \
 	peer_in "$NS" echo --host ::1 --port 7001 --bytes 64KiB
 
@@ -112,8 +64,8 @@ check "upstream RST mid-stream: client gets ECONNRESET, not a clean EOF" \
 	peer_in "$NS" expect-reset --port 7004 --seed 2
 
 # --- an upstream that does not answer: connect_timeout (1 s) resets the client
-check "connect timeout: the client is closed after 1 s (0.8 .. 4 s)" \
-	peer_in "$NS" expect-close --port 7007 --within 4 --not-before 0.8
+check "connect timeout: the client is reset after 1 s (0.8 .. 4 s)" \
+	peer_in "$NS" expect-close --port 7007 --within 4 --not-before 0.8 --reset
 timeout_logged() { grep -q "hole: upstream .*connect timed out" "$DLOG"; }
 check_within 5 "log: the connect timeout, naming the upstream" timeout_logged
 
@@ -160,15 +112,7 @@ fi
 cmp_ok "${rss1:-999999999}" -le $(( ${rss0:-0} + 16384 )) \
 	"slow reader: nsrelayd RSS stays under baseline + 16 MiB"
 touch "$go"
-if wait_for 30 _gone "$slowread_pid"; then
-	wait "$slowread_pid"
-	st=$?
-	ok "$st" "slow reader then drains all 64 MiB intact, then EOF" ||
-		diag "$(cat "$slowread_err")"
-else
-	fail "slow reader then drains all 64 MiB intact, then EOF" \
-		"not finished 30 s after it started reading"
-fi
+check_bg 30 slowread "slow reader then drains all 64 MiB intact, then EOF"
 
 stop_daemon
 is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"

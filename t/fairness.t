@@ -11,20 +11,9 @@ tap_init
 netns_new NA
 netns_new NB
 start_server echo echo
-conf=$T/fair.yaml
-cat >"$conf" <<EOF
-user: nobody
-namespaces:
-  names: [$NA, $NB]
-services:
-  echo:
-    listen: ["127.0.0.1:7000"]
-    upstream: "127.0.0.1:$echo_port"
-EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
-wait_listening "$NA" 127.0.0.1:7000 && wait_listening "$NB" 127.0.0.1:7000 ||
-	bail "listeners not up"
+conf_begin "$T/fair.yaml" "$NA" "$NB"
+conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
+daemon_up "$CONF"
 
 n=150
 kill -STOP "$DPID"

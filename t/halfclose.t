@@ -15,42 +15,12 @@ start_server trickle halfclose-reply --bytes 1MiB --seed 8 --pieces 6 \
 start_server first sendfirst --bytes 1MiB --seed 2
 start_server silent silent
 
-conf=$T/halfclose.yaml
-cat >"$conf" <<EOF
-user: nobody
-bind_retry_max: 1s
-namespaces:
-  names: [$NS]
-defaults:
-  connect_timeout: 5s
-  idle_timeout: 1h
-  fin_timeout: 1m
-services:
-  reply:
-    listen: ["127.0.0.1:7000"]
-    upstream: "127.0.0.1:$hc_port"
-  trickle:
-    listen: ["127.0.0.1:7001"]
-    upstream: "127.0.0.1:$trickle_port"
-    fin_timeout: 1s
-  first:
-    listen: ["127.0.0.1:7002"]
-    upstream: "127.0.0.1:$first_port"
-  silent:
-    listen: ["127.0.0.1:7003"]
-    upstream: "127.0.0.1:$silent_port"
-    fin_timeout: 1s
-EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
-
-missing=
-for p in 7000 7001 7002 7003; do
-	wait_listening "$NS" "127.0.0.1:$p" || missing="$missing $p"
-	daemon_alive || bail "nsrelayd exited at startup"
-done
-if [ -z "$missing" ]; then pass "listeners up"; else
-	fail "listeners up" "missing:$missing"; fi
+conf_begin "$T/halfclose.yaml" "$NS"
+conf_service reply "127.0.0.1:$hc_port" 127.0.0.1:7000
+conf_service trickle -o fin_timeout=1s "127.0.0.1:$trickle_port" 127.0.0.1:7001
+conf_service first "127.0.0.1:$first_port" 127.0.0.1:7002
+conf_service silent -o fin_timeout=1s "127.0.0.1:$silent_port" 127.0.0.1:7003
+daemon_up "$CONF"
 
 # Client: 2 MiB, shutdown(SHUT_WR); upstream reads to EOF, replies with the
 # sha256 of what it saw and 4 MiB, then closes.

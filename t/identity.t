@@ -13,24 +13,9 @@ netns_new NS
 mkdir -m 0755 "$T/pc"
 start_server cred peercred --unix "$T/pc/cred.sock" --mode 0666
 
-conf=$T/identity.yaml
-cat >"$conf" <<EOF
-user: nobody
-bind_retry_max: 1s
-namespaces:
-  dir: /run/netns
-  names: [$NS]
-services:
-  cred:
-    listen: ["127.0.0.1:7000"]
-    upstream: "unix:$T/pc/cred.sock"
-EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
-
-if wait_listening "$NS" 127.0.0.1:7000; then pass "listener up"; else
-	fail "listener up"; fi
-daemon_alive || bail "nsrelayd exited at startup"
+conf_begin "$T/identity.yaml" "$NS"
+conf_service cred "unix:$T/pc/cred.sock" 127.0.0.1:7000
+daemon_up "$CONF"
 
 line=$(peer_in "$NS" readline --port 7000 --timeout 5 2>&1)
 like "$line" '^uid=[0-9]+ ' "the upstream reports the relay's SO_PEERCRED"

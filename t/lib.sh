@@ -22,6 +22,30 @@
 #             array is put before the command; DAEMON_VERBOSE=-v by default);
 #             stop_daemon (sets DSTATUS); wait_listening NS ADDR:PORT;
 #             daemon_alive; log_count ERE
+#             daemon_up [-d DESC] CONFIG [ARGS...]   start_daemon, then one TAP
+#                                       point: every listener of the config
+#                                       written by conf_* is up (bails if the
+#                                       daemon exits at start-up)
+#             wait_listeners [-t SECS] NS ADDR:PORT...   all of them up;
+#                                       MISSING gets those that are not
+# Config:     conf_begin FILE [--retry DUR] [--dir DIR] [--all GLOB] [NS...]
+#                                       a service map (mode 0644, user nobody,
+#                                       bind_retry_max 1s, namespaces NS...);
+#                                       sets CONF (the file), CONF_NS
+#             conf_defaults KEY=VALUE...   its defaults: section
+#             conf_service NAME [-o KEY=VALUE]... UPSTREAM LISTEN...
+#                                       one service; CONF_LISTEN gets LISTEN
+#             conf_text [YAML]          append YAML (or stdin) as it is
+# Background: bg_wait SECS NAME         exit status of NAME (from start_bg),
+#                                       124 if still running after SECS
+#             check_bg SECS NAME DESC   TAP point: NAME exits 0 within SECS
+#             start_session NAME CMD... start_bg in a new session (its own
+#                                       process group), SIGINT/SIGQUIT at
+#                                       their defaults, as a terminal runs a
+#                                       command; group_kill NAME SIG sends SIG
+#                                       to that group (Ctrl-C: INT)
+#             group_procs NAME          PIDs still in NAME's process group
+# Mounts:     mount_adopt PATH          unmount PATH at exit (lazily)
 # Everything created is removed by an EXIT trap, even when a test fails
 # (KEEP_TMP=1 keeps the temporary directory with the logs, for debugging).
 # On failure the daemon's log and the servers' stderr are printed as diag.
@@ -50,6 +74,12 @@ _netns=()
 _links=()
 _nsn=0
 _dlogs=()
+_groups=()
+_mounts=()
+CONF=
+CONF_NS=()
+CONF_LISTEN=()
+MISSING=
 
 # ------------------------------------------------------------------ TAP
 
@@ -257,6 +287,12 @@ _cleanup() {
 	for i in "${_pids[@]}"; do
 		stop_pid "$i"
 	done
+	for i in "${_groups[@]}"; do
+		kill -KILL -- "-$i" 2>/dev/null
+	done
+	for i in "${_mounts[@]}"; do
+		umount -l "$i" 2>/dev/null
+	done
 	for i in "${_netns[@]}"; do
 		[ -e "/run/netns/$i" ] && ip netns del "$i" 2>/dev/null
 	done
@@ -317,6 +353,67 @@ start_bg() {	# start_bg NAME CMD...: NAME_pid, NAME_out, NAME_err
 	printf -v "${name}_err" '%s' "$T/$name.err"
 }
 
+bg_wait() {	# bg_wait SECS NAME: NAME's exit status; 124 if it runs on
+	local pid_var="${2}_pid"
+	local pid=${!pid_var}
+	wait_for "$1" _gone "$pid" || return 124
+	wait "$pid" 2>/dev/null
+}
+
+check_bg() {	# check_bg SECS NAME DESC: NAME (start_bg) exits 0 within SECS
+	local st out_var="${2}_out" err_var="${2}_err"
+	bg_wait "$1" "$2"
+	st=$?
+	if [ "$st" = 0 ]; then
+		pass "$3"
+		return 0
+	fi
+	if [ "$st" = 124 ]; then
+		fail "$3" "$2 still running after $1 s"
+	else
+		fail "$3" "$2 exited with status $st"
+	fi
+	diag "$(cat "${!out_var}" "${!err_var}" 2>/dev/null)"
+	return 1
+}
+
+# start_session NAME CMD...: start_bg CMD in a session (and process group)
+# of its own, with SIGINT and SIGQUIT at their defaults (a background job
+# of a script inherits them ignored): the way a terminal runs a command, so
+# that group_kill NAME INT is a Ctrl-C.  NAME_pid is also the group's id.
+start_session() {
+	local name=$1
+	shift
+	start_bg "$name" "$PYTHON" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+	local pid_var="${name}_pid"
+	_groups+=("${!pid_var}")
+}
+
+group_kill() {	# group_kill NAME SIG: SIG to NAME's process group
+	local pid_var="${1}_pid"
+	kill "-$2" -- "-${!pid_var}"
+}
+
+group_procs() {	# group_procs NAME: PIDs left in NAME's process group
+	local pid_var="${1}_pid" f stat
+	for f in /proc/[0-9]*/stat; do
+		stat=$(cat "$f" 2>/dev/null) || continue
+		stat=${stat##*) }
+		# shellcheck disable=SC2086
+		set -- $stat
+		[ "$3" = "${!pid_var}" ] || continue
+		[ "$1" = Z ] && continue
+		f=${f#/proc/}
+		printf '%s\n' "${f%/stat}"
+	done
+}
+
+mount_adopt() { _mounts+=("$1"); }	# mount_adopt PATH: umount at exit
+
 _has_line() { [ -s "$1" ] && [ "$(tail -c1 "$1" | od -An -c | tr -d ' ')" = '\n' ]; }
 
 start_server() {	# start_server NAME [-n NS] KIND ARGS...: NAME_port
@@ -332,6 +429,92 @@ start_server() {	# start_server NAME [-n NS] KIND ARGS...: NAME_port
 	wait_for 10 _has_line "$out" ||
 		bail "server $name ($*) did not start: $(cat "$T/$name.err")"
 	printf -v "${name}_port" '%s' "$(head -n1 "$out")"
+}
+
+# ------------------------------------------------------------------ config
+
+# conf_begin FILE [--retry DUR] [--dir DIR] [--all GLOB] [--user U] [NS...]
+# Start a service map in FILE: the daemon runs as U (nobody), retries
+# listeners with bind_retry_max DUR (1s), and serves the namespaces NS... by
+# name (in DIR, default /run/netns), or with --all every namespace of DIR
+# whose name matches GLOB.  The conf_* helpers below append to it; daemon_up
+# waits for what they listed.  Sets CONF=FILE and CONF_NS=(NS...).
+conf_begin() {
+	local file=$1 retry=1s dir= all= user=nobody
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--retry) retry=$2; shift 2 ;;
+		--dir) dir=$2; shift 2 ;;
+		--all) all=$2; shift 2 ;;
+		--user) user=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	CONF=$file
+	CONF_NS=("$@")
+	CONF_LISTEN=()
+	_conf_services=
+	{
+		printf 'user: %s\nbind_retry_max: %s\nnamespaces:\n' "$user" "$retry"
+		[ -z "$dir" ] || printf '  dir: %s\n' "$dir"
+		if [ -n "$all" ]; then
+			printf '  all: true\n  match: "%s"\n' "$all"
+		fi
+		if [ $# -gt 0 ]; then
+			local IFS=,
+			printf '  names: [%s]\n' "$*"
+		fi
+	} >"$file" || bail "cannot write $file"
+	chmod 0644 "$file"
+}
+
+conf_defaults() {	# conf_defaults KEY=VALUE...: a defaults: section
+	local kv
+	printf 'defaults:\n' >>"$CONF"
+	for kv in "$@"; do
+		printf '  %s: %s\n' "${kv%%=*}" "${kv#*=}" >>"$CONF"
+	done
+}
+
+# conf_service NAME [-o KEY=VALUE]... UPSTREAM LISTEN...
+# A service relaying LISTEN... (opened in every namespace served) to
+# UPSTREAM; each -o adds "KEY: VALUE" to it (idle_timeout=1s).  The LISTEN
+# addresses are added to CONF_LISTEN.
+conf_service() {
+	local name=$1 opts=() a sep=
+	shift
+	while [ "${1-}" = -o ]; do
+		opts+=("$2")
+		shift 2
+	done
+	local up=$1
+	shift
+	if [ -z "$_conf_services" ]; then
+		printf 'services:\n' >>"$CONF"
+		_conf_services=1
+	fi
+	{
+		printf '  %s:\n    listen: [' "$name"
+		for a in "$@"; do
+			printf '%s"%s"' "$sep" "$a"
+			sep=", "
+		done
+		printf ']\n    upstream: "%s"\n' "$up"
+		for a in "${opts[@]}"; do
+			printf '    %s: %s\n' "${a%%=*}" "${a#*=}"
+		done
+	} >>"$CONF"
+	for a in "$@"; do
+		case " ${CONF_LISTEN[*]} " in
+		*" $a "*) ;;
+		*) CONF_LISTEN+=("$a") ;;
+		esac
+	done
+}
+
+conf_text() {	# conf_text [YAML]: append YAML (without: stdin) as it is
+	if [ $# -gt 0 ]; then printf '%s\n' "$1"; else cat; fi >>"$CONF"
 }
 
 # ------------------------------------------------------------------ daemon
@@ -377,6 +560,54 @@ _listening() {	# _listening NS ADDR:PORT
 
 wait_listening() {	# wait_listening NS ADDR:PORT [SECS]: a listener is up
 	wait_for "${3:-10}" _listening "$1" "$2"
+}
+
+# wait_listeners [-t SECS] NS ADDR:PORT...: every ADDR:PORT listens in NS
+# (each within SECS, default 10).  Returns 1 and appends " NS/ADDR:PORT" to
+# MISSING for those that do not, 2 at once if the daemon exited.
+wait_listeners() {
+	local secs=10 ns a st=0
+	if [ "${1-}" = -t ]; then secs=$2; shift 2; fi
+	ns=$1
+	shift
+	for a in "$@"; do
+		if ! wait_listening "$ns" "$a" "$secs"; then
+			MISSING="$MISSING $ns/$a"
+			st=1
+		fi
+		if [ -n "$DPID" ] && ! daemon_alive; then
+			MISSING="$MISSING (nsrelayd exited)"
+			return 2
+		fi
+	done
+	return "$st"
+}
+
+# daemon_up [-d DESC] CONFIG [ARGS...]: start_daemon CONFIG ARGS..., then one
+# TAP point DESC (default "listeners up"): every address of CONF_LISTEN
+# listens in every namespace of CONF_NS.  With no namespace named (--all),
+# the point is the daemon's "started" line instead.  Bails if the daemon
+# exits meanwhile.
+daemon_up() {
+	local desc="listeners up" ns st=0
+	if [ "${1-}" = -d ]; then desc=$2; shift 2; fi
+	start_daemon "$@"
+	MISSING=
+	if [ ${#CONF_NS[@]} -eq 0 ]; then
+		_started() { grep -q "started" "$DLOG"; }
+		wait_for 10 _started || st=1
+	else
+		for ns in "${CONF_NS[@]}"; do
+			wait_listeners "$ns" "${CONF_LISTEN[@]}"
+			case $? in 0) ;; 1) st=1 ;; *) st=2; break ;; esac
+		done
+	fi
+	daemon_alive || bail "nsrelayd exited at start-up"
+	if [ "$st" = 0 ]; then
+		pass "$desc"
+	else
+		fail "$desc" "not listening:$MISSING"
+	fi
 }
 
 log_count() {	# log_count ERE [FILE]: lines of the daemon log matching ERE

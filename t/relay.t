@@ -16,46 +16,13 @@ mkdir -m 0755 "$T/u"
 start_server uecho echo --unix "$T/u/echo.sock" --mode 0666
 start_server src source --bytes 4MiB --seed 3
 
-conf=$T/relay.yaml
-cat >"$conf" <<EOF
-user: nobody
-bind_retry_max: 1s
-namespaces:
-  dir: /run/netns
-  names: [$NS1, $NS2]
-services:
-  echo:
-    listen: ["127.0.0.1:7000", "[::1]:7000"]
-    upstream: "127.0.0.1:$echo4_port"
-  echo6:
-    listen: ["127.0.0.1:7006"]
-    upstream: "[::1]:$echo6_port"
-  greet:
-    listen: ["127.0.0.1:7001"]
-    upstream: "127.0.0.1:$greet_port"
-  unixecho:
-    listen: ["127.0.0.1:7002"]
-    upstream: "unix:$T/u/echo.sock"
-  source:
-    listen: ["127.0.0.1:7003"]
-    upstream: "127.0.0.1:$src_port"
-EOF
-chmod 0644 "$conf"
-start_daemon "$conf"
-
-missing=
-for ns in "$NS1" "$NS2"; do
-	for a in 127.0.0.1:7000 "[::1]:7000" 127.0.0.1:7001 127.0.0.1:7002 \
-		127.0.0.1:7003 127.0.0.1:7006; do
-		wait_listening "$ns" "$a" || missing="$missing $ns/$a"
-		daemon_alive || bail "nsrelayd exited at startup"
-	done
-done
-if [ -z "$missing" ]; then
-	pass "all listeners up in both namespaces"
-else
-	fail "all listeners up in both namespaces" "missing:$missing"
-fi
+conf_begin "$T/relay.yaml" "$NS1" "$NS2"
+conf_service echo "127.0.0.1:$echo4_port" 127.0.0.1:7000 "[::1]:7000"
+conf_service echo6 "[::1]:$echo6_port" 127.0.0.1:7006
+conf_service greet "127.0.0.1:$greet_port" 127.0.0.1:7001
+conf_service unixecho "unix:$T/u/echo.sock" 127.0.0.1:7002
+conf_service source "127.0.0.1:$src_port" 127.0.0.1:7003
+daemon_up -d "all listeners up in both namespaces" "$CONF"
 if grep -i "listening on 127.0.0.1:7000" "$DLOG" | grep -F "$NS1" |
 	grep -qw echo; then
 	pass "log: 'listening on 127.0.0.1:7000' naming namespace and service"

@@ -74,17 +74,22 @@ CLIENTS: peer.py KIND [options]
                        read until the connection is closed (EOF or reset);
                        prints "eof|reset NBYTES after SECS"; fails on timeout
                        (then --timeout is the total bound).
-  expect-reset [--seed S] [--send DATA]
+  expect-reset [--seed S] [--send DATA] [--go-file FILE [--max-wait SECS]]
                        read until closed; success only if recv() raised
                        ECONNRESET (a clean EOF fails).  If --seed is given
                        the bytes received must be a prefix of stream S.
+                       --go-file: print "connected", then read nothing
+                       until FILE exists (at most --max-wait, default 60 s;
+                       the relay's buffers fill meanwhile), then read.
   expect-close --within SECS [--not-before SECS] [--send DATA] [--shutdown]
+               [--reset]
                        connect (optionally send DATA, optionally
                        shutdown(SHUT_WR)), then wait until the peer closes
                        (EOF or reset; a reset while connecting or sending
                        counts).  Fails if that takes longer than --within
                        (from before the connect), or happens before
-                       --not-before.
+                       --not-before.  --reset: only ECONNRESET counts, a
+                       clean EOF fails.
   halfclose --bytes N --reply-bytes M [--seed S] [--reply-seed R]
                        send N bytes of stream S, shutdown(SHUT_WR), then
                        expect "SHA NBYTES\\n" matching what was sent,
@@ -644,6 +649,14 @@ def cli_abort(args):
     say("aborted after %d bytes" % got)
 
 
+def wait_go_file(path, max_wait):
+    deadline = time.monotonic() + max_wait
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            die("go file %s did not appear" % path)
+        time.sleep(0.05)
+
+
 def cli_expect_reset(args):
     s = connect(args, reset_ok=True)
     if s is None:
@@ -651,6 +664,9 @@ def cli_expect_reset(args):
         return
     if args.send:
         s.sendall(args.send.encode())
+    if args.go_file:
+        say("connected")
+        wait_go_file(args.go_file, args.max_wait)
     t0 = time.monotonic()
     kind, n = wait_closed(s, t0 + args.timeout, args.seed)
     if kind != "reset":
@@ -671,8 +687,10 @@ def cli_expect_close(args):
                 s.sendall(args.send.encode())
             if args.shutdown:
                 s.shutdown(socket.SHUT_WR)
-        except (ConnectionResetError, BrokenPipeError) as e:
+        except ConnectionResetError as e:
             kind, n = "reset while sending (%s)" % e, 0
+        except BrokenPipeError as e:
+            kind, n = "closed while sending (%s)" % e, 0
         except OSError as e:
             die("send/shutdown: %s" % e)
         if kind is None:
@@ -685,6 +703,8 @@ def cli_expect_close(args):
     if el < args.not_before:
         die("closed (%s) after %.2fs, before %.2fs"
             % (kind, el, args.not_before))
+    if args.reset and not kind.startswith("reset"):
+        die("expected ECONNRESET, got %s after %.2fs" % (kind, el))
     say("closed (%s, %d bytes read) after %.2fs" % (kind, n, el))
 
 
@@ -730,11 +750,7 @@ def cli_late_send(args):
 def cli_slowread(args):
     s = connect(args)
     say("connected")
-    deadline = time.monotonic() + args.max_wait
-    while not os.path.exists(args.go_file):
-        if time.monotonic() > deadline:
-            die("go file %s did not appear" % args.go_file)
-        time.sleep(0.05)
+    wait_go_file(args.go_file, args.max_wait)
     n = expect_stream_eof(s, args.seed, args.bytes, "drain")
     say("slowread ok %d bytes then EOF" % n)
 
@@ -915,11 +931,14 @@ def main():
     c = client("expect-reset")
     c.add_argument("--seed", type=int)
     c.add_argument("--send")
+    c.add_argument("--go-file")
+    c.add_argument("--max-wait", type=float, default=60.0)
     c = client("expect-close")
     c.add_argument("--within", type=float, required=True)
     c.add_argument("--not-before", type=float, default=0.0)
     c.add_argument("--send")
     c.add_argument("--shutdown", action="store_true")
+    c.add_argument("--reset", action="store_true")
     c = client("halfclose")
     c.add_argument("--bytes", type=parse_size, required=True)
     c.add_argument("--reply-bytes", type=parse_size, required=True)
