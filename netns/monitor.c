@@ -6,6 +6,13 @@
  * leaves the namespace without its link.  Multicast delivery is lossy: when
  * the socket's buffer overruns, recv() fails with ENOBUFS and the events
  * lost are unknown, so the caller reconciles everything it owns.
+ *
+ * To make overruns rare under link churn elsewhere on the host (containers
+ * coming and going), the socket joins RTNLGRP_LINK only (no address or
+ * route events) and asks for a MONITOR_RCVBUF receive buffer, past the
+ * rmem_max sysctl when it may (SO_RCVBUFFORCE, CAP_NET_ADMIN).
+ * NETLINK_NO_ENOBUFS is deliberately not set: an overrun must be reported,
+ * since the events it lost are unknown.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,6 +25,8 @@
 
 #include "netns/monitor.h"
 #include "netns/nl.h"
+
+#define MONITOR_RCVBUF	(4 << 20)	/* bytes; the kernel doubles it */
 
 struct gone_ctx {
 	void (*gone)(void *arg, const char *ifname);
@@ -46,17 +55,21 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 
 int monitor_open(void)
 {
-	struct sockaddr_nl sa = {
-		.nl_family = AF_NETLINK,
-		.nl_groups = RTMGRP_LINK,
-	};
-	int fd, r;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };	/* no groups */
+	int fd, r, group = RTNLGRP_LINK, rcvbuf = MONITOR_RCVBUF;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	/* past rmem_max with CAP_NET_ADMIN; else as much as rmem_max allows */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				 sizeof(rcvbuf));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+		       sizeof(group)) < 0) {
 		r = -errno;
 		close(fd);
 		return r;

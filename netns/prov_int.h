@@ -8,6 +8,7 @@
  *   prov_read.c   reading kernel state: replies parsed into the job
  *   prov_send.c   building and sending the netlink requests of a step
  *   prov_ns.c     the namespace file: open, create, remove
+ *   prov_work.c   the blocking kernel calls, run on a worker thread
  *
  * Only the loop thread touches these structures.
  */
@@ -25,7 +26,9 @@
 #include "netns/provision.h"
 
 struct event;
+struct mnl_socket;
 struct nlmsghdr;
+struct offload;
 
 #define PROV_DEFAULT_PARALLEL	32
 #define PROV_MSG_MAX		512
@@ -46,6 +49,7 @@ enum prov_step {
 	S_DPROBE,	/* deprovision: host link, nsid */
 	S_DDEL,		/* deprovision: delete the veth */
 	S_DFILE,	/* deprovision: unmount and unlink */
+	S_DDONE,	/* deprovision: the file is gone */
 };
 
 /* The four addresses of a spec. */
@@ -166,6 +170,9 @@ struct prov {
 	size_t tab_size, n_ent;
 	unsigned busy;
 	bool dying;
+	struct offload *off;		/* blocking calls (prov_work.c) */
+	struct mnl_socket *wsock;	/* the worker's own: only it uses it */
+	uint32_t wseq;			/* worker only */
 };
 
 /* --- provision.c: jobs */
@@ -212,7 +219,6 @@ void prov_send_dump(struct prov_job *j, bool on_host, uint16_t type,
 void prov_send_set_up(struct prov_job *j, bool on_host, uint32_t index,
 		      const char *name);
 void prov_send_new_veth(struct prov_job *j);
-void prov_send_del_link(struct prov_job *j, enum req_kind kind, bool by_name);
 void prov_send_add_addr(struct prov_job *j, int ti, uint32_t index,
 			const char *ifname);
 void prov_send_add_default(struct prov_job *j, int f);
@@ -229,5 +235,21 @@ void prov_ns_undo(struct prov_job *j);
 
 /* Deprovision: unmount and remove the file (error recorded in j). */
 void prov_ns_remove(struct prov_job *j);
+
+/* --- prov_work.c: blocking calls on the worker; each counts in
+ * j->pending until its result is applied to j on the loop, or records an
+ * error in j when it cannot start */
+
+/* RTM_DELLINK of HOST_IF by j->host.index, or by name; kind R_DEL (ENODEV
+ * is success) or R_BEST_EFFORT (errors ignored). */
+void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name);
+
+/* unshare + bind-mount on the placeholder j->path; on success j->nsfd is
+ * the new namespace and j->ns_created is set; on failure the placeholder is
+ * removed.  0 (under way) or -errno (recorded). */
+int prov_work_ns_create(struct prov_job *j);
+
+/* umount2 + unlink of j->path. */
+void prov_work_ns_remove(struct prov_job *j);
 
 #endif

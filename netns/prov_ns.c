@@ -95,36 +95,16 @@ out:
 	return ret;
 }
 
-/* netns_run_in() callback, inside the new namespace: keep a reference to
- * it and open its netlink socket (socket() must run there). */
-static int ns_enter_new(void *arg)
-{
-	struct prov_job *j = arg;
-	int err = 0;
-
-	j->nsfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (j->nsfd < 0)
-		return -errno;
-	j->nsnl = nl_open(j->prov->base, -1, &err);
-	return j->nsnl ? 0 : err;
-}
-
-static void ns_error_new(struct prov_job *j, int err)
-{
-	prov_job_error(j, err, "%s the new namespace: %s",
-		       j->nsfd < 0 ? "create or open" : "open a socket in",
-		       strerror(-err));
-}
-
-/* Create the namespace at j->path: file, new netns, bind mount.  Leaves
- * j->nsfd and j->nsnl open.  The calling thread is back home on return. */
+/* Create the namespace at j->path: the placeholder file here, the new
+ * namespace and its bind mount on the worker (prov_work.c).  Returns 1
+ * (under way: step NS runs again when it is done, with j->nsfd open) or
+ * -errno (-EEXIST: someone else is creating it). */
 static int ns_create(struct prov_job *j)
 {
-	struct prov *prov = j->prov;
-	char src[64], why[PATH_MAX + 64];
+	char why[PATH_MAX + 64];
 	int fd, err;
 
-	err = prov_dir_prepare(prov, why, sizeof(why));
+	err = prov_dir_prepare(j->prov, why, sizeof(why));
 	if (err) {
 		prov_job_error(j, err, "%s: %s", why, strerror(-err));
 		return err;
@@ -139,24 +119,13 @@ static int ns_create(struct prov_job *j)
 	}
 	close(fd);
 
-	err = netns_run_in(NETNS_NEW, ns_enter_new, j);
-	if (err) {
-		ns_error_new(j, err);
-		goto out;
+	/* unshare and mount block: on the worker; back in step NS */
+	err = prov_work_ns_create(j);
+	if (err < 0) {
+		(void)unlink(j->path);
+		return err;
 	}
-	snprintf(src, sizeof(src), "/proc/self/fd/%d", j->nsfd);
-	if (mount(src, j->path, "none", MS_BIND, NULL) < 0) {
-		err = -errno;
-		prov_job_error(j, err, "bind-mount the namespace on %s: %s",
-			  j->path, strerror(-err));
-		goto out;
-	}
-	j->ns_created = true;
-	err = 0;
-out:
-	if (err)
-		unlink(j->path);
-	return err;
+	return 1;
 }
 
 /* After an attempt that left the file there but no namespace on it. */
@@ -176,6 +145,8 @@ int prov_ns_open(struct prov_job *j, bool create)
 	struct stat st;
 	int fd, err;
 
+	if (j->nsfd >= 0)
+		return 0;	/* created by this job (prov_work.c) */
 	fd = open(j->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT) {
 		err = -errno;
@@ -248,18 +219,7 @@ void prov_ns_undo(struct prov_job *j)
 
 void prov_ns_remove(struct prov_job *j)
 {
-	int err;
-
 	if (j->nsfd < 0 && !j->rm_file)
 		return;		/* nothing there */
-	if (umount2(j->path, MNT_DETACH) < 0 && errno != EINVAL &&
-	    errno != ENOENT) {
-		err = -errno;
-		prov_job_error(j, err, "unmount %s: %s", j->path, strerror(-err));
-		return;
-	}
-	if (unlink(j->path) < 0 && errno != ENOENT) {
-		err = -errno;
-		prov_job_error(j, err, "remove %s: %s", j->path, strerror(-err));
-	}
+	prov_work_ns_remove(j);	/* umount2 and unlink block: on the worker */
 }

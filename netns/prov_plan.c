@@ -265,7 +265,7 @@ static void step_undo(struct prov_job *j)
 {
 	j->step = S_UNDO;
 	if (j->veth_created)
-		prov_send_del_link(j, R_BEST_EFFORT, true);
+		prov_work_del_link(j, R_BEST_EFFORT, true);
 }
 
 static void step_dprobe_done(struct prov_job *j)
@@ -274,7 +274,7 @@ static void step_dprobe_done(struct prov_job *j)
 	if (j->host_found && j->host.veth && j->host.has_nsid &&
 	    j->nsid >= 0 && j->host.nsid == j->nsid) {
 		j->step = S_DDEL;
-		prov_send_del_link(j, R_DEL, false);
+		prov_work_del_link(j, R_DEL, false);
 	}
 }
 
@@ -322,7 +322,10 @@ void prov_job_advance(struct prov_job *j)
 			prov_job_finish(j);
 			return;
 		case S_DFILE:
+			j->step = S_DDONE;
 			prov_ns_remove(j);
+			break;
+		case S_DDONE:
 			prov_job_finish(j);
 			return;
 		}

@@ -239,23 +239,6 @@ void prov_send_new_veth(struct prov_job *j)
 		 j->spec.host_if, j->spec.ns_if);
 }
 
-/* Delete HOST_IF: by the index we checked (deprovision), or by name (undo
- * of a veth this job created, whose index may not be known yet). */
-void prov_send_del_link(struct prov_job *j, enum req_kind kind, bool by_name)
-{
-	struct prov_buf buf;
-	struct nlmsghdr *nlh = req_start(&buf, RTM_DELLINK, 0);
-	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-
-	ifi->ifi_family = AF_UNSPEC;
-	if (by_name)
-		mnl_attr_put_strz(nlh, IFLA_IFNAME, j->spec.host_if);
-	else
-		ifi->ifi_index = (int)j->host.index;
-	job_send(j, true, nlh, NULL, kind, 0, "delete host interface %s",
-		 j->spec.host_if);
-}
-
 void prov_send_add_addr(struct prov_job *j, int ti, uint32_t index,
 			  const char *ifname)
 {

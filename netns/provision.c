@@ -33,8 +33,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <libmnl/libmnl.h>
 
 #include "netns/netns.h"
+#include "netns/offload.h"
 #include "netns/prov_int.h"
 
 static size_t ent_hash(const char *s)
@@ -238,6 +240,9 @@ static void prov_destroy(struct prov *prov)
 		event_free(prov->kick);
 	if (prov->done_ev)
 		event_free(prov->done_ev);
+	offload_free(prov->off);
+	if (prov->wsock)
+		mnl_socket_close(prov->wsock);	/* the worker is gone */
 	free(prov->tab);
 	free(prov->dir);
 	free(prov);
@@ -302,7 +307,11 @@ void prov_free(struct prov *prov)
 		return;
 	prov->dying = true;
 	prov->busy++;
-	/* netlink first: cancelled requests only count down (dying) */
+	/* the worker first: it finishes what it runs, and completed
+	 * operations, like cancelled requests, only count down (dying) */
+	offload_free(prov->off);
+	prov->off = NULL;
+	/* then netlink */
 	TAILQ_FOREACH(j, &prov->running, q) {
 		/* cppcheck-suppress uninitvar ; it does not follow TAILQ */
 		nl_free(j->nsnl);

@@ -8,6 +8,9 @@
  * repeated pair exercises coalescing).  INDEX is a pool index, or "uid=N"
  * for the index uid - uid base.  One line per pair as each completes:
  * "NAME ok" or "NAME error: MESSAGE".  "spec" prints the derived spec.
+ * -g: a timer fires every millisecond while the calls run; at the end,
+ * "max loop gap: N us" on stderr is the longest time between two of its
+ * turns (how long the event loop was held up).
  * Exit status: 0 all succeeded, 1 some failed, 2 usage or setup error.
  */
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -33,7 +37,7 @@ struct item {
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: nsprov [-d DIR] [-t MS] [-j N] [-q] [-n NS_TMPL] "
+		"usage: nsprov [-d DIR] [-t MS] [-j N] [-q] [-g] [-n NS_TMPL] "
 		"[-H HOST_TMPL] [-p PEER_TMPL]\n"
 		"              [-4 V4_POOL] [-6 V6_POOL] [-b UID_BASE]\n"
 		"              provision|deprovision|spec NAME INDEX "
@@ -47,6 +51,26 @@ static void usage(void)
 		PROV_DEFAULT_PEER_TMPL, PROV_DEFAULT_V4_POOL,
 		PROV_DEFAULT_V6_POOL);
 	exit(2);
+}
+
+/* -g: the longest time between two turns of a 1 ms timer. */
+static long long gap_last, gap_max;
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void gap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	long long t = now_us();
+
+	if (gap_last && t - gap_last > gap_max)
+		gap_max = t - gap_last;
+	gap_last = t;
 }
 
 static unsigned long num(const char *s, const char *what)
@@ -101,11 +125,12 @@ int main(int argc, char **argv)
 	struct prov_spec spec;
 	struct item *items = NULL;
 	unsigned outstanding = 0, timeout = 0, parallel = 0;
-	int opt, i, n, failed = 0, quiet = 0, err, ret = 2;
+	int opt, i, n, failed = 0, quiet = 0, gaps = 0, err, ret = 2;
+	struct event *gap_ev = NULL;
 	char why[256], which;
 
 	prov_pool_init(&pool);
-	while ((opt = getopt(argc, argv, "d:t:j:qn:H:p:4:6:b:h")) != -1) {
+	while ((opt = getopt(argc, argv, "d:t:j:qgn:H:p:4:6:b:h")) != -1) {
 		switch (opt) {
 		case 'd':
 			dir = optarg;
@@ -118,6 +143,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = 1;
+			break;
+		case 'g':
+			gaps = 1;
 			break;
 		case 'n':
 		case 'H':
@@ -216,10 +244,22 @@ int main(int argc, char **argv)
 		outstanding++;
 	}
 	fflush(stdout);
+	if (outstanding && gaps) {
+		struct timeval ms = { 0, 1000 };
+
+		gap_ev = event_new(base, -1, EV_PERSIST, gap_cb, NULL);
+		if (!gap_ev || event_add(gap_ev, &ms) < 0)
+			goto out;
+		gap_last = now_us();
+	}
 	if (outstanding)
 		event_base_dispatch(base);
+	if (gap_ev)
+		fprintf(stderr, "max loop gap: %lld us\n", gap_max);
 	ret = failed ? 1 : 0;
 out:
+	if (gap_ev)
+		event_free(gap_ev);
 	prov_free(prov);
 	if (base)
 		event_base_free(base);
