@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # nsrelayd's command line: --check on good and bad files (errors as
-# FILE:LINE:COL: KEYPATH: message), --version, --help, a missing -c file.
+# FILE:LINE:COL: KEYPATH: message; tags, unsafe templates, a FIFO),
+# --version, --help, a missing -c file.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init --no-netns
 
@@ -122,6 +123,40 @@ is "$(grep -c ": provision\.[a-z0-9_]*: bad value" <<<"$out")" 4 \
 	"each reported as FILE:LINE:COL: provision.KEY" || diag "$out"
 like "$out" "$f:6:14: provision\.ipv4_pool: bad value \"100\.64\.0\.0/33\"" \
 	"the IPv4 pool's position and value"
+
+# --- refused by --check, each with its position: YAML tags, root as a
+# provisioned user, a namespace template that climbs out of the netns dir
+f=$T/refuse.yaml
+cat >"$f" <<'EOF'
+services: !!python/object:os.system
+  s:
+    listen: "127.0.0.1:1"
+    upstream: "127.0.0.1:2"
+provision:
+  users: [root]
+  namespace: "../../etc/%u"
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on a tag, root, a template with '/'"
+for want in \
+	"$f:1:11: services: tags are not supported" \
+	"$f:6:11: provision.users[0]: \"root\" is refused" \
+	"$f:7:14: provision.namespace: bad value \"../../etc/%u\""; do
+	if grep -qF -- "$want" <<<"$out"; then
+		pass "reported: ${want#"$f:"}"
+	else
+		fail "reported: ${want#"$f:"}" "got:" "$out"
+	fi
+done
+
+# --- a FIFO is refused at once (reading it would wait for a writer)
+f=$T/fifo.yaml
+mkfifo "$f"
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check on a FIFO exits 1 without waiting" || diag "$out"
+like "$out" "$f: not a regular file" "  as not a regular file"
 
 # --- --version, --help, bad option
 run_d out "$NSRELAYD" --version
