@@ -51,6 +51,7 @@ EOF
 }
 service "$svc" socket="$ctl" min_uid=1000
 service "$svc-open" socket="$ctl" fail=open
+service "$svc-uid0" socket="$ctl" min_uid=0
 service "$svc-skip" socket="$ctl" min_uid=4294967294
 pam_service "$svc-none" <<EOF
 auth     required pam_permit.so
@@ -110,6 +111,8 @@ check "... where the host's service answers on 127.0.0.1:7000" \
 # --- root and system users stay on the host
 check "root: the session opens" login "$svc" root
 is "$(last_ns root)" "$host_ns" "root stays in the host's namespace"
+check "root, min_uid=0: the session opens" login "$svc-uid0" root
+is "$(last_ns root)" "$host_ns" "... root is skipped whatever min_uid says"
 if getent passwd daemon >/dev/null; then
 	check "daemon (uid below min_uid): the session opens" login "$svc" daemon
 	is "$(last_ns daemon)" "$host_ns" "... in the host's namespace"
