@@ -1,26 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /* control: provision and deprovision namespaces on request.
  *
- * Protocol: one command per line, one answer line per command, in order:
+ * Protocol (ctlproto.c parses it): one command per line, one answer line
+ * per command, in order:
  *
  *   provision USER     ->  "ok USER NAMESPACE" once the namespace is ready
- *                          (links, addresses, routes, and its listeners
- *                          opened), or "error: what went wrong"
+ *                          and every listener of it is open; when some
+ *                          could not be opened (they are retried),
+ *                          "ok USER NAMESPACE listeners UP/TOTAL: SERVICE
+ *                          ADDRESS: reason; ..." names each of them.  Or
+ *                          "error: what went wrong".
  *   deprovision USER   ->  "ok USER NAMESPACE" or "error: ..."
  *
- * A client waits for each answer before its next command is read, so one
- * client holds at most one request.  Requests for the same user from any
- * number of clients are coalesced by the provisioner: a namespace is made
- * once, every caller is told, and asking again for a ready namespace is a
- * cheap no-op.  Limits: lines of CONTROL_LINE_MAX bytes, CONTROL_CLIENTS
- * clients at once, CONTROL_IDLE seconds without a command.  The socket is
- * mode 0600 and owned by root: users reach it only through root (PAM).
+ * Clients and answers are bounded, so that no client can make the daemon
+ * buffer without limit or hold a slot for ever:
+ *  - a client has one request at a time; while it is in flight nothing
+ *    more is read from it (the kernel's buffer fills, the client waits);
+ *  - lines of at most CTLPROTO_LINE_MAX bytes: a longer one is answered
+ *    "error: line too long" and the client is closed;
+ *  - reading stops while more than OUT_MAX bytes of answers wait for a
+ *    client that does not read them; a client whose answers do not move
+ *    for IO_TIMEOUT seconds, or that is silent that long between
+ *    commands, is dropped;
+ *  - CONTROL_CLIENTS clients at once; the next one is told
+ *    "error: too many clients" and closed.
+ * The socket is made with umask 0177 (never reachable by others, not even
+ * for a moment) and is root's, mode 0600: users reach it through root
+ * (PAM).  Under a descriptor shortage it pauses with the relay listeners.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,42 +43,41 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "config/config.h"
 #include "engine/control.h"
+#include "engine/ctlproto.h"
 #include "engine/daemon.h"
-#include "engine/hosts.h"
 #include "engine/listener.h"
 #include "engine/log.h"
-#include "netns/provision.h"
+#include "engine/nstable.h"
+#include "engine/provreq.h"
 
-#define CONTROL_LINE_MAX	1024
 #define CONTROL_CLIENTS		64
-#define CONTROL_IDLE		30
+#define IO_TIMEOUT		30	/* seconds */
+#define OUT_MAX			(64 * 1024)
 
 struct client {
 	TAILQ_ENTRY(client) entry;
-	struct daemon *d;
+	struct control *ctl;
 	struct bufferevent *bev;
-	struct request *req;		/* the command being answered */
+	struct provreq_waiter *w;	/* the request being answered */
 	bool done;			/* EOF or refused: close when answered */
 };
 
-struct request {
+struct control {
 	struct daemon *d;
-	struct client *c;		/* NULL once the client left */
-	bool deprovision;
-	char user[256];
-	struct prov_spec spec;
+	struct evconnlistener *lev;
+	TAILQ_HEAD(, client) clients;
+	unsigned n;
 };
 
 static void client_free(struct client *c)
 {
-	struct daemon *d = c->d;
+	struct control *ctl = c->ctl;
 
-	if (c->req)
-		c->req->c = NULL;
-	TAILQ_REMOVE(&d->clients, c, entry);
-	d->nclients--;
+	if (c->w)
+		provreq_cancel(c->w);
+	TAILQ_REMOVE(&ctl->clients, c, entry);
+	ctl->n--;
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -76,155 +87,110 @@ static void client_reply(struct client *c, const char *fmt, ...)
 
 static void client_reply(struct client *c, const char *fmt, ...)
 {
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
-	evbuffer_add(bufferevent_get_output(c->bev), "\n", 1);
+	evbuffer_add(out, "\n", 1);
 }
 
 static void client_next(struct client *c);
 
-static void request_done(void *arg, int err, const char *msg)
+static void request_done(void *arg, int err, const char *msg,
+			 const char *user, const char *ns)
 {
-	struct request *q = arg;
-	struct client *c = q->c;
-	const char *what = q->deprovision ? "deprovision" : "provision";
-	const struct timeval idle = { CONTROL_IDLE, 0 };
+	struct client *c = arg;
+	struct daemon *d = c->ctl->d;
+	char why[1024];
+	unsigned up, total;
 
-	if (err) {
-		log_warnx("ns %s: %s for %s failed: %s", q->spec.ns, what,
-			  q->user, msg ? msg : strerror(-err));
-	} else {
-		log_info("ns %s: %s for %s done", q->spec.ns, what, q->user);
-		provisioned_set(q->d, q->user, &q->spec, !q->deprovision);
-		/* listeners are open (or closed) when the caller hears "ok" */
-		ns_sync(q->d);
-	}
-	if (c) {
-		if (err)
-			client_reply(c, "error: %s", msg ? msg : strerror(-err));
-		else
-			client_reply(c, "ok %s %s", q->user, q->spec.ns);
-		c->req = NULL;
-		bufferevent_set_timeouts(c->bev, &idle, NULL);
-		client_next(c);
-	}
-	free(q);
+	c->w = NULL;
+	if (err)
+		client_reply(c, "error: %s", msg ? msg : strerror(-err));
+	else if (nstable_listeners(d->nst, ns, &up, &total, why,
+				   sizeof(why)) < 0 || up == total)
+		client_reply(c, "ok %s %s", user, ns);
+	else
+		client_reply(c, "ok %s %s listeners %u/%u: %s", user, ns, up,
+			     total, why);
+	client_next(c);
 }
 
-/* Derive the spec of USER from the config's pool; 0, or -1 with WHY. */
-int control_spec(struct daemon *d, const char *user, long index,
-		 struct prov_spec *spec, char *why, size_t len)
+static void client_command(struct client *c, const char *line, size_t len)
 {
-	struct passwd *pw;
-	int r;
+	struct daemon *d = c->ctl->d;
+	struct ctlproto_req req;
+	char why[128];
 
-	errno = 0;
-	pw = getpwnam(user);
-	if (!pw) {
-		snprintf(why, len, "no such user \"%s\"", user);
-		return -1;
-	}
-	r = prov_spec_derive(&d->pool, user, pw->pw_uid, index, spec, why,
-			     len);
-	return r < 0 ? -1 : 0;
-}
-
-static void client_command(struct client *c, char *line)
-{
-	struct daemon *d = c->d;
-	struct request *q;
-	char *verb, *user, *rest, why[256];
-	int r;
-
-	verb = strtok_r(line, " \t\r", &rest);
-	user = verb ? strtok_r(NULL, " \t\r", &rest) : NULL;
-	if (!verb) {
-		client_reply(c, "error: empty command");
+	if (ctlproto_parse(line, len, &req, why, sizeof(why)) < 0) {
+		client_reply(c, "error: %s", why);
 		return;
 	}
-	if ((strcmp(verb, "provision") && strcmp(verb, "deprovision")) ||
-	    !user || strtok_r(NULL, " \t\r", &rest)) {
-		client_reply(c, "error: unknown command (try: provision USER, "
-			     "deprovision USER)");
-		return;
-	}
-	if (!d->prov) {
+	if (!d->pq) {
 		client_reply(c, "error: provisioning is not configured");
 		return;
 	}
-	q = calloc(1, sizeof(*q));
-	if (!q) {
+	c->w = provreq_submit(d->pq, req.user,
+			      req.verb == CTLPROTO_DEPROVISION, request_done,
+			      c);
+	if (!c->w)
 		client_reply(c, "error: out of memory");
-		return;
-	}
-	q->deprovision = verb[0] == 'd';
-	snprintf(q->user, sizeof(q->user), "%s", user);
-	if (control_spec(d, q->user, config_provision_index(d->cfg, q->user),
-			 &q->spec, why, sizeof(why)) < 0) {
-		client_reply(c, "error: %s", why);
-		free(q);
-		return;
-	}
-	q->c = c;
-	q->d = d;
-	/* forgotten now: the links it loses must not be put back */
-	if (q->deprovision)
-		provisioned_set(d, q->user, &q->spec, false);
-	r = q->deprovision ? prov_deprovision(d->prov, &q->spec,
-					      request_done, q) :
-			     prov_provision(d->prov, &q->spec, request_done, q);
-	if (r < 0) {
-		client_reply(c, "error: %s", strerror(-r));
-		free(q);
-		return;
-	}
-	c->req = q;
-	/* no idle timeout while the client waits for an answer */
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
 }
 
-/* Answer the next complete line, unless a request is in flight; once the
- * client is done and everything is answered, close after the last byte. */
+/* Answer the next complete line, unless a request is in flight or answers
+ * pile up; once the client is done and everything is answered, close
+ * after the last byte. */
 static void client_next(struct client *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_ptr eol;
+	size_t len;
 	char *line;
-	size_t n;
 
-	while (!c->req) {
-		line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
-		if (!line && c->done && evbuffer_get_length(in)) {
-			/* a last command without its newline */
-			n = evbuffer_get_length(in);
-			line = malloc(n + 1);
-			if (line) {
-				evbuffer_remove(in, line, n);
-				line[n] = '\0';
-			}
-		}
-		if (!line) {
-			if (evbuffer_get_length(in) > CONTROL_LINE_MAX) {
+	while (!c->w && evbuffer_get_length(out) < OUT_MAX) {
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (eol.pos < 0) {
+			len = evbuffer_get_length(in);
+			if (len > CTLPROTO_LINE_MAX) {
 				client_reply(c, "error: line too long");
-				evbuffer_drain(in, evbuffer_get_length(in));
 				c->done = true;
+				break;
 			}
+			if (!c->done || !len)
+				break;
+			eol.pos = (ssize_t)len;	/* last line, no newline */
+		}
+		len = (size_t)eol.pos;
+		if (len > CTLPROTO_LINE_MAX) {
+			client_reply(c, "error: line too long");
+			c->done = true;
 			break;
 		}
-		if (n > CONTROL_LINE_MAX)
-			client_reply(c, "error: line too long");
-		else
-			client_command(c, line);
-		free(line);
+		line = (char *)evbuffer_pullup(in, (ssize_t)len);
+		if (!line && len) {
+			client_reply(c, "error: out of memory");
+			c->done = true;
+			break;
+		}
+		client_command(c, line, len);
+		evbuffer_drain(in, len + (evbuffer_get_length(in) > len));
 	}
-	if (c->done && !c->req) {
+	if (c->done && !c->w) {
+		evbuffer_drain(in, evbuffer_get_length(in));
 		bufferevent_disable(c->bev, EV_READ);
-		if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+		if (!evbuffer_get_length(out))
 			client_free(c);
 		/* else client_written() closes it once flushed */
+		return;
 	}
+	/* read only what the next command needs */
+	if (c->w || evbuffer_get_length(out) >= OUT_MAX)
+		bufferevent_disable(c->bev, EV_READ);
+	else if (!c->done)
+		bufferevent_enable(c->bev, EV_READ);
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -236,110 +202,139 @@ static void client_written(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	if (c->done && !c->req)
+	if (c->done && !c->w)
 		client_free(c);
+	else
+		client_next(c);
 }
 
 static void client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
 
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) &&
+	    !(what & BEV_EVENT_ERROR)) {
 		/* half-closed after its commands: answer them, then close */
 		c->done = true;
 		client_next(c);
 		return;
 	}
-	/* error or idle timeout: an answer in flight has nobody to go to */
+	/* error, or a timeout: silent too long, or answers not read */
 	client_free(c);
 }
 
 static void control_accept(struct evconnlistener *lev, evutil_socket_t fd,
 			   struct sockaddr *sa, int len, void *arg)
 {
-	struct daemon *d = arg;
-	struct timeval idle = { CONTROL_IDLE, 0 };
+	static const char busy[] = "error: too many clients\n";
+	struct control *ctl = arg;
+	struct timeval tmo = { IO_TIMEOUT, 0 };
 	struct client *c;
 
-	if (d->nclients >= CONTROL_CLIENTS) {
+	if (ctl->n >= CONTROL_CLIENTS) {
+		/* a fresh socket's buffer takes this whole */
+		if (write(fd, busy, sizeof(busy) - 1) < 0)
+			log_debug("control: refusing a client: %s",
+				  strerror(errno));
 		close(fd);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c || !(c->bev = bufferevent_socket_new(d->base, fd,
+	if (!c || !(c->bev = bufferevent_socket_new(ctl->d->base, fd,
 						     BEV_OPT_CLOSE_ON_FREE))) {
 		free(c);
 		close(fd);
 		return;
 	}
-	c->d = d;
-	TAILQ_INSERT_TAIL(&d->clients, c, entry);
-	d->nclients++;
+	c->ctl = ctl;
+	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
+	ctl->n++;
 	bufferevent_setcb(c->bev, client_read, client_written, client_event,
 			  c);
-	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	/* the read timeout runs only while reading is enabled: between
+	 * commands; the write timeout while answers wait */
+	bufferevent_set_timeouts(c->bev, &tmo, &tmo);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CTLPROTO_LINE_MAX + 2);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 static void control_error(struct evconnlistener *lev, void *arg)
 {
-	struct daemon *d = arg;
+	struct control *ctl = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-		listeners_fd_pressure(d, err);
+		listener_set_shortage(ctl->d->ls, err);
 	else
 		log_warnx("control socket: accept: %s", strerror(err));
 }
 
-int control_open(struct daemon *d, const char *path)
+struct control *control_open(struct daemon *d, const char *path, int *err)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char dir[sizeof(sun.sun_path)], *slash;
+	struct control *ctl;
+	mode_t old;
 	int fd, r;
 
-	TAILQ_INIT(&d->clients);
-	if (strlen(path) >= sizeof(sun.sun_path))
-		return -ENAMETOOLONG;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*err = -ENAMETOOLONG;
+		return NULL;
+	}
 	strcpy(sun.sun_path, path);
 	strcpy(dir, path);
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			*err = -errno;
+			return NULL;
+		}
 	}
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	TAILQ_INIT(&ctl->clients);
+	ctl->d = d;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
+		goto fail;
 	if (unlink(path) < 0 && errno != ENOENT)
 		goto fail;
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 64) < 0)
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0)
 		goto fail;
-	d->control = evconnlistener_new(d->base, control_accept, d,
-					LEV_OPT_CLOSE_ON_FREE |
-					LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (!d->control) {
+	ctl->lev = evconnlistener_new(d->base, control_accept, ctl,
+				      LEV_OPT_CLOSE_ON_FREE |
+				      LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (!ctl->lev) {
 		errno = ENOMEM;
 		goto fail;
 	}
-	evconnlistener_set_error_cb(d->control, control_error);
-	return 0;
+	evconnlistener_set_error_cb(ctl->lev, control_error);
+	listener_set_watch(d->ls, ctl->lev);
+	return ctl;
 fail:
-	r = -errno;
-	close(fd);
-	return r;
+	*err = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(ctl);
+	return NULL;
 }
 
-void control_close(struct daemon *d)
+void control_close(struct control *ctl)
 {
 	struct client *c;
 
-	if (!d->control)
+	if (!ctl)
 		return;
-	while ((c = TAILQ_FIRST(&d->clients)))
+	while ((c = TAILQ_FIRST(&ctl->clients)))
 		client_free(c);
-	evconnlistener_free(d->control);
-	d->control = NULL;
+	listener_set_unwatch(ctl->d->ls);
+	evconnlistener_free(ctl->lev);
+	free(ctl);
 }

@@ -1,62 +1,28 @@
 /* SPDX-License-Identifier: MIT */
-/* daemon: the state the engine's modules share: one event loop, the config
- * it serves, the namespaces and their listeners, the live connections. */
+/* daemon: the objects one nsrelayd process is made of, wired by main.c.
+ * Each is owned by its module; this is only where they are found. */
 #ifndef NSRELAY_DAEMON_H
 #define NSRELAY_DAEMON_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <sys/queue.h>
-#include <sys/time.h>
-
-#include "netns/netns.h"
-
-#include "netns/provision.h"
-
 struct config;
-struct ns;
-struct binding;
-struct relay;
-struct client;
-struct provisioned;
-
-TAILQ_HEAD(ns_list, ns);
-TAILQ_HEAD(relay_list, relay);
-TAILQ_HEAD(client_list, client);
-TAILQ_HEAD(provisioned_list, provisioned);
+struct control;
+struct event_base;
+struct listener_set;
+struct nstable;
+struct prov;
+struct provisioned_set;
+struct provreq;
 
 struct daemon {
 	struct event_base *base;
 	struct config *cfg;
-	struct ns_list nss;		/* namespaces served */
-	struct relay_list relays;	/* live connections */
-	uint64_t nrelays;
-	uint64_t next_id;		/* connection ids, for logs */
-
-	/* descriptor pressure: all listeners paused, one timer resumes */
-	bool fd_paused;
-	struct event *fd_timer;
-	uint64_t fd_failures;		/* since the last report */
-	struct timeval fd_reported;
-	uint64_t fd_pause_ms;		/* how long the next pause lasts */
-
-	/* discovery: inotify on the namespace directory; changes are
-	 * coalesced into one ns_sync() per loop turn */
-	int watch_fd;
-	struct event *watch_ev;
-	struct event *sync_ev;
-
-	/* provisioning (NULL prov: not configured) and its control socket */
-	struct prov *prov;
-	struct prov_pool pool;
-	struct provisioned_list provisioned;
-	int monitor_fd;			/* host link events */
-	struct event *monitor_ev;
-	struct evconnlistener *control;
-	struct client_list clients;
-	unsigned nclients;
-
 	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
-	unsigned nlisteners;		/* listeners bound now */
+	struct listener_set *ls;	/* listeners and connections */
+	struct nstable *nst;		/* namespaces served */
+	/* provisioning; all NULL when the config has no provision: */
+	struct prov *prov;
+	struct provisioned_set *provd;
+	struct provreq *pq;
+	struct control *ctl;
 };
 #endif

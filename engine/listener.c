@@ -1,33 +1,37 @@
 /* SPDX-License-Identifier: MIT */
-/* listener: namespaces served, and their listening sockets.
+/* listener: listening sockets, and the guards around accepting.
  *
  * Theory of operation
  *
- * ns_sync() turns the config and the namespace directory into a list of
- * struct ns, each with one struct binding per (service, listen address)
- * that applies to it.  A binding is WAITING (the namespace is missing, or
- * its file is not yet a namespace: `ip netns add` creates the file before
- * it mounts the namespace on it), RETRY (socket, bind or listen failed, for
- * instance a user squats the port first) or LISTENING.  Failures are logged
- * once per distinct error and retried on the binding's timer with an
- * exponential backoff from 25 ms capped by bind_retry_max; ns_sync() retries at once.
+ * A listener is made inside its namespace by netns_socket(), then bound and
+ * listened to from the host (a socket keeps the namespace it was made in)
+ * and handed to an evconnlistener.  IP_FREEBIND lets it bind before the
+ * namespace's lo is up.  Deferred accept is never used: MySQL, SMTP and
+ * IMAP speak first, so a client may never send a byte on its own.  When
+ * and where to open listeners is the namespace table's business
+ * (nstable.c); this file opens, closes and guards them.
  *
- * The listening socket is made inside the namespace by netns_socket(), then
- * bound and listened to from the host (a socket keeps the namespace it was
- * made in) and handed to an evconnlistener.  IP_FREEBIND lets it bind before
- * the namespace's lo is up.  Deferred accept is never used: MySQL, SMTP and
- * IMAP speak first, so a client may never send a byte on its own.
- *
- * Two guards keep one listener or one shortage from hurting the rest:
+ * Guards, so that one listener, one namespace or one shortage cannot hurt
+ * the rest:
  *  - fairness: after ACCEPT_BURST accepts in one loop turn a listener is
  *    disabled and re-enabled by a zero timer, after the other ready events;
+ *  - limits per namespace (struct listener_group): at most lim.conns live
+ *    connections and lim.rate new ones a second (a token bucket of
+ *    lim.burst).  At a limit every listener of that namespace pauses: its
+ *    clients wait in the kernel's backlog, the other namespaces go on.  It
+ *    resumes when a connection closes or the bucket refills; one log line
+ *    per namespace every LIMIT_LOG_S seconds at most, with a count;
+ *  - a descriptor budget: every connection costs two descriptors; once the
+ *    connections would eat into the reserve, a new one is reset at once and
+ *    accepting pauses as under a shortage;
  *  - descriptor shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM): libevent's
  *    listener would retry accept() at once forever.  The error callback
  *    disables every listener and a timer resumes them, backing off from
  *    100 ms to 1 s while the shortage lasts; one log line a second at most.
  *
- * A binding is referenced by its namespace and by each live connection, so
- * closing a listener (namespace gone, shutdown) never cuts a connection.
+ * A listener is referenced by its group and by each live connection, so
+ * closing it (namespace gone, shutdown) never cuts a connection; a group
+ * is referenced by the table and by each of its listeners.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,18 +45,33 @@
 #include <event2/listener.h>
 
 #include "config/config.h"
-#include "engine/daemon.h"
-#include "engine/hosts.h"
 #include "engine/listener.h"
 #include "engine/log.h"
 #include "netns/netns.h"
 
 #define ACCEPT_BURST		16
-#define RETRY_MIN_MS		25
 #define FD_PAUSE_MIN_MS		100
 #define FD_PAUSE_MAX_MS		1000
+#define LIMIT_LOG_S		10
 
-static void binding_try(struct binding *b);
+TAILQ_HEAD(listener_list, listener);
+
+struct listener_set {
+	struct event_base *base;
+	struct relay_set *relays;
+	struct listener_list all;
+	unsigned open;			/* listening sockets */
+	long fd_limit;
+	unsigned reserve;
+	struct evconnlistener *watched;	/* another module's, paused too */
+
+	/* descriptor shortage: all listeners paused, one timer resumes */
+	bool fd_paused;
+	struct event *fd_timer;
+	uint64_t fd_failures;		/* since the last report */
+	struct timeval fd_reported;
+	uint64_t fd_pause_ms;		/* how long the next pause lasts */
+};
 
 static void ms_to_tv(uint64_t ms, struct timeval *tv)
 {
@@ -60,97 +79,258 @@ static void ms_to_tv(uint64_t ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
-static void binding_free(struct binding *b)
+/* ---- groups -------------------------------------------------------- */
+
+static void group_unref(struct listener_group *g)
 {
-	event_free(b->timer);
-	free(b->ns_name);
-	free(b);
+	if (--g->refs)
+		return;
+	event_free(g->resume);
+	free(g->name);
+	free(g);
 }
 
-void binding_unref(struct binding *b)
+/* Should L accept now?  Not while the shortage, its burst or its
+ * namespace's limits hold it. */
+static bool may_accept(const struct listener *l)
 {
-	if (--b->refs == 0)
-		binding_free(b);
+	return !l->set->fd_paused && !l->burst_paused &&
+	       !(l->grp && l->grp->held);
 }
 
-static void binding_close(struct binding *b)
+static void listener_update(struct listener *l)
 {
-	if (b->lev) {
-		evconnlistener_free(b->lev);
-		b->lev = NULL;
-		b->d->nlisteners--;
+	if (!l->lev)
+		return;
+	if (may_accept(l))
+		evconnlistener_enable(l->lev);
+	else
+		evconnlistener_disable(l->lev);
+}
+
+static void group_update(struct listener_group *g)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &g->members, entry)
+		listener_update(l);
+}
+
+static void group_refill(struct listener_group *g, const struct timeval *now)
+{
+	struct timeval dt;
+	double add;
+
+	if (!g->lim.rate)
+		return;
+	timersub(now, &g->refill, &dt);
+	add = ((double)dt.tv_sec + (double)dt.tv_usec / 1e6) * g->lim.rate;
+	g->refill = *now;
+	g->tokens += add;
+	if (g->tokens > g->lim.burst)
+		g->tokens = g->lim.burst;
+}
+
+static void group_hold(struct listener_group *g, const char *why,
+		       const struct timeval *now)
+{
+	if (!g->held) {
+		g->held = true;
+		g->held_count++;
+		group_update(g);
 	}
-	b->burst_paused = false;
-	evtimer_del(b->timer);
-	b->state = BINDING_WAITING;
+	if (now->tv_sec - g->logged.tv_sec >= LIMIT_LOG_S) {
+		log_warnx("ns %s: %s: accepting paused (%llu times since the "
+			  "last report; %llu connections live)", g->name, why,
+			  (unsigned long long)g->held_count,
+			  (unsigned long long)g->active);
+		g->logged = *now;
+		g->held_count = 0;
+	}
 }
 
-static void binding_schedule(struct binding *b)
+/* Re-check the limits of G; pause or resume its listeners. */
+static void group_check(struct listener_group *g)
 {
-	struct timeval tv;
-	uint64_t max = b->d->cfg->retry_max_ms;
+	struct timeval now, tv;
 
-	b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : RETRY_MIN_MS;
-	if (b->backoff_ms > max)
-		b->backoff_ms = max;
-	ms_to_tv(b->backoff_ms, &tv);
-	evtimer_add(b->timer, &tv);
-}
-
-/* A failed attempt: log when the error is new, then back off. */
-static void binding_fail(struct binding *b, enum binding_state state,
-			 const char *what, int err)
-{
-	const char *why = err == EAGAIN ? "not a network namespace (yet)" :
-					  strerror(err);
-	bool fresh = err != b->last_err;
-
-	/* `ip netns add` mounts the namespace just after creating the
-	 * file: only say so if it does not settle within a second */
-	if (err == EAGAIN && b->backoff_ms < 1000) {
-		b->state = state;
-		binding_schedule(b);
+	event_base_gettimeofday_cached(g->set->base, &now);
+	group_refill(g, &now);
+	if (g->lim.conns && g->active >= g->lim.conns) {
+		group_hold(g, "connection limit reached", &now);
 		return;
 	}
+	if (g->lim.rate && g->tokens < 1) {
+		double wait = (1 - g->tokens) / g->lim.rate;
 
-	/* a namespace problem is the namespace's: say it once, not once
-	 * per listener */
-	if (state == BINDING_WAITING && b->ns) {
-		fresh = err != b->ns->last_err;
-		b->ns->last_err = err;
+		group_hold(g, "connection rate limit reached", &now);
+		tv.tv_sec = (time_t)wait;
+		tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6) + 1;
+		evtimer_add(g->resume, &tv);
+		return;
 	}
-	if (fresh && state == BINDING_WAITING)
-		log_warnx("ns %s: %s: %s; retrying", b->ns_name, what, why);
-	else if (fresh)
-		log_warnx("ns %s: %s %s: %s: %s; retrying", b->ns_name,
-			  b->svc->name, b->addr->text, what, why);
-	else
-		log_debug("ns %s: %s %s: %s: %s; retrying", b->ns_name,
-			  b->svc->name, b->addr->text, what, why);
-	b->last_err = err;
-	b->state = state;
-	binding_schedule(b);
+	if (g->held) {
+		g->held = false;
+		group_update(g);
+	}
+}
+
+static void group_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	group_check(arg);
+}
+
+struct listener_group *listener_group_new(struct listener_set *set,
+					  const char *name,
+					  const struct listener_limits *lim)
+{
+	struct listener_group *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->name = strdup(name);
+	g->resume = evtimer_new(set->base, group_resume_cb, g);
+	if (!g->name || !g->resume) {
+		free(g->name);
+		if (g->resume)
+			event_free(g->resume);
+		free(g);
+		return NULL;
+	}
+	TAILQ_INIT(&g->members);
+	g->set = set;
+	g->lim = *lim;
+	g->tokens = lim->burst;
+	event_base_gettimeofday_cached(set->base, &g->refill);
+	g->refs = 1;
+	return g;
+}
+
+static void listener_unref(struct listener *l);
+
+void listener_group_free(struct listener_group *g)
+{
+	struct listener *l;
+
+	if (!g)
+		return;
+	while ((l = TAILQ_FIRST(&g->members))) {
+		TAILQ_REMOVE(&g->members, l, entry);
+		listener_close(l);
+		listener_unref(l);
+	}
+	evtimer_del(g->resume);
+	group_unref(g);
+}
+
+/* ---- listeners ----------------------------------------------------- */
+
+static void listener_unref(struct listener *l)
+{
+	if (--l->refs)
+		return;
+	TAILQ_REMOVE(&l->set->all, l, all);
+	event_free(l->burst);
+	if (l->grp)
+		group_unref(l->grp);
+	free((char *)l->origin.ns_name);
+	free(l);
+}
+
+/* A connection of L ended. */
+static void conn_closed(struct relay_origin *o, enum relay_close why)
+{
+	struct listener *l = (struct listener *)o;
+	struct listener_group *g = l->grp;
+
+	g->active--;
+	if (g->held)
+		group_check(g);
+	listener_unref(l);
+}
+
+static void burst_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	l->burst_paused = false;
+	listener_update(l);
+}
+
+struct listener *listener_new(struct listener_group *g,
+			      const struct config_service *svc,
+			      const struct config_sockaddr *addr)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->origin.ns_name = strdup(g->name);
+	l->burst = evtimer_new(g->set->base, burst_cb, l);
+	if (!l->origin.ns_name || !l->burst) {
+		free((char *)l->origin.ns_name);
+		if (l->burst)
+			event_free(l->burst);
+		free(l);
+		return NULL;
+	}
+	l->origin.svc = svc;
+	l->origin.closed = conn_closed;
+	l->set = g->set;
+	l->grp = g;
+	l->addr = addr;
+	l->refs = 1;
+	g->refs++;
+	TAILQ_INSERT_TAIL(&g->members, l, entry);
+	TAILQ_INSERT_TAIL(&g->set->all, l, all);
+	return l;
+}
+
+static void reset_close(int fd)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	close(fd);
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		      struct sockaddr *sa, int len, void *arg)
 {
-	struct binding *b = arg;
+	struct listener *l = arg;
+	struct listener_set *set = l->set;
+	struct listener_group *g = l->grp;
 	struct timeval now;
 
-	event_base_gettimeofday_cached(b->d->base, &now);
-	if (timercmp(&now, &b->turn, !=)) {
-		b->turn = now;
-		b->turn_accepts = 0;
+	/* two descriptors per connection, the reserve kept for the rest */
+	if ((long)(2 * relay_count(set->relays) + set->open + set->reserve) >=
+	    set->fd_limit) {
+		reset_close(fd);
+		l->origin.cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
+		listener_set_shortage(set, EMFILE);
+		return;
 	}
-	if (++b->turn_accepts >= ACCEPT_BURST) {
+	event_base_gettimeofday_cached(set->base, &now);
+	if (timercmp(&now, &l->turn, !=)) {
+		l->turn = now;
+		l->turn_accepts = 0;
+	}
+	if (++l->turn_accepts >= ACCEPT_BURST) {
 		static const struct timeval zero = { 0, 0 };
 
+		l->burst_paused = true;
 		evconnlistener_disable(lev);
-		b->burst_paused = true;
-		evtimer_add(b->timer, &zero);
+		evtimer_add(l->burst, &zero);
 	}
-	relay_start(b, fd, sa, len);
+	if (relay_start(set->relays, &l->origin, fd, sa) < 0)
+		return;
+	l->refs++;
+	g->active++;
+	if (g->lim.rate)
+		g->tokens -= 1;
+	if ((g->lim.conns && g->active >= g->lim.conns) ||
+	    (g->lim.rate && g->tokens < 1))
+		group_check(g);
 }
 
 static bool fd_shortage(int err)
@@ -161,75 +341,20 @@ static bool fd_shortage(int err)
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
 {
-	struct binding *b = arg;
+	struct listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 1, 0 };
 
 	if (fd_shortage(err)) {
-		listeners_fd_pressure(b->d, err);
+		listener_set_shortage(l->set, err);
 		return;
 	}
 	/* anything else: this listener only, once a second at most */
-	log_warnx("ns %s: %s %s: accept: %s", b->ns_name, b->svc->name,
-		  b->addr->text, strerror(err));
+	log_warnx("ns %s: %s %s: accept: %s", l->origin.ns_name,
+		  l->origin.svc->name, l->addr->text, strerror(err));
+	l->burst_paused = true;
 	evconnlistener_disable(lev);
-	b->burst_paused = true;
-	evtimer_add(b->timer, &tv);
-}
-
-static void foreach_listening(struct daemon *d, bool enable)
-{
-	struct binding *b;
-	struct ns *ns;
-
-	TAILQ_FOREACH(ns, &d->nss, entry)
-		TAILQ_FOREACH(b, &ns->bindings, entry) {
-			if (!b->lev || b->burst_paused)
-				continue;
-			if (enable)
-				evconnlistener_enable(b->lev);
-			else
-				evconnlistener_disable(b->lev);
-		}
-}
-
-static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct daemon *d = arg;
-
-	d->fd_paused = false;
-	foreach_listening(d, true);
-}
-
-void listeners_fd_pressure(struct daemon *d, int err)
-{
-	struct timeval now, tv;
-
-	d->fd_failures++;
-	event_base_gettimeofday_cached(d->base, &now);
-	if (!d->fd_timer) {
-		d->fd_timer = evtimer_new(d->base, fd_timer_cb, d);
-		if (!d->fd_timer)
-			fatal("evtimer_new");
-	}
-	if (now.tv_sec - d->fd_reported.tv_sec >= 1) {
-		log_warnx("out of file descriptors (%s; limit %ld): accepting "
-			  "paused, %llu connections waiting or dropped since "
-			  "the last report", strerror(err), d->fd_limit,
-			  (unsigned long long)d->fd_failures);
-		d->fd_failures = 0;
-		/* a shortage that outlived a report: back off further */
-		d->fd_pause_ms = d->fd_reported.tv_sec &&
-				 now.tv_sec - d->fd_reported.tv_sec < 3 ?
-				 FD_PAUSE_MAX_MS : FD_PAUSE_MIN_MS;
-		d->fd_reported = now;
-	}
-	if (d->fd_paused)
-		return;
-	d->fd_paused = true;
-	foreach_listening(d, false);
-	ms_to_tv(d->fd_pause_ms ? d->fd_pause_ms : FD_PAUSE_MIN_MS, &tv);
-	evtimer_add(d->fd_timer, &tv);
+	evtimer_add(l->burst, &tv);
 }
 
 static int set_opt(int fd, int level, int name, int val)
@@ -239,9 +364,9 @@ static int set_opt(int fd, int level, int name, int val)
 
 /* Create, bind and listen; returns the fd or -errno, with *what naming the
  * step that failed. */
-static int listen_socket(struct binding *b, int nsfd, const char **what)
+static int listen_socket(const struct config_sockaddr *a, int nsfd,
+			 const char **what)
 {
-	const struct config_sockaddr *a = b->addr;
 	int family = a->sa.ss_family, fd, r;
 
 	*what = "socket";
@@ -268,236 +393,167 @@ fail:
 	return r;
 }
 
-static void binding_try(struct binding *b)
+int listener_open(struct listener *l, int nsfd, const char **what)
 {
-	struct daemon *d = b->d;
-	struct ns *ns = b->ns;
-	const char *what;
-	struct netns_id id;
-	char where[512];
-	int nsfd, fd;
+	struct listener_set *set = l->set;
+	int fd;
 
-	if (b->state == BINDING_LISTENING)
-		return;
-	if (d->nlisteners + 16 >= (unsigned long)d->fd_limit) {
-		binding_fail(b, BINDING_RETRY, "file descriptor limit reached",
-			     EMFILE);
-		return;
+	if (l->state == LISTENER_LISTENING)
+		return 0;
+	if ((long)(set->open + set->reserve) >= set->fd_limit) {
+		*what = "file descriptor limit reached";
+		fd = -EMFILE;
+		goto fail;
 	}
-	nsfd = netns_open(d->cfg->netns_dir, ns->name, &id);
-	if (nsfd < 0) {
-		snprintf(where, sizeof(where), "namespace %s/%s",
-			 d->cfg->netns_dir, ns->name);
-		binding_fail(b, BINDING_WAITING, where, -nsfd);
-		return;
-	}
-	if (!ns->have_id || !netns_id_eq(&ns->id, &id)) {
-		/* first listener of this namespace, or a new namespace under
-		 * the old name: the other listeners must follow */
-		static const struct timeval zero = { 0, 0 };
-		struct binding *o;
-
-		TAILQ_FOREACH(o, &ns->bindings, entry)
-			if (o->state == BINDING_LISTENING) {
-				binding_close(o);
-				o->backoff_ms = 0;
-				evtimer_add(o->timer, &zero);
-			}
-		ns->id = id;
-		ns->have_id = true;
-	}
-	fd = listen_socket(b, nsfd, &what);
-	close(nsfd);
-	if (fd < 0) {
-		binding_fail(b, BINDING_RETRY, what, -fd);
-		return;
-	}
-	b->lev = evconnlistener_new(d->base, accept_cb, b,
+	fd = listen_socket(l->addr, nsfd, what);
+	if (fd < 0)
+		goto fail;
+	l->lev = evconnlistener_new(set->base, accept_cb, l,
 				    LEV_OPT_CLOSE_ON_FREE |
 				    LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (!b->lev) {
+	if (!l->lev) {
 		close(fd);
-		binding_fail(b, BINDING_RETRY, "evconnlistener_new", ENOMEM);
+		*what = "evconnlistener_new";
+		fd = -ENOMEM;
+		goto fail;
+	}
+	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	listener_update(l);
+	set->open++;
+	l->state = LISTENER_LISTENING;
+	l->err = 0;
+	l->err_what = NULL;
+	return 0;
+fail:
+	l->state = LISTENER_FAILED;
+	l->err = -fd;
+	l->err_what = *what;
+	return fd;
+}
+
+void listener_close(struct listener *l)
+{
+	if (l->lev) {
+		evconnlistener_free(l->lev);
+		l->lev = NULL;
+		l->set->open--;
+	}
+	l->burst_paused = false;
+	evtimer_del(l->burst);
+	l->state = LISTENER_CLOSED;
+}
+
+/* ---- the set, and descriptor shortage ------------------------------- */
+
+static void foreach_update(struct listener_set *set)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &set->all, all)
+		listener_update(l);
+	if (set->watched) {
+		if (set->fd_paused)
+			evconnlistener_disable(set->watched);
+		else
+			evconnlistener_enable(set->watched);
+	}
+}
+
+static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener_set *set = arg;
+
+	set->fd_paused = false;
+	foreach_update(set);
+}
+
+void listener_set_shortage(struct listener_set *set, int err)
+{
+	struct timeval now, tv;
+
+	set->fd_failures++;
+	event_base_gettimeofday_cached(set->base, &now);
+	if (now.tv_sec - set->fd_reported.tv_sec >= 1) {
+		log_warnx("out of file descriptors (%s; limit %ld, %llu "
+			  "connections live): accepting paused, %llu "
+			  "connections refused or waiting since the last "
+			  "report", strerror(err), set->fd_limit,
+			  (unsigned long long)relay_count(set->relays),
+			  (unsigned long long)set->fd_failures);
+		set->fd_failures = 0;
+		/* a shortage that outlived a report: back off further */
+		set->fd_pause_ms = set->fd_reported.tv_sec &&
+				   now.tv_sec - set->fd_reported.tv_sec < 3 ?
+				   FD_PAUSE_MAX_MS : FD_PAUSE_MIN_MS;
+		set->fd_reported = now;
+	}
+	if (set->fd_paused)
 		return;
-	}
-	evconnlistener_set_error_cb(b->lev, accept_error_cb);
-	if (d->fd_paused)
-		evconnlistener_disable(b->lev);
-	d->nlisteners++;
-	b->state = BINDING_LISTENING;
-	b->backoff_ms = 0;
-	b->last_err = 0;
-	ns->last_err = 0;
-	log_info("ns %s: %s: listening on %s", ns->name, b->svc->name,
-		 b->addr->text);
+	set->fd_paused = true;
+	foreach_update(set);
+	ms_to_tv(set->fd_pause_ms ? set->fd_pause_ms : FD_PAUSE_MIN_MS, &tv);
+	evtimer_add(set->fd_timer, &tv);
 }
 
-static void binding_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void relay_shortage(void *arg, int err)
 {
-	struct binding *b = arg;
+	listener_set_shortage(arg, err);
+}
 
-	if (b->state != BINDING_LISTENING) {
-		binding_try(b);
+struct listener_set *listener_set_new(struct event_base *base,
+				      long fd_limit, unsigned reserve)
+{
+	struct listener_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	set->base = base;
+	set->fd_limit = fd_limit;
+	set->reserve = reserve;
+	TAILQ_INIT(&set->all);
+	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
+	set->relays = relay_set_new(base, relay_shortage, set);
+	if (!set->fd_timer || !set->relays) {
+		listener_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+void listener_set_free(struct listener_set *set)
+{
+	if (!set)
 		return;
-	}
-	b->burst_paused = false;
-	if (!b->d->fd_paused)
-		evconnlistener_enable(b->lev);
+	/* connections first: they hold their listeners */
+	relay_set_free(set->relays);
+	if (set->fd_timer)
+		event_free(set->fd_timer);
+	free(set);
 }
 
-static struct ns *ns_new(struct daemon *d, const char *name)
+struct relay_set *listener_set_relays(struct listener_set *set)
 {
-	const struct config *cfg = d->cfg;
-	struct binding *b;
-	struct ns *ns;
-
-	ns = calloc(1, sizeof(*ns));
-	if (!ns || !(ns->name = strdup(name)))
-		fatal("ns_new");
-	TAILQ_INIT(&ns->bindings);
-	for (size_t i = 0; i < cfg->n_services; i++) {
-		const struct config_service *svc = &cfg->services[i];
-
-		if (!config_service_in_ns(svc, name))
-			continue;
-		for (size_t j = 0; j < svc->n_listen; j++) {
-			b = calloc(1, sizeof(*b));
-			if (!b || !(b->ns_name = strdup(name)))
-				fatal("ns_new");
-			b->timer = evtimer_new(d->base, binding_timer_cb, b);
-			if (!b->timer)
-				fatal("evtimer_new");
-			b->d = d;
-			b->ns = ns;
-			b->svc = svc;
-			b->addr = &svc->listen[j];
-			b->refs = 1;
-			TAILQ_INSERT_TAIL(&ns->bindings, b, entry);
-		}
-	}
-	TAILQ_INSERT_TAIL(&d->nss, ns, entry);
-	return ns;
+	return set->relays;
 }
 
-static void ns_free(struct daemon *d, struct ns *ns)
+void listener_set_watch(struct listener_set *set, struct evconnlistener *ev)
 {
-	struct binding *b;
-
-	while ((b = TAILQ_FIRST(&ns->bindings))) {
-		TAILQ_REMOVE(&ns->bindings, b, entry);
-		binding_close(b);
-		b->ns = NULL;
-		binding_unref(b);
-	}
-	TAILQ_REMOVE(&d->nss, ns, entry);
-	free(ns->name);
-	free(ns);
+	set->watched = ev;
+	if (set->fd_paused)
+		evconnlistener_disable(ev);
 }
 
-static struct ns *ns_find(struct daemon *d, const char *name)
+void listener_set_unwatch(struct listener_set *set)
 {
-	struct ns *ns;
-
-	TAILQ_FOREACH(ns, &d->nss, entry)
-		if (strcmp(ns->name, name) == 0)
-			return ns;
-	return NULL;
+	set->watched = NULL;
 }
 
-static void ns_want(struct daemon *d, const char *name)
+unsigned listener_set_open_count(const struct listener_set *set)
 {
-	struct ns *ns = ns_find(d, name);
-
-	if (!ns)
-		ns = ns_new(d, name);
-	ns->wanted = true;
+	return set->open;
 }
 
-/* A served namespace whose file vanished or now holds another namespace:
- * close its listeners (a listener would keep a deleted namespace alive). */
-static void ns_check(struct daemon *d, struct ns *ns)
+uint64_t listener_set_conn_count(const struct listener_set *set)
 {
-	struct netns_id id;
-	struct binding *b;
-	int r;
-
-	if (!ns->have_id)
-		return;
-	r = netns_stat(d->cfg->netns_dir, ns->name, &id);
-	if (r == 0 && netns_id_eq(&id, &ns->id))
-		return;
-	log_info("ns %s: namespace %s; closing its listeners", ns->name,
-		 r == 0 ? "re-created" : "gone");
-	TAILQ_FOREACH(b, &ns->bindings, entry)
-		binding_close(b);
-	ns->have_id = false;
-}
-
-void ns_sync(struct daemon *d)
-{
-	const struct config *cfg = d->cfg;
-	struct ns *ns, *next;
-	struct binding *b;
-	char **names = NULL;
-	int n = 0;
-
-	TAILQ_FOREACH(ns, &d->nss, entry)
-		ns->wanted = false;
-	for (size_t i = 0; i < cfg->n_namespaces; i++)
-		ns_want(d, cfg->namespaces[i]);
-	provisioned_each_ns(d, ns_want);
-	if (cfg->ns_all) {
-		n = netns_list(cfg->netns_dir, &names);
-		if (n < 0) {
-			if (n != -ENOENT)
-				log_warnx("cannot list %s: %s", cfg->netns_dir,
-					  strerror(-n));
-			n = 0;
-		}
-		for (int i = 0; i < n; i++)
-			if (config_serves_ns(cfg, names[i]))
-				ns_want(d, names[i]);
-		netns_names_free(names, n);
-	}
-	for (ns = TAILQ_FIRST(&d->nss); ns; ns = next) {
-		next = TAILQ_NEXT(ns, entry);
-		if (!ns->wanted) {
-			log_info("ns %s: namespace gone; closing its listeners",
-				 ns->name);
-			ns_free(d, ns);
-			continue;
-		}
-		ns_check(d, ns);
-		TAILQ_FOREACH(b, &ns->bindings, entry) {
-			if (b->state == BINDING_LISTENING)
-				continue;
-			evtimer_del(b->timer);
-			b->backoff_ms = 0;
-			binding_try(b);
-		}
-	}
-}
-
-unsigned ns_count_bindings(const struct daemon *d)
-{
-	const struct binding *b;
-	const struct ns *ns;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(ns, &d->nss, entry)
-		TAILQ_FOREACH(b, &ns->bindings, entry)
-			n++;
-	return n;
-}
-
-void ns_free_all(struct daemon *d)
-{
-	struct ns *ns;
-
-	while ((ns = TAILQ_FIRST(&d->nss)))
-		ns_free(d, ns);
-	if (d->fd_timer) {
-		event_free(d->fd_timer);
-		d->fd_timer = NULL;
-	}
+	return relay_count(set->relays);
 }

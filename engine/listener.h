@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* listener: the namespaces served, and one listening socket per (namespace,
- * service, listen address), each handed to an evconnlistener. */
+/* listener: one listening socket per (namespace, service, listen address),
+ * handed to an evconnlistener, and the limits that keep one namespace from
+ * starving the others. */
 #ifndef NSRELAY_LISTENER_H
 #define NSRELAY_LISTENER_H
 
@@ -9,75 +10,100 @@
 #include <sys/queue.h>
 #include <sys/time.h>
 
-#include "engine/daemon.h"
 #include "engine/relay.h"
-#include "netns/netns.h"
 
 struct config_service;
 struct config_sockaddr;
+struct event_base;
+struct listener_set;
 
-enum binding_state {
-	BINDING_WAITING,	/* namespace missing, not yet a namespace */
-	BINDING_RETRY,		/* socket/bind/listen failed; backing off */
-	BINDING_LISTENING,
+enum listener_state {
+	LISTENER_CLOSED,	/* not open: namespace missing, or not tried */
+	LISTENER_FAILED,	/* socket/bind/listen failed; retried */
+	LISTENER_LISTENING,
 };
 
-/* One (namespace, service, listen address).  Shared with relay.c, which
- * reads the names and service settings and counts into it; a connection
- * holds a reference, so a binding outlives its listener and namespace. */
-struct binding {
-	TAILQ_ENTRY(binding) entry;
-	struct daemon *d;
-	struct ns *ns;			/* NULL once detached */
-	char *ns_name;			/* copy: connections outlive ns */
-	const struct config_service *svc;
+/* Limits per namespace (0: none). */
+struct listener_limits {
+	unsigned conns;		/* concurrent connections */
+	unsigned rate;		/* new connections per second ... */
+	unsigned burst;		/* ... with bursts of this many */
+};
+
+/* The listeners of one namespace share its limits and counts.  Owned by
+ * the namespace table; kept alive by its listeners (refs). */
+struct listener_group {
+	TAILQ_HEAD(, listener) members;
+	struct listener_set *set;
+	char *name;
+	struct listener_limits lim;
+	uint64_t active;		/* live connections of the namespace */
+	double tokens;			/* rate limit bucket */
+	struct timeval refill;		/* when tokens were last added */
+	bool held;			/* paused at a limit */
+	struct event *resume;		/* rate limit: resume later */
+	uint64_t held_count;		/* times held since the last log line */
+	struct timeval logged;
+	unsigned refs;
+};
+
+/* One (namespace, service, listen address).  The relay origin is first:
+ * every connection refers to it, and keeps the listener (not the socket)
+ * alive until it ends. */
+struct listener {
+	struct relay_origin origin;
+	TAILQ_ENTRY(listener) entry;	/* in its group */
+	TAILQ_ENTRY(listener) all;	/* in the set */
+	struct listener_set *set;
+	struct listener_group *grp;
 	const struct config_sockaddr *addr;
-	struct evconnlistener *lev;	/* when BINDING_LISTENING */
-	struct event *timer;		/* retry, or resume after a burst */
-	enum binding_state state;
-	int last_err;			/* last failure logged, 0 if none */
-	uint64_t backoff_ms;
-	bool burst_paused;		/* ACCEPT_BURST reached this turn */
+	struct evconnlistener *lev;	/* when LISTENING */
+	struct event *burst;		/* fairness: resume next turn */
+	enum listener_state state;
+	int err;			/* last failure, 0 if none */
+	const char *err_what;		/* step that failed */
+	bool burst_paused;
 	struct timeval turn;		/* loop turn of the current burst */
 	unsigned turn_accepts;
-	unsigned refs;			/* 1 for the ns, 1 per connection */
-
-	uint64_t accepted;
-	uint64_t active;
-	uint64_t closed[RELAY_CLOSE_MAX];
-	struct timeval upstream_logged;	/* rate limit of upstream failures */
-	uint64_t upstream_failures;
+	unsigned refs;			/* 1 while in a group, 1 per conn */
 };
 
-TAILQ_HEAD(binding_list, binding);
+/* All listeners of the loop, the relay they feed, and the descriptor
+ * budget: FD_LIMIT descriptors, of which RESERVE are kept for everything
+ * but relayed connections (control socket, provisioning, namespace files,
+ * one more connection per namespace). */
+struct listener_set *listener_set_new(struct event_base *base,
+				      long fd_limit, unsigned reserve);
+void listener_set_free(struct listener_set *set);	/* NULL is fine */
+struct relay_set *listener_set_relays(struct listener_set *set);
 
-/* A namespace the daemon serves, known by name and identity. */
-struct ns {
-	TAILQ_ENTRY(ns) entry;
-	char *name;
-	struct netns_id id;
-	bool have_id;			/* id is that of the live listeners */
-	bool wanted;			/* scratch for ns_sync() */
-	int last_err;			/* namespace failure logged */
-	struct binding_list bindings;
-};
+/* Out of descriptors (ERR is the errno): pause every listener, resume
+ * them on a timer; one log line a second at most.  Also for other
+ * modules' listening sockets (see listener_set_watch). */
+void listener_set_shortage(struct listener_set *set, int err);
 
-/* Make the served namespaces match the config and the namespace directory:
- * add the new ones, drop the vanished ones (closing their listeners; live
- * connections stay), re-create listeners for a namespace re-created under
- * the same name, and retry every listener that is not up, now. */
-void ns_sync(struct daemon *d);
+/* Pause and resume EV with every other listener under a shortage. */
+void listener_set_watch(struct listener_set *set, struct evconnlistener *ev);
+void listener_set_unwatch(struct listener_set *set);
 
-/* Count the listeners the current namespaces need. */
-unsigned ns_count_bindings(const struct daemon *d);
+unsigned listener_set_open_count(const struct listener_set *set);
+uint64_t listener_set_conn_count(const struct listener_set *set);
 
-/* Close every listener and free every namespace (at shutdown). */
-void ns_free_all(struct daemon *d);
+/* A group for namespace NAME with limits LIM.  NULL on ENOMEM. */
+struct listener_group *listener_group_new(struct listener_set *set,
+					  const char *name,
+					  const struct listener_limits *lim);
+/* Close and detach every listener (connections live on), drop the
+ * table's reference. */
+void listener_group_free(struct listener_group *g);
 
-/* Out of descriptors (ERR is the errno): pause accepting on every listener
- * and resume on a timer; one log line per second at most. */
-void listeners_fd_pressure(struct daemon *d, int err);
+/* A closed listener of SVC on ADDR in group G.  NULL on ENOMEM. */
+struct listener *listener_new(struct listener_group *g,
+			      const struct config_service *svc,
+			      const struct config_sockaddr *addr);
 
-/* Drop a connection's reference; frees a detached binding at zero. */
-void binding_unref(struct binding *b);
+/* Open L inside the namespace NSFD.  0, or -errno with *what naming the
+ * step that failed (L is then FAILED). */
+int listener_open(struct listener *l, int nsfd, const char **what);
+void listener_close(struct listener *l);
 #endif

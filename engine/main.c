@@ -24,19 +24,29 @@
 #include "config/config.h"
 #include "engine/control.h"
 #include "engine/daemon.h"
-#include "engine/hosts.h"
+#include "engine/dirwatch.h"
 #include "engine/listener.h"
 #include "engine/log.h"
+#include "engine/nstable.h"
 #include "engine/privs.h"
-#include "engine/relay.h"
-#include "netns/discover.h"
+#include "engine/provisioned.h"
+#include "engine/provreq.h"
 #include "netns/netns.h"
+#include "netns/provision.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
 #define DEFAULT_CONFIG	SYSCONFDIR "/nsrelay/nsrelay.yaml"
-#define FD_RESERVE	16	/* log, signals, epoll, netns, ... */
+/* Descriptors kept for everything but relayed connections: log, signals,
+ * epoll, inotify, netlink, namespace files, the control socket's clients,
+ * provisioning: an eighth of the limit, from 16 to 256. */
+static unsigned fd_reserve(long limit)
+{
+	long r = limit / 8;
+
+	return r < 16 ? 16 : r > 256 ? 256 : (unsigned)r;
+}
 
 static void usage(FILE *f)
 {
@@ -63,57 +73,26 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	log_info("SIGHUP: re-scanning namespaces");
-	ns_sync(d);
+	nstable_sync(d->nst);
 }
 
-static void on_sync(evutil_socket_t fd, short what, void *arg)
+static void on_dir_change(void *arg)
 {
-	ns_sync(arg);
-}
-
-static void watch_start(struct daemon *d);
-
-static void on_watch(evutil_socket_t fd, short what, void *arg)
-{
-	static const struct timeval zero = { 0, 0 };
 	struct daemon *d = arg;
-	int r = discover_read(fd);
 
-	if (r < 0)
-		log_warnx("reading namespace directory events: %s",
-			  strerror(-r));
-	if (r != 0)
-		evtimer_add(d->sync_ev, &zero);
-	if (r == 2) {
-		log_warnx("%s went away; watching it again",
-			  d->cfg->netns_dir);
-		event_free(d->watch_ev);
-		d->watch_ev = NULL;
-		close(d->watch_fd);
-		watch_start(d);
-	}
+	nstable_sync(d->nst);
 }
 
-/* Watch the namespace directory, so that namespaces added or deleted by any
- * tool are served or let go without a signal. */
-static void watch_start(struct daemon *d)
+static void on_provisioned(void *arg, const char *ns, bool present)
 {
-	d->watch_fd = discover_open(d->cfg->netns_dir);
-	if (d->watch_fd < 0) {
-		log_warnx("cannot watch %s: %s; namespaces are re-scanned on "
-			  "SIGHUP only", d->cfg->netns_dir,
-			  strerror(-d->watch_fd));
-		return;
-	}
-	d->watch_ev = event_new(d->base, d->watch_fd, EV_READ | EV_PERSIST,
-				on_watch, d);
-	if (!d->watch_ev || event_add(d->watch_ev, NULL) < 0)
-		fatalx("cannot watch %s", d->cfg->netns_dir);
+	struct daemon *d = arg;
+
+	nstable_provisioned(d->nst, ns, present);
 }
 
 /* Check the provisioning pool and templates of the config into d->pool;
  * print each problem as FILE:LINE:COL: KEY: message.  0 or -1. */
-static int pool_setup(struct daemon *d)
+static int pool_setup(struct daemon *d, struct prov_pool *pool)
 {
 	const struct config_provision *p = &d->cfg->provision;
 	const struct {
@@ -131,21 +110,21 @@ static int pool_setup(struct daemon *d)
 	};
 	int bad = 0, r;
 
-	prov_pool_init(&d->pool);
-	d->pool.uid_base = p->uid_base;
+	prov_pool_init(pool);
+	pool->uid_base = p->uid_base;
 	for (size_t i = 0; i < sizeof(item) / sizeof(item[0]); i++) {
 		const char *why;
 
 		if (!item[i].val)
 			continue;
 		if (item[i].which == 4) {
-			r = prov_pool_set_v4(&d->pool, item[i].val);
+			r = prov_pool_set_v4(pool, item[i].val);
 			why = "expected A.B.C.D/N, N from 1 to 24, host bits 0";
 		} else if (item[i].which == 6) {
-			r = prov_pool_set_v6(&d->pool, item[i].val);
+			r = prov_pool_set_v6(pool, item[i].val);
 			why = "expected an IPv6 /48 such as fd75:6272:7370::/48";
 		} else {
-			r = prov_pool_set_tmpl(&d->pool, item[i].which,
+			r = prov_pool_set_tmpl(pool, item[i].which,
 					       item[i].val);
 			why = r == -ENAMETOOLONG ? "too long" :
 			      "use text with %u (user), %U (uid), %i (index) "
@@ -161,49 +140,59 @@ static int pool_setup(struct daemon *d)
 	return bad ? -1 : 0;
 }
 
-/* Provision the namespaces of the config's users.  Each result is logged
- * and, once ready, the namespace is served. */
-struct start_req {
-	struct daemon *d;
-	char *user;
-	struct prov_spec spec;
-};
-
-static void start_done(void *arg, int err, const char *msg)
+/* Provision at start: the config's users, and those provisioned on request
+ * before a restart (the state file).  Each result is logged by provreq. */
+static void start_done(void *arg, int err, const char *msg, const char *user,
+		       const char *ns)
 {
-	struct start_req *q = arg;
+}
 
-	if (err) {
-		log_warnx("ns %s: provisioning for %s failed: %s", q->spec.ns,
-			  q->user, msg ? msg : strerror(-err));
-	} else {
-		log_info("ns %s: provisioned for %s", q->spec.ns, q->user);
-		provisioned_set(q->d, q->user, &q->spec, true);
-		ns_sync(q->d);
-	}
-	free(q->user);
-	free(q);
+static void provision_user(void *arg, const char *user)
+{
+	struct daemon *d = arg;
+
+	if (!provreq_submit(d->pq, user, false, start_done, NULL))
+		log_warnx("provisioning for %s: out of memory", user);
 }
 
 static void provision_users(struct daemon *d)
 {
 	const struct config_provision *p = &d->cfg->provision;
-	char why[256];
+	int r;
 
-	for (size_t i = 0; i < p->n_users; i++) {
-		struct start_req *q = calloc(1, sizeof(*q));
+	for (size_t i = 0; i < p->n_users; i++)
+		provision_user(d, p->users[i].name);
+	r = provisioned_recall(d->provd, provision_user, d);
+	if (r < 0 && r != -ENOENT)
+		log_warnx("reading the provisioned users: %s", strerror(-r));
+}
 
-		if (!q || !(q->user = strdup(p->users[i].name)))
-			fatal("provision_users");
-		q->d = d;
-		if (control_spec(d, q->user, p->users[i].index, &q->spec, why,
-				 sizeof(why)) < 0 ||
-		    prov_provision(d->prov, &q->spec, start_done, q) < 0) {
-			log_warnx("provisioning for %s: %s", q->user, why);
-			free(q->user);
-			free(q);
-		}
-	}
+/* The state file sits next to the control socket. */
+static char *state_path(const char *control)
+{
+	const char *slash = strrchr(control, '/');
+	char *p;
+
+	if (!slash)
+		return strdup("provisioned");
+	if (asprintf(&p, "%.*s/provisioned", (int)(slash - control),
+		     control) < 0)
+		return NULL;
+	return p;
+}
+
+/* Listeners the config needs for the namespaces it names (those found in
+ * the directory come later and are checked one by one). */
+static unsigned listeners_named(const struct config *cfg)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		for (size_t j = 0; j < cfg->n_services; j++)
+			if (config_service_in_ns(&cfg->services[j],
+						 cfg->namespaces[i]))
+				n += cfg->services[j].n_listen;
+	return n;
 }
 
 static long raise_nofile(void)
@@ -249,7 +238,9 @@ int main(int argc, char **argv)
 	struct event_config *evcfg;
 	struct event *sigs[3];
 	struct daemon d = { 0 };
-	unsigned need, up = 0;
+	struct dirwatch *watch;
+	struct prov_pool pool;
+	unsigned need, up;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:fvnVh", opts, NULL)) != -1) {
@@ -271,7 +262,7 @@ int main(int argc, char **argv)
 	}
 	if (load(path, &d.cfg) < 0)
 		return 1;
-	if (d.cfg->provision.enabled && pool_setup(&d) < 0) {
+	if (d.cfg->provision.enabled && pool_setup(&d, &pool) < 0) {
 		config_free(d.cfg);
 		return 1;
 	}
@@ -304,6 +295,12 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	d.fd_limit = raise_nofile();
+	need = listeners_named(d.cfg) + fd_reserve(d.fd_limit);
+	if (need > (unsigned long)d.fd_limit)
+		fatalx("the config needs %u file descriptors for its "
+		       "listeners alone but the limit is %ld: raise it "
+		       "(LimitNOFILE= in the unit, ulimit -n), allowing two "
+		       "more per connection", need, d.fd_limit);
 	r = netns_host_init();
 	if (r < 0) {
 		errno = -r;
@@ -326,22 +323,31 @@ int main(int argc, char **argv)
 	event_config_free(evcfg);
 	if (!d.base)
 		fatalx("event_base_new failed");
-	TAILQ_INIT(&d.nss);
-	TAILQ_INIT(&d.relays);
-	TAILQ_INIT(&d.provisioned);
-	TAILQ_INIT(&d.clients);
+	d.ls = listener_set_new(d.base, d.fd_limit, fd_reserve(d.fd_limit));
+	d.nst = d.ls ? nstable_new(d.base, d.cfg, d.ls) : NULL;
+	if (!d.nst)
+		fatalx("out of memory");
 	if (d.cfg->provision.enabled) {
+		char *state = state_path(d.cfg->provision.control);
+
 		/* as root: the socket is root's, the netlink socket opened
 		 * with every credential */
-		r = control_open(&d, d.cfg->provision.control);
-		if (r < 0) {
+		d.ctl = control_open(&d, d.cfg->provision.control, &r);
+		if (!d.ctl) {
 			errno = -r;
 			fatal("control socket %s", d.cfg->provision.control);
 		}
 		d.prov = prov_new(d.base, d.cfg->netns_dir);
 		if (!d.prov)
 			fatal("starting the provisioner");
-		r = provisioned_watch(&d);
+		d.provd = provisioned_new(d.base, d.cfg, d.prov, state,
+					  on_provisioned, &d);
+		d.pq = d.provd ? provreq_new(d.base, d.cfg, &pool, d.prov,
+					     d.provd) : NULL;
+		free(state);
+		if (!d.pq)
+			fatalx("out of memory");
+		r = provisioned_watch(d.provd);
 		if (r < 0) {
 			errno = -r;
 			fatal("link monitor");
@@ -355,45 +361,27 @@ int main(int argc, char **argv)
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0)
 			fatalx("cannot install signal handlers");
 
-	d.sync_ev = evtimer_new(d.base, on_sync, &d);
-	if (!d.sync_ev)
-		fatalx("evtimer_new failed");
-	watch_start(&d);
-	if (d.prov)
+	watch = dirwatch_new(d.base, d.cfg->netns_dir, on_dir_change, &d);
+	if (!watch)
+		fatalx("out of memory");
+	if (d.pq)
 		provision_users(&d);
-	ns_sync(&d);
-	need = ns_count_bindings(&d) + FD_RESERVE;
-	if (need > (unsigned long)d.fd_limit)
-		fatalx("the config needs %u file descriptors for its "
-		       "listeners alone but the limit is %ld: raise it "
-		       "(LimitNOFILE= in the unit, ulimit -n), allowing two "
-		       "more per connection", need, d.fd_limit);
-	{
-		struct ns *ns;
-		struct binding *b;
-
-		TAILQ_FOREACH(ns, &d.nss, entry)
-			TAILQ_FOREACH(b, &ns->bindings, entry)
-				up += b->state == BINDING_LISTENING;
-	}
-	log_info("started: %u of %u listeners up", up, need - FD_RESERVE);
-	sd_notifyf(0, "READY=1\nSTATUS=%u of %u listeners up", up,
-		   need - FD_RESERVE);
+	nstable_sync(d.nst);
+	up = nstable_listening_count(d.nst);
+	need = nstable_listener_count(d.nst);
+	log_info("started: %u of %u listeners up", up, need);
+	sd_notifyf(0, "READY=1\nSTATUS=%u of %u listeners up", up, need);
 
 	event_base_dispatch(d.base);
 
 	sd_notify(0, "STOPPING=1");
-	control_close(&d);
-	provisioned_unwatch(&d);
+	control_close(d.ctl);
 	prov_free(d.prov);
-	provisioned_free(&d);
-	relay_close_all(&d);
-	ns_free_all(&d);
-	if (d.watch_ev) {
-		event_free(d.watch_ev);
-		close(d.watch_fd);
-	}
-	event_free(d.sync_ev);
+	provreq_free(d.pq);
+	provisioned_free(d.provd);
+	nstable_free(d.nst);
+	listener_set_free(d.ls);	/* closes live connections */
+	dirwatch_free(watch);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(d.base);

@@ -28,6 +28,7 @@
 static const int keep[] = {
 	CAP_SYS_ADMIN, CAP_NET_BIND_SERVICE,	/* relaying */
 	CAP_NET_ADMIN, CAP_DAC_OVERRIDE,	/* provisioning */
+	CAP_CHOWN,		/* the hosts and state files are root's */
 };
 static size_t nkeep = 2;
 

@@ -15,7 +15,8 @@ int privs_check_user(const char *user);
  * inside namespaces) in the permitted and effective sets, and with
  * PROVISIONING also CAP_NET_ADMIN (links, addresses, routes) and
  * CAP_DAC_OVERRIDE (mount points in the root-owned namespace directory,
- * the hosts file); the bounding set loses everything else and
+ * the hosts file) and CAP_CHOWN (the hosts and state files it writes are
+ * given to root); the bounding set loses everything else and
  * no_new_privs is set.  Started as another user
  * (systemd User= with AmbientCapabilities=): check those capabilities are
  * there.  Fatal on any failure: the daemon never serves as root. */

@@ -24,11 +24,15 @@
  * relay_update() evaluates all of this after every event, so there is one
  * place where the state machine lives.
  *
- * Errors: a reset or error on s before its EOF is passed on as a reset: d is
- * closed with SO_LINGER {1, 0}, discarding what was buffered for it, so that
- * a truncated stream never looks complete.  After EOF, an error on s is a
- * normal end: s is dropped, what s sent is still delivered to d.  A failed
- * or timed-out upstream connect resets the client.
+ * Closing: relay_close() is the one way a connection ends, from any state.
+ * A side that would lose bytes is reset (SO_LINGER {1, 0}) rather than sent
+ * a FIN, so that a truncated stream never looks complete: a side with bytes
+ * still buffered for it when a timeout or shutdown ends the connection, and
+ * both sides when one side fails before its direction towards it finished
+ * (a reset or error on s before s's EOF, or an error on s while the other
+ * side still had bytes to send to it).  An error on s after its EOF and
+ * after everything for s was delivered is a normal end of s.  A failed or
+ * timed-out upstream connect resets the client.
  *
  * Timeouts: one timer per connection.  Before the upstream is connected it
  * is the connect timeout; then the idle timeout (no byte read either way),
@@ -42,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -53,8 +58,6 @@
 #include <event2/event.h>
 
 #include "config/config.h"
-#include "engine/daemon.h"
-#include "engine/listener.h"
 #include "engine/log.h"
 #include "engine/relay.h"
 
@@ -62,7 +65,8 @@ enum { CLIENT, UPSTREAM };
 
 struct relay {
 	TAILQ_ENTRY(relay) entry;
-	struct binding *b;
+	struct relay_set *set;
+	struct relay_origin *o;
 	struct bufferevent *bev[2];	/* NULL once that side is gone */
 	struct event *timer;
 	struct timeval last;		/* last byte read, either side */
@@ -71,6 +75,17 @@ struct relay {
 	bool connected;			/* upstream connect completed */
 	bool eof[2];			/* nothing more comes from side */
 	bool shut[2];			/* SHUT_WR passed on to side */
+};
+
+TAILQ_HEAD(relay_list, relay);
+
+struct relay_set {
+	struct event_base *base;
+	struct relay_list relays;
+	uint64_t n;
+	uint64_t next_id;		/* connection ids, for logs */
+	relay_shortage_fn shortage;
+	void *arg;
 };
 
 static const char *const close_names[RELAY_CLOSE_MAX] = {
@@ -98,41 +113,53 @@ static void ms_to_tv(uint64_t ms, struct timeval *tv)
 
 static void touch(struct relay *r)
 {
-	event_base_gettimeofday_cached(r->b->d->base, &r->last);
+	event_base_gettimeofday_cached(r->set->base, &r->last);
 }
 
-static void relay_free(struct relay *r, enum relay_close why)
-{
-	struct binding *b = r->b;
-	struct daemon *d = b->d;
-
-	log_debug("ns %s: %s: connection %llu closed (%s), %llu bytes in, "
-		  "%llu bytes out", b->ns_name, b->svc->name,
-		  (unsigned long long)r->id, relay_close_name(why),
-		  (unsigned long long)r->bytes[CLIENT],
-		  (unsigned long long)r->bytes[UPSTREAM]);
-	b->closed[why]++;
-	b->active--;
-	TAILQ_REMOVE(&d->relays, r, entry);
-	d->nrelays--;
-	for (int s = CLIENT; s <= UPSTREAM; s++)
-		if (r->bev[s])
-			bufferevent_free(r->bev[s]);
-	event_free(r->timer);
-	free(r);
-	binding_unref(b);
-}
-
-/* Close both sides with a reset: buffered bytes are discarded. */
-static void relay_abort(struct relay *r, enum relay_close why)
+static void reset_fd(int fd)
 {
 	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
-	for (int s = CLIENT; s <= UPSTREAM; s++)
-		if (r->bev[s])
-			setsockopt(bufferevent_getfd(r->bev[s]), SOL_SOCKET,
-				   SO_LINGER, &rst, sizeof(rst));
-	relay_free(r, why);
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+}
+
+/* The one way a connection ends.  RESET: both sides lose bytes, reset
+ * both; otherwise a side is reset only if bytes buffered for it are being
+ * discarded, and gets a FIN else.  Frees R. */
+static void relay_close(struct relay *r, enum relay_close why, bool reset)
+{
+	struct relay_origin *o = r->o;
+	struct relay_set *set = r->set;
+
+	log_debug("ns %s: %s: connection %llu closed (%s), %llu bytes in, "
+		  "%llu bytes out", o->ns_name, o->svc->name,
+		  (unsigned long long)r->id, relay_close_name(why),
+		  (unsigned long long)r->bytes[CLIENT],
+		  (unsigned long long)r->bytes[UPSTREAM]);
+	for (int s = CLIENT; s <= UPSTREAM; s++) {
+		if (!r->bev[s])
+			continue;
+		if (reset ||
+		    evbuffer_get_length(bufferevent_get_output(r->bev[s])))
+			reset_fd(bufferevent_getfd(r->bev[s]));
+		bufferevent_free(r->bev[s]);
+	}
+	o->cnt.closed[why]++;
+	o->cnt.active--;
+	TAILQ_REMOVE(&set->relays, r, entry);
+	set->n--;
+	event_free(r->timer);
+	free(r);
+	if (o->closed)
+		o->closed(o, why);
+}
+
+static void count(struct relay *r, int s, uint64_t n)
+{
+	if (s == CLIENT)
+		r->o->cnt.bytes_in += n;
+	else
+		r->o->cnt.bytes_out += n;
 }
 
 static int side_of(const struct relay *r, const struct bufferevent *bev)
@@ -158,6 +185,7 @@ static void relay_move(struct relay *r, int s)
 	if (n == 0)
 		return;
 	r->bytes[s] += n;
+	count(r, s, n);
 	touch(r);
 	if (!r->bev[d]) {		/* d is gone: nobody to deliver to */
 		evbuffer_drain(in, n);
@@ -196,7 +224,7 @@ static void relay_update(struct relay *r)
 		r->shut[d] = true;
 	}
 	if (dir_done(r, CLIENT) && dir_done(r, UPSTREAM))
-		relay_free(r, RELAY_CLOSE_DONE);
+		relay_close(r, RELAY_CLOSE_DONE, false);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg);
@@ -239,6 +267,7 @@ static void relay_drain(struct relay *r, int s)
 			return;
 		}
 		r->bytes[s] += (uint64_t)got;
+		count(r, s, (uint64_t)got);
 		for (int i = 0; i < nv; i++) {
 			size_t len = (size_t)got < v[i].iov_len ?
 				     (size_t)got : v[i].iov_len;
@@ -280,23 +309,34 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	relay_update(r);
 }
 
-/* Log a failed upstream connect, at most once per 10 s per listener. */
-static void upstream_failed(struct relay *r, const char *what, int err)
+/* A missing unix socket is ENOENT: say what is missing. */
+static const char *upstream_strerror(const struct relay_origin *o, int err)
 {
-	struct binding *b = r->b;
+	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ENOENT)
+		return "the socket does not exist";
+	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ECONNREFUSED)
+		return "nothing listens on the socket";
+	return strerror(err);
+}
+
+/* Log a failed upstream connect, at most once per 10 s per listener. */
+static void upstream_failed(struct relay_set *set, struct relay_origin *o,
+			    const char *what, int err)
+{
+	struct relay_counters *c = &o->cnt;
 	struct timeval now;
 
-	b->upstream_failures++;
-	event_base_gettimeofday_cached(b->d->base, &now);
-	if (b->upstream_logged.tv_sec &&
-	    now.tv_sec - b->upstream_logged.tv_sec < 10)
+	c->upstream_unlogged++;
+	event_base_gettimeofday_cached(set->base, &now);
+	if (c->upstream_logged.tv_sec &&
+	    now.tv_sec - c->upstream_logged.tv_sec < 10)
 		return;
 	log_warnx("ns %s: %s: upstream %s: %s%s%s (%llu failures since last "
-		  "report)", b->ns_name, b->svc->name, b->svc->upstream.text,
-		  what, err ? ": " : "", err ? strerror(err) : "",
-		  (unsigned long long)b->upstream_failures);
-	b->upstream_logged = now;
-	b->upstream_failures = 0;
+		  "report)", o->ns_name, o->svc->name, o->svc->upstream.text,
+		  what, err ? ": " : "", err ? upstream_strerror(o, err) : "",
+		  (unsigned long long)c->upstream_unlogged);
+	c->upstream_logged = now;
+	c->upstream_unlogged = 0;
 }
 
 /* The first EOF: from now on the shorter fin timeout applies, counted from
@@ -307,8 +347,8 @@ static void fin_timer(struct relay *r)
 
 	if (!r->connected)
 		return;
-	event_base_gettimeofday_cached(r->b->d->base, &now);
-	ms_to_tv(r->b->svc->fin_timeout_ms, &limit);
+	event_base_gettimeofday_cached(r->set->base, &now);
+	ms_to_tv(r->o->svc->fin_timeout_ms, &limit);
 	timersub(&now, &r->last, &idle);
 	if (timercmp(&idle, &limit, <))
 		timersub(&limit, &idle, &limit);
@@ -327,12 +367,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 		r->connected = true;
 		touch(r);
-		ms_to_tv(r->b->svc->idle_timeout_ms, &tv);
+		ms_to_tv(r->o->svc->idle_timeout_ms, &tv);
 		evtimer_add(r->timer, &tv);
 		if (r->eof[CLIENT])	/* the client finished while we connected */
 			fin_timer(r);
 		log_debug("ns %s: %s: connection %llu: upstream connected",
-			  r->b->ns_name, r->b->svc->name,
+			  r->o->ns_name, r->o->svc->name,
 			  (unsigned long long)r->id);
 		relay_update(r);
 		return;
@@ -353,20 +393,22 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 		getsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_ERROR,
 			   &soerr, &len);
-		upstream_failed(r, "connect", soerr ? soerr : err);
-		relay_abort(r, RELAY_CLOSE_CONNECT_FAILED);
+		upstream_failed(r->set, r->o, "connect", soerr ? soerr : err);
+		relay_close(r, RELAY_CLOSE_CONNECT_FAILED, true);
 		return;
 	}
-	if (!r->eof[s]) {
+	/* s can take no more: bytes still to come for it are lost, unless
+	 * its EOF came and the direction towards it already finished */
+	if (!r->eof[s] || (r->bev[!s] && !r->shut[s])) {
 		log_debug("ns %s: %s: connection %llu: %s error: %s",
-			  r->b->ns_name, r->b->svc->name,
+			  r->o->ns_name, r->o->svc->name,
 			  (unsigned long long)r->id,
 			  s == CLIENT ? "client" : "upstream", strerror(err));
-		relay_abort(r, s == CLIENT ? RELAY_CLOSE_CLIENT_RESET :
-					     RELAY_CLOSE_UPSTREAM_RESET);
+		relay_close(r, s == CLIENT ? RELAY_CLOSE_CLIENT_RESET :
+					     RELAY_CLOSE_UPSTREAM_RESET, true);
 		return;
 	}
-	/* after EOF an error is a normal end: deliver what s sent */
+	/* a normal end of s: what s sent is still delivered */
 	bufferevent_free(bev);
 	r->bev[s] = NULL;
 	relay_update(r);
@@ -375,21 +417,21 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
-	const struct config_service *svc = r->b->svc;
+	const struct config_service *svc = r->o->svc;
 	struct timeval now, idle, limit;
 	bool fin = r->eof[CLIENT] || r->eof[UPSTREAM];
 
 	if (!r->connected) {
-		upstream_failed(r, "connect timed out", 0);
-		relay_abort(r, RELAY_CLOSE_CONNECT_TIMEOUT);
+		upstream_failed(r->set, r->o, "connect timed out", 0);
+		relay_close(r, RELAY_CLOSE_CONNECT_TIMEOUT, true);
 		return;
 	}
-	event_base_gettimeofday_cached(r->b->d->base, &now);
+	event_base_gettimeofday_cached(r->set->base, &now);
 	ms_to_tv(fin ? svc->fin_timeout_ms : svc->idle_timeout_ms, &limit);
 	timersub(&now, &r->last, &idle);
 	if (!timercmp(&idle, &limit, <)) {
-		relay_free(r, fin ? RELAY_CLOSE_FIN_TIMEOUT :
-				    RELAY_CLOSE_IDLE_TIMEOUT);
+		relay_close(r, fin ? RELAY_CLOSE_FIN_TIMEOUT :
+				     RELAY_CLOSE_IDLE_TIMEOUT, false);
 		return;
 	}
 	timersub(&limit, &idle, &limit);
@@ -418,90 +460,144 @@ static void peer_text(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
-void relay_start(struct binding *b, int fd, const struct sockaddr *peer,
-		 int peerlen)
+static bool shortage(int err)
 {
-	const struct config_sockaddr *up = &b->svc->upstream;
-	struct daemon *d = b->d;
-	struct relay *r = NULL;
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
+/* No connection could be set up: reset the client, count, report. */
+static int start_failed(struct relay_set *set, struct relay_origin *o,
+			int fd, enum relay_close why, const char *what,
+			int err)
+{
+	if (fd >= 0) {
+		reset_fd(fd);
+		close(fd);
+	}
+	o->cnt.closed[why]++;
+	if (why == RELAY_CLOSE_CONNECT_FAILED)
+		upstream_failed(set, o, what, err);
+	else if (shortage(err))
+		set->shortage(set->arg, err);
+	else
+		log_warnx("ns %s: %s: cannot relay a connection: %s: %s",
+			  o->ns_name, o->svc->name, what, strerror(err));
+	return -err;
+}
+
+int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
+		const struct sockaddr *peer)
+{
+	const struct config_sockaddr *up = &o->svc->upstream;
+	struct relay *r;
 	struct timeval tv;
 	int ufd, err;
 
-	(void)peerlen;
 	ufd = socket(up->sa.ss_family,
 		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ufd < 0)
-		goto fail;
+		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
+				    "socket", errno);
+	/* connect here, not in libevent: a unix socket fails at once, and
+	 * its errno is what the admin needs to read */
+	if (connect(ufd, (const struct sockaddr *)&up->sa, up->len) < 0 &&
+	    errno != EINPROGRESS && errno != EAGAIN) {
+		err = errno;
+		close(ufd);
+		return start_failed(set, o, fd, shortage(err) ?
+				    RELAY_CLOSE_NO_RESOURCES :
+				    RELAY_CLOSE_CONNECT_FAILED, "connect", err);
+	}
 	r = calloc(1, sizeof(*r));
-	if (!r)
-		goto fail;
-	r->bev[CLIENT] = bufferevent_socket_new(d->base, fd,
+	if (!r) {
+		close(ufd);
+		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
+				    "calloc", ENOMEM);
+	}
+	r->bev[CLIENT] = bufferevent_socket_new(set->base, fd,
 						BEV_OPT_CLOSE_ON_FREE);
-	if (!r->bev[CLIENT])
-		goto fail;
-	fd = -1;
-	r->bev[UPSTREAM] = bufferevent_socket_new(d->base, ufd,
+	r->bev[UPSTREAM] = bufferevent_socket_new(set->base, ufd,
 						  BEV_OPT_CLOSE_ON_FREE);
-	if (!r->bev[UPSTREAM])
-		goto fail;
-	ufd = -1;
-	r->timer = evtimer_new(d->base, timer_cb, r);
-	if (!r->timer)
-		goto fail;
+	r->timer = evtimer_new(set->base, timer_cb, r);
+	if (!r->bev[CLIENT] || !r->bev[UPSTREAM] || !r->timer) {
+		/* libevent sets no errno: these fail for memory only */
+		if (r->bev[CLIENT])
+			bufferevent_free(r->bev[CLIENT]);	/* closes fd */
+		else
+			close(fd);
+		if (r->bev[UPSTREAM])
+			bufferevent_free(r->bev[UPSTREAM]);
+		else
+			close(ufd);
+		if (r->timer)
+			event_free(r->timer);
+		free(r);
+		return start_failed(set, o, -1, RELAY_CLOSE_NO_RESOURCES,
+				    "bufferevent_socket_new", ENOMEM);
+	}
 
-	r->b = b;
-	r->id = ++d->next_id;
-	b->refs++;
-	b->accepted++;
-	b->active++;
-	TAILQ_INSERT_TAIL(&d->relays, r, entry);
-	d->nrelays++;
+	r->set = set;
+	r->o = o;
+	r->id = ++set->next_id;
+	o->cnt.accepted++;
+	o->cnt.active++;
+	TAILQ_INSERT_TAIL(&set->relays, r, entry);
+	set->n++;
 	for (int s = CLIENT; s <= UPSTREAM; s++) {
 		bufferevent_setcb(r->bev[s], read_cb, write_cb, event_cb, r);
 		bufferevent_set_max_single_write(r->bev[s], RELAY_HIGH_WATER);
 		bufferevent_enable(r->bev[s], EV_READ | EV_WRITE);
 	}
 	touch(r);
-	ms_to_tv(b->svc->connect_timeout_ms, &tv);
+	ms_to_tv(o->svc->connect_timeout_ms, &tv);
 	evtimer_add(r->timer, &tv);
 	if (log_verbose()) {
-		char from[INET6_ADDRSTRLEN + 8];
+		char from[INET6_ADDRSTRLEN + 8] = "?";
 
-		peer_text(peer, from, sizeof(from));
+		if (peer)
+			peer_text(peer, from, sizeof(from));
 		log_debug("ns %s: %s: connection %llu from %s to %s",
-			  b->ns_name, b->svc->name, (unsigned long long)r->id,
+			  o->ns_name, o->svc->name, (unsigned long long)r->id,
 			  from, up->text);
 	}
-	/* Last: a connect that fails at once runs event_cb, freeing r. */
-	bufferevent_socket_connect(r->bev[UPSTREAM],
-				   (const struct sockaddr *)&up->sa, up->len);
-	return;
-
-fail:
-	err = errno;
-	if (r) {
-		if (r->bev[CLIENT])
-			bufferevent_free(r->bev[CLIENT]);
-		if (r->bev[UPSTREAM])
-			bufferevent_free(r->bev[UPSTREAM]);
-		free(r);
-	}
-	if (ufd >= 0)
-		close(ufd);
-	if (fd >= 0)
-		close(fd);
-	b->closed[RELAY_CLOSE_NO_RESOURCES]++;
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-		listeners_fd_pressure(d, err);
-	else
-		log_warnx("ns %s: %s: cannot relay a connection: %s",
-			  b->ns_name, b->svc->name, strerror(err));
+	/* Last: the connect is under way; libevent reports its end.  (NULL:
+	 * "already connecting"; a failure is reported later, never here.) */
+	bufferevent_socket_connect(r->bev[UPSTREAM], NULL, 0);
+	return 0;
 }
 
-void relay_close_all(struct daemon *d)
+uint64_t relay_count(const struct relay_set *set)
+{
+	return set->n;
+}
+
+struct relay_set *relay_set_new(struct event_base *base,
+				relay_shortage_fn shortage_cb, void *arg)
+{
+	struct relay_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	set->base = base;
+	set->shortage = shortage_cb;
+	set->arg = arg;
+	TAILQ_INIT(&set->relays);
+	return set;
+}
+
+void relay_close_all(struct relay_set *set)
 {
 	struct relay *r;
 
-	while ((r = TAILQ_FIRST(&d->relays)))
-		relay_free(r, RELAY_CLOSE_SHUTDOWN);
+	while ((r = TAILQ_FIRST(&set->relays)))
+		relay_close(r, RELAY_CLOSE_SHUTDOWN, false);
+}
+
+void relay_set_free(struct relay_set *set)
+{
+	if (!set)
+		return;
+	relay_close_all(set);
+	free(set);
 }

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* relay: one accepted connection relayed to its upstream by a bufferevent
- * pair, with backpressure, half-close, reset propagation and timeouts. */
+ * pair, with backpressure, half-close, reset propagation and timeouts.
+ *
+ * The relay knows nothing of listeners or namespaces: a connection comes
+ * from a struct relay_origin, which the layer above owns and keeps alive
+ * until the relay calls origin->closed() for that connection.  Running out
+ * of descriptors is reported through the set's hooks. */
 #ifndef NSRELAY_RELAY_H
 #define NSRELAY_RELAY_H
 
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 /* Bytes buffered towards one side before reading from the other pauses.
  * Memory per connection stays below 2 * (RELAY_HIGH_WATER + one read chunk
@@ -30,15 +37,55 @@ enum relay_close {
 
 const char *relay_close_name(enum relay_close why);
 
-struct binding;
-struct daemon;
+struct config_service;
+struct event_base;
+struct relay_set;
 
-/* Relay the accepted socket FD (from PEER) of binding B: start the upstream
- * connection now, so that a server that speaks first is heard at once.
- * Takes ownership of FD in every case. */
-void relay_start(struct binding *b, int fd, const struct sockaddr *peer,
-		 int peerlen);
+/* Counters of one origin, written by the relay. */
+struct relay_counters {
+	uint64_t accepted;		/* connections started */
+	uint64_t active;		/* started and not yet closed */
+	uint64_t bytes_in;		/* client -> upstream */
+	uint64_t bytes_out;		/* upstream -> client */
+	uint64_t closed[RELAY_CLOSE_MAX];
+	uint64_t upstream_unlogged;	/* failures since the last log line */
+	struct timeval upstream_logged;
+};
 
-/* Close every live connection (at shutdown). */
-void relay_close_all(struct daemon *d);
+/* Where connections come from (a listener).  Owned by the caller; must
+ * stay valid until closed() has run for every connection it started. */
+struct relay_origin {
+	const char *ns_name;		/* for logs */
+	const struct config_service *svc;	/* upstream, timeouts */
+	struct relay_counters cnt;
+	/* A connection of this origin ended (its sockets are closed). */
+	void (*closed)(struct relay_origin *o, enum relay_close why);
+};
+
+/* Called when a connection cannot be set up for want of descriptors or
+ * memory (ERR is the errno): the caller pauses accepting. */
+typedef void (*relay_shortage_fn)(void *arg, int err);
+
+/* The live connections of one event loop.  NULL on allocation failure. */
+struct relay_set *relay_set_new(struct event_base *base,
+				relay_shortage_fn shortage, void *arg);
+
+/* Relay the accepted socket FD (from PEER, for logs; may be NULL) of
+ * origin O: the upstream connection starts now, so that a server that
+ * speaks first is heard at once.  Takes ownership of FD in every case;
+ * O->closed() runs once for every connection started (not when this fails
+ * at once: then the client is reset and NO_RESOURCES or CONNECT_FAILED is
+ * counted).  Returns 0, or -errno when no connection was started. */
+int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
+		const struct sockaddr *peer);
+
+/* Live connections. */
+uint64_t relay_count(const struct relay_set *set);
+
+/* Close every live connection (at shutdown): a connection with bytes
+ * still buffered for a peer resets that peer; the others end with FIN. */
+void relay_close_all(struct relay_set *set);
+
+/* Close what is left and free the set.  Accepts NULL. */
+void relay_set_free(struct relay_set *set);
 #endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* ctlproto: the control socket's request lines, parsed.  Pure: no I/O, no
+ * allocation, no logging (fuzzed in t/fuzz/). */
+#ifndef NSRELAY_CTLPROTO_H
+#define NSRELAY_CTLPROTO_H
+
+#include <stddef.h>
+
+#define CTLPROTO_LINE_MAX	1024	/* bytes, without the newline */
+#define CTLPROTO_USER_MAX	255
+
+enum ctlproto_verb {
+	CTLPROTO_PROVISION,
+	CTLPROTO_DEPROVISION,
+};
+
+struct ctlproto_req {
+	enum ctlproto_verb verb;
+	char user[CTLPROTO_USER_MAX + 1];
+};
+
+/* Parse one request line of LEN bytes (no newline; a trailing CR is
+ * allowed; LINE need not be NUL-terminated).  Returns 0 and fills REQ, or
+ * -EINVAL with a reason for the client in WHY (a line with a NUL byte, too
+ * long, an unknown verb, a missing or extra argument, a user name that is
+ * not a plain name: [A-Za-z0-9_.-], not starting with '-' or '.', a '$'
+ * allowed at the end). */
+int ctlproto_parse(const char *line, size_t len, struct ctlproto_req *req,
+		   char *why, size_t whylen);
+
+const char *ctlproto_verb_name(enum ctlproto_verb verb);
+#endif

@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT */
+/* nstable: which namespaces are served, and opening their listeners.
+ *
+ * Theory of operation
+ *
+ * A namespace is wanted when the config lists it, when it was found in the
+ * namespace directory and the config serves every (matching) namespace, or
+ * when it was provisioned.  Each wanted name has a struct ns, found by name
+ * in one hash table and, once opened, by its nsfs identity in another, and
+ * a listener group (listener.c) with one listener per (service, listen
+ * address) that applies to it.
+ *
+ * ns_try() opens the namespace file once for all of its listeners:
+ *  - missing: its listeners stay closed; retried with a backoff from 25 ms
+ *    to bind_retry_max (the directory watch usually comes first);
+ *  - not a namespace: `ip netns add` creates the file before it mounts the
+ *    namespace on it, so retried for NOT_NS_WINDOW_MS, then logged once at
+ *    warning level and left until the directory changes or SIGHUP;
+ *  - a symlink, the daemon's own namespace, or a second name of a namespace
+ *    already served under another name: refused, logged once (a symlink to
+ *    /proc/PID/ns/net would open listeners in the host);
+ *  - a namespace: listeners are opened from the one descriptor; those that
+ *    fail (a user squats the port) are retried with the backoff.
+ * Each distinct failure is logged once.  A namespace re-created under the
+ * same name (another identity) gets its listeners re-opened in the new one.
+ *
+ * nstable_sync() rescans everything (SIGHUP, directory changes);
+ * nstable_provisioned() touches one namespace only, so provisioning N
+ * namespaces costs O(N), not O(N^2).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "engine/listener.h"
+#include "engine/log.h"
+#include "engine/nstable.h"
+#include "netns/netns.h"
+
+#define RETRY_MIN_MS		25
+#define NOT_NS_WINDOW_MS	5000
+
+/* Limits per namespace, until the config sets them. */
+#define DEFAULT_CONNS		256
+#define DEFAULT_RATE		200
+#define DEFAULT_BURST		400
+
+struct ns {
+	TAILQ_ENTRY(ns) entry;
+	struct ns *by_name;		/* hash chains */
+	struct ns *by_id;
+	struct nstable *t;
+	char *name;
+	struct netns_id id;
+	bool have_id;			/* in the identity index */
+	bool in_config, in_dir, provisioned;
+	bool refused;			/* logged; not retried */
+	struct listener_group *grp;
+	struct event *retry;
+	uint64_t backoff_ms;
+	uint64_t not_ns_since;		/* ms, 0: not waiting for a mount */
+	int err;			/* namespace-level failure logged */
+};
+
+TAILQ_HEAD(ns_list, ns);
+
+struct nstable {
+	struct event_base *base;
+	const struct config *cfg;
+	struct listener_set *ls;
+	struct ns_list all;
+	struct ns **names, **ids;	/* hash buckets */
+	size_t nbuckets, n;
+	struct netns_id host;
+	bool have_host;
+};
+
+static size_t hash_name(const char *s)
+{
+	size_t h = 5381;
+
+	while (*s)
+		h = h * 33 ^ (unsigned char)*s++;
+	return h;
+}
+
+static size_t hash_id(const struct netns_id *id)
+{
+	return (size_t)id->ino * 2654435761u ^ (size_t)id->dev;
+}
+
+static struct ns *find(const struct nstable *t, const char *name)
+{
+	struct ns *ns;
+
+	for (ns = t->names[hash_name(name) & (t->nbuckets - 1)]; ns;
+	     ns = ns->by_name)
+		if (strcmp(ns->name, name) == 0)
+			return ns;
+	return NULL;
+}
+
+static struct ns *find_id(const struct nstable *t, const struct netns_id *id)
+{
+	struct ns *ns;
+
+	for (ns = t->ids[hash_id(id) & (t->nbuckets - 1)]; ns; ns = ns->by_id)
+		if (netns_id_eq(&ns->id, id))
+			return ns;
+	return NULL;
+}
+
+static void id_unlink(struct nstable *t, struct ns *ns)
+{
+	struct ns **p;
+
+	if (!ns->have_id)
+		return;
+	for (p = &t->ids[hash_id(&ns->id) & (t->nbuckets - 1)]; *p;
+	     p = &(*p)->by_id)
+		if (*p == ns) {
+			*p = ns->by_id;
+			break;
+		}
+	ns->have_id = false;
+}
+
+static void id_link(struct nstable *t, struct ns *ns,
+		    const struct netns_id *id)
+{
+	struct ns **b = &t->ids[hash_id(id) & (t->nbuckets - 1)];
+
+	ns->id = *id;
+	ns->by_id = *b;
+	*b = ns;
+	ns->have_id = true;
+}
+
+/* Double the buckets when the table is full.  0 or -ENOMEM. */
+static int grow(struct nstable *t)
+{
+	size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+	struct ns **names = calloc(nb, sizeof(*names));
+	struct ns **ids = calloc(nb, sizeof(*ids));
+	struct ns *ns;
+
+	if (!names || !ids) {
+		free(names);
+		free(ids);
+		return -ENOMEM;
+	}
+	free(t->names);
+	free(t->ids);
+	t->names = names;
+	t->ids = ids;
+	t->nbuckets = nb;
+	TAILQ_FOREACH(ns, &t->all, entry) {
+		struct ns **b = &names[hash_name(ns->name) & (nb - 1)];
+
+		ns->by_name = *b;
+		*b = ns;
+		if (ns->have_id) {
+			b = &ids[hash_id(&ns->id) & (nb - 1)];
+			ns->by_id = *b;
+			*b = ns;
+		}
+	}
+	return 0;
+}
+
+static uint64_t now_ms(const struct nstable *t)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(t->base, &tv);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void schedule(struct ns *ns)
+{
+	uint64_t max = ns->t->cfg->retry_max_ms;
+	struct timeval tv;
+
+	ns->backoff_ms = ns->backoff_ms ? ns->backoff_ms * 2 : RETRY_MIN_MS;
+	if (ns->backoff_ms > max)
+		ns->backoff_ms = max;
+	tv.tv_sec = (time_t)(ns->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(ns->backoff_ms % 1000) * 1000;
+	evtimer_add(ns->retry, &tv);
+}
+
+static void close_all(struct ns *ns)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &ns->grp->members, entry)
+		listener_close(l);
+}
+
+/* A namespace-level failure: logged once per distinct error. */
+static void ns_failed(struct ns *ns, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void ns_failed(struct ns *ns, int err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (err == ns->err)
+		return;
+	ns->err = err;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("ns %s: %s", ns->name, msg);
+}
+
+static void ns_try(struct ns *ns)
+{
+	struct nstable *t = ns->t;
+	const char *dir = t->cfg->netns_dir, *what;
+	struct netns_id id;
+	struct listener *l;
+	struct ns *other;
+	bool failed = false;
+	int nsfd, r;
+
+	evtimer_del(ns->retry);
+	if (ns->refused)
+		return;
+	nsfd = netns_open(dir, ns->name, &id);
+	if (nsfd == -EAGAIN) {
+		uint64_t now = now_ms(t);
+
+		close_all(ns);
+		if (!ns->not_ns_since)
+			ns->not_ns_since = now;
+		if (now - ns->not_ns_since < NOT_NS_WINDOW_MS) {
+			schedule(ns);
+			return;
+		}
+		ns_failed(ns, EAGAIN, "%s/%s is not a network namespace; "
+			  "ignored until it changes", dir, ns->name);
+		return;
+	}
+	ns->not_ns_since = 0;
+	if (nsfd == -ELOOP) {
+		close_all(ns);
+		ns_failed(ns, ELOOP, "%s/%s is a symbolic link; refused", dir,
+			  ns->name);
+		ns->refused = true;
+		return;
+	}
+	if (nsfd < 0) {
+		close_all(ns);
+		ns_failed(ns, -nsfd, "namespace %s/%s: %s; retrying",
+			  dir, ns->name, strerror(-nsfd));
+		schedule(ns);
+		return;
+	}
+	if (t->have_host && netns_id_eq(&id, &t->host)) {
+		close(nsfd);
+		close_all(ns);
+		ns_failed(ns, EPERM, "%s/%s is the daemon's own network "
+			  "namespace; refused", dir, ns->name);
+		ns->refused = true;
+		return;
+	}
+	other = find_id(t, &id);
+	if (other && other != ns) {
+		close(nsfd);
+		close_all(ns);
+		ns_failed(ns, EEXIST, "the same namespace as %s; served once, "
+			  "as %s", other->name, other->name);
+		ns->refused = true;
+		return;
+	}
+	if (!ns->have_id || !netns_id_eq(&ns->id, &id)) {
+		/* first time, or a new namespace under the old name */
+		close_all(ns);
+		id_unlink(t, ns);
+		id_link(t, ns, &id);
+	}
+	ns->err = 0;
+	TAILQ_FOREACH(l, &ns->grp->members, entry) {
+		int old = l->err;
+
+		if (l->state == LISTENER_LISTENING)
+			continue;
+		r = listener_open(l, nsfd, &what);
+		if (r == 0) {
+			log_info("ns %s: %s: listening on %s", ns->name,
+				 l->origin.svc->name, l->addr->text);
+			continue;
+		}
+		failed = true;
+		if (-r != old)
+			log_warnx("ns %s: %s %s: %s: %s; retrying", ns->name,
+				  l->origin.svc->name, l->addr->text, what,
+				  strerror(-r));
+	}
+	close(nsfd);
+	if (failed)
+		schedule(ns);
+	else
+		ns->backoff_ms = 0;
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ns_try(arg);
+}
+
+static struct ns *ns_get(struct nstable *t, const char *name)
+{
+	const struct config *cfg = t->cfg;
+	struct listener_limits lim = {
+		DEFAULT_CONNS, DEFAULT_RATE, DEFAULT_BURST,
+	};
+	struct ns *ns = find(t, name), **b;
+
+	if (ns)
+		return ns;
+	if (t->n >= t->nbuckets && grow(t) < 0)
+		fatalx("out of memory");
+	ns = calloc(1, sizeof(*ns));
+	if (!ns || !(ns->name = strdup(name)) ||
+	    !(ns->retry = evtimer_new(t->base, retry_cb, ns)) ||
+	    !(ns->grp = listener_group_new(t->ls, name, &lim)))
+		fatalx("out of memory");
+	ns->t = t;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct config_service *svc = &cfg->services[i];
+
+		if (!config_service_in_ns(svc, name))
+			continue;
+		for (size_t j = 0; j < svc->n_listen; j++)
+			if (!listener_new(ns->grp, svc, &svc->listen[j]))
+				fatalx("out of memory");
+	}
+	b = &t->names[hash_name(name) & (t->nbuckets - 1)];
+	ns->by_name = *b;
+	*b = ns;
+	TAILQ_INSERT_TAIL(&t->all, ns, entry);
+	t->n++;
+	return ns;
+}
+
+static void ns_free(struct nstable *t, struct ns *ns)
+{
+	struct ns **p;
+
+	for (p = &t->names[hash_name(ns->name) & (t->nbuckets - 1)]; *p;
+	     p = &(*p)->by_name)
+		if (*p == ns) {
+			*p = ns->by_name;
+			break;
+		}
+	id_unlink(t, ns);
+	TAILQ_REMOVE(&t->all, ns, entry);
+	t->n--;
+	listener_group_free(ns->grp);
+	event_free(ns->retry);
+	free(ns->name);
+	free(ns);
+}
+
+static bool wanted(const struct ns *ns)
+{
+	return ns->in_config || ns->in_dir || ns->provisioned;
+}
+
+/* The file of a served namespace vanished or holds another namespace:
+ * close its listeners (a listener keeps a deleted namespace alive). */
+static void ns_check(struct nstable *t, struct ns *ns)
+{
+	struct netns_id id;
+	int r;
+
+	if (!ns->have_id)
+		return;
+	r = netns_stat(t->cfg->netns_dir, ns->name, &id);
+	if (r == 0 && netns_id_eq(&id, &ns->id))
+		return;
+	log_info("ns %s: namespace %s; closing its listeners", ns->name,
+		 r == 0 ? "re-created" : "gone");
+	close_all(ns);
+	id_unlink(t, ns);
+}
+
+void nstable_sync(struct nstable *t)
+{
+	const struct config *cfg = t->cfg;
+	struct ns *ns, *next;
+	char **names = NULL;
+	int n = 0;
+
+	TAILQ_FOREACH(ns, &t->all, entry)
+		ns->in_dir = false;
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		ns_get(t, cfg->namespaces[i])->in_config = true;
+	if (cfg->ns_all) {
+		n = netns_list(cfg->netns_dir, &names);
+		if (n < 0) {
+			if (n != -ENOENT)
+				log_warnx("cannot list %s: %s", cfg->netns_dir,
+					  strerror(-n));
+			n = 0;
+		}
+		for (int i = 0; i < n; i++)
+			if (config_serves_ns(cfg, names[i]))
+				ns_get(t, names[i])->in_dir = true;
+		netns_names_free(names, n);
+	}
+	/* identities first, so that a name that now holds the namespace of
+	 * a vanished one is not taken for a duplicate */
+	for (ns = TAILQ_FIRST(&t->all); ns; ns = next) {
+		next = TAILQ_NEXT(ns, entry);
+		if (!wanted(ns)) {
+			log_info("ns %s: namespace gone; closing its listeners",
+				 ns->name);
+			ns_free(t, ns);
+			continue;
+		}
+		ns_check(t, ns);
+	}
+	TAILQ_FOREACH(ns, &t->all, entry) {
+		ns->refused = false;
+		ns->backoff_ms = 0;
+		ns_try(ns);
+	}
+}
+
+void nstable_provisioned(struct nstable *t, const char *name, bool present)
+{
+	struct ns *ns = present ? ns_get(t, name) : find(t, name);
+
+	if (!ns)
+		return;
+	ns->provisioned = present;
+	if (!wanted(ns)) {
+		ns_free(t, ns);
+		return;
+	}
+	ns_check(t, ns);
+	ns->refused = false;
+	ns->backoff_ms = 0;
+	ns_try(ns);
+}
+
+int nstable_listeners(const struct nstable *t, const char *name,
+		      unsigned *up, unsigned *total, char *why, size_t len)
+{
+	const struct ns *ns = find(t, name);
+	const struct listener *l;
+	size_t off = 0;
+
+	*up = *total = 0;
+	if (len)
+		why[0] = '\0';
+	if (!ns)
+		return -ENOENT;
+	TAILQ_FOREACH(l, &ns->grp->members, entry) {
+		int n;
+
+		++*total;
+		if (l->state == LISTENER_LISTENING) {
+			++*up;
+			continue;
+		}
+		if (off >= len)
+			continue;
+		n = snprintf(why + off, len - off, "%s%s %s: %s", off ? "; " : "",
+			     l->origin.svc->name, l->addr->text,
+			     l->err ? strerror(l->err) :
+			     ns->err ? strerror(ns->err) : "not open");
+		if (n > 0)
+			off += (size_t)n;
+	}
+	return 0;
+}
+
+unsigned nstable_listener_count(const struct nstable *t)
+{
+	const struct ns *ns;
+	const struct listener *l;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(ns, &t->all, entry)
+		TAILQ_FOREACH(l, &ns->grp->members, entry)
+			n++;
+	return n;
+}
+
+unsigned nstable_listening_count(const struct nstable *t)
+{
+	return listener_set_open_count(t->ls);
+}
+
+struct nstable *nstable_new(struct event_base *base, const struct config *cfg,
+			    struct listener_set *ls)
+{
+	struct nstable *t = calloc(1, sizeof(*t));
+	struct stat st;
+
+	if (!t)
+		return NULL;
+	t->base = base;
+	t->cfg = cfg;
+	t->ls = ls;
+	TAILQ_INIT(&t->all);
+	if (grow(t) < 0) {
+		free(t);
+		return NULL;
+	}
+	/* the daemon's own namespace, never served: it would put
+	 * listeners on the host */
+	if (stat("/proc/self/ns/net", &st) == 0) {
+		t->host.dev = st.st_dev;
+		t->host.ino = st.st_ino;
+		t->have_host = true;
+	}
+	return t;
+}
+
+void nstable_free(struct nstable *t)
+{
+	struct ns *ns;
+
+	if (!t)
+		return;
+	while ((ns = TAILQ_FIRST(&t->all)))
+		ns_free(t, ns);
+	free(t->names);
+	free(t->ids);
+	free(t);
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* nstable: the namespaces served, indexed by name and by identity, each
+ * with its listeners. */
+#ifndef NSRELAY_NSTABLE_H
+#define NSRELAY_NSTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct listener_set;
+struct nstable;
+
+/* A table serving CFG's services (CFG must outlive it) through the
+ * listeners of LS.  NULL on ENOMEM. */
+struct nstable *nstable_new(struct event_base *base, const struct config *cfg,
+			    struct listener_set *ls);
+
+/* Close every listener (connections live on) and free.  NULL is fine. */
+void nstable_free(struct nstable *t);
+
+/* Make the table match the config and the namespace directory: add the
+ * new namespaces, drop the vanished ones (closing their listeners; live
+ * connections stay), re-open listeners of a namespace re-created under the
+ * same name, and retry every listener that is not up, now. */
+void nstable_sync(struct nstable *t);
+
+/* NAME was provisioned (PRESENT) or deprovisioned: serve it or stop, and
+ * touch no other namespace. */
+void nstable_provisioned(struct nstable *t, const char *name, bool present);
+
+/* Listeners of NAME: *up listening of *total.  WHY gets "; "-separated
+ * reasons for those not up ("" when all are).  0, or -ENOENT when NAME is
+ * not served. */
+int nstable_listeners(const struct nstable *t, const char *name,
+		      unsigned *up, unsigned *total, char *why, size_t len);
+
+/* Listeners the table wants open, and how many are. */
+unsigned nstable_listener_count(const struct nstable *t);
+unsigned nstable_listening_count(const struct nstable *t);
+#endif

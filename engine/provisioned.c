@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/* provisioned: namespaces provisioned, the files that name them, and
+ * keeping them whole.
+ *
+ * Remembering: the users provisioned are written to a state file (under
+ * /run, next to the control socket: it is gone after a reboot, like the
+ * namespaces).  At start the daemon provisions them again; the provisioner
+ * adopts what is there, so a restart changes nothing in the kernel but
+ * brings back the hosts file entries and the link monitor's care.  A file
+ * rather than a guess from the kernel: the kernel cannot tell a namespace
+ * we made on request from one an admin made that happens to match the
+ * templates.
+ *
+ * The hosts and state files are rewritten once per burst of changes
+ * (WRITE_DELAY_MS after the first change), not once per namespace.
+ *
+ * Keeping them whole: a link monitor (rtnetlink multicast) reports host
+ * links deleted.  If one was the host end of a provisioned veth and the
+ * namespace is still there, the namespace is provisioned again (the
+ * provisioner reconciles: it adds what is missing and touches nothing
+ * else); if the namespace went too (`ip netns del`), it is no longer
+ * provisioned and nothing is re-created behind the admin's back.  When the
+ * monitor overruns, the events lost are unknown: every provisioned
+ * namespace is reconciled.  A namespace is reconciled at most once a
+ * second, one whose reconciliation failed waits for the next explicit
+ * provision, and one a control request is working on (held) is left alone,
+ * so that a deprovision is never undone by a repair.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "engine/hostsfile.h"
+#include "engine/log.h"
+#include "engine/provisioned.h"
+#include "netns/monitor.h"
+#include "netns/netns.h"
+#include "netns/provision.h"
+
+#define WRITE_DELAY_MS	50
+
+struct entry {
+	TAILQ_ENTRY(entry) link;
+	char *user;
+	struct prov_spec spec;
+	struct timeval reconciled;	/* last automatic reconciliation */
+	bool broken;			/* it failed: wait for a provision */
+	bool busy;			/* a reconciliation is running */
+	unsigned held;			/* control requests running */
+};
+
+struct provisioned_set {
+	TAILQ_HEAD(, entry) entries;
+	size_t n;
+	struct event_base *base;
+	const struct config *cfg;
+	struct prov *prov;
+	char *state;
+	provisioned_changed_fn changed;
+	void *arg;
+	struct event *write_ev;
+	bool dirty;
+	int monitor_fd;
+	struct event *monitor_ev;
+	struct reconcile *inflight;	/* reconciliations, for free */
+};
+
+/* A reconciliation in flight; its entry may go meanwhile. */
+struct reconcile {
+	struct reconcile *next;
+	struct provisioned_set *set;
+	char *user;
+	bool orphaned;			/* the set is gone */
+};
+
+static struct entry *find(const struct provisioned_set *set, const char *user)
+{
+	struct entry *e;
+
+	TAILQ_FOREACH(e, &set->entries, link)
+		if (strcmp(e->user, user) == 0)
+			return e;
+	return NULL;
+}
+
+static void write_files(struct provisioned_set *set)
+{
+	const struct config_provision *cp = &set->cfg->provision;
+	struct hostsfile_entry *h;
+	const char **lines;
+	struct entry *e;
+	size_t i = 0;
+	int r;
+
+	set->dirty = false;
+	h = calloc(set->n + 1, sizeof(*h));
+	lines = calloc(set->n + 2, sizeof(*lines));
+	if (!h || !lines) {
+		log_warnx("writing the provisioned namespaces: out of memory");
+		goto out;
+	}
+	lines[0] = "# nsrelayd: users provisioned on request";
+	TAILQ_FOREACH(e, &set->entries, link) {
+		h[i].name = e->user;
+		h[i].v4 = e->spec.v4_ns;
+		h[i].v6 = e->spec.v6_ns;
+		lines[++i] = e->user;
+	}
+	if (cp->hosts_file) {
+		r = hostsfile_write(cp->hosts_file, h, set->n, cp->domain);
+		if (r < 0)
+			log_warnx("writing %s: %s", cp->hosts_file,
+				  r == -EPERM ? "its directory must be root's "
+				  "and writable by root only" : strerror(-r));
+	}
+	if (set->state) {
+		r = hostsfile_write_lines(set->state, lines);
+		if (r < 0)
+			log_warnx("writing %s: %s", set->state, strerror(-r));
+	}
+out:
+	free(h);
+	free(lines);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	write_files(arg);
+}
+
+static void mark_dirty(struct provisioned_set *set)
+{
+	static const struct timeval delay = { 0, WRITE_DELAY_MS * 1000 };
+
+	if (set->dirty)
+		return;
+	set->dirty = true;
+	evtimer_add(set->write_ev, &delay);
+}
+
+void provisioned_flush(struct provisioned_set *set)
+{
+	if (set && set->dirty) {
+		evtimer_del(set->write_ev);
+		write_files(set);
+	}
+}
+
+void provisioned_set_user(struct provisioned_set *set, const char *user,
+			  const struct prov_spec *spec, bool present)
+{
+	struct entry *e = find(set, user);
+	char ns[sizeof(spec->ns)];
+
+	if (present && !e) {
+		e = calloc(1, sizeof(*e));
+		if (!e || !(e->user = strdup(user)))
+			fatal("provisioned_set_user");
+		TAILQ_INSERT_TAIL(&set->entries, e, link);
+		set->n++;
+	} else if (!present && e) {
+		TAILQ_REMOVE(&set->entries, e, link);
+		set->n--;
+		free(e->user);
+		free(e);
+		e = NULL;
+	} else if (!present) {
+		return;
+	}
+	if (e) {
+		e->spec = *spec;
+		e->broken = false;
+	}
+	mark_dirty(set);
+	snprintf(ns, sizeof(ns), "%s", spec->ns);
+	if (set->changed)
+		set->changed(set->arg, ns, present);
+}
+
+bool provisioned_has(const struct provisioned_set *set, const char *user)
+{
+	return find(set, user) != NULL;
+}
+
+void provisioned_hold(struct provisioned_set *set, const char *user,
+		      bool busy)
+{
+	struct entry *e = find(set, user);
+
+	if (!e)
+		return;
+	if (busy)
+		e->held++;
+	else if (e->held)
+		e->held--;
+}
+
+int provisioned_recall(struct provisioned_set *set,
+		       void (*fn)(void *arg, const char *user), void *arg)
+{
+	char line[512];
+	FILE *f;
+
+	if (!set->state)
+		return -ENOENT;
+	f = fopen(set->state, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] && line[0] != '#')
+			fn(arg, line);
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- keeping provisioned namespaces whole ---------------------------- */
+
+static void reconciled(void *arg, int err, const char *msg)
+{
+	struct reconcile *q = arg, **p;
+	struct provisioned_set *set = q->set;
+	struct entry *e;
+
+	if (q->orphaned)
+		goto out;
+	for (p = &set->inflight; *p; p = &(*p)->next)
+		if (*p == q) {
+			*p = q->next;
+			break;
+		}
+	e = find(set, q->user);
+	if (e) {
+		e->busy = false;
+		e->broken = err != 0;
+		if (err)
+			log_warnx("ns %s: provisioning %s again failed: %s; "
+				  "waiting for the next provision request",
+				  e->spec.ns, q->user,
+				  msg ? msg : strerror(-err));
+		else
+			log_info("ns %s: provisioned %s again", e->spec.ns,
+				 q->user);
+		if (!err && set->changed)
+			set->changed(set->arg, e->spec.ns, true);
+	}
+out:
+	free(q->user);
+	free(q);
+}
+
+static void reconcile(struct provisioned_set *set, struct entry *e,
+		      const char *why)
+{
+	struct reconcile *q;
+	struct netns_id id;
+	struct timeval now;
+
+	if (e->busy || e->broken || e->held)
+		return;
+	event_base_gettimeofday_cached(set->base, &now);
+	if (e->reconciled.tv_sec && now.tv_sec - e->reconciled.tv_sec < 1)
+		return;
+	if (netns_stat(set->cfg->netns_dir, e->spec.ns, &id) < 0) {
+		log_info("ns %s: gone with %s; %s is no longer provisioned",
+			 e->spec.ns, why, e->user);
+		provisioned_set_user(set, e->user, &e->spec, false);
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->user = strdup(e->user))) {
+		free(q);
+		log_warnx("ns %s: cannot reconcile: out of memory", e->spec.ns);
+		return;
+	}
+	q->set = set;
+	log_warnx("ns %s: %s; provisioning %s again", e->spec.ns, why,
+		  e->user);
+	e->reconciled = now;
+	prov_forget(set->prov, e->spec.ns);
+	if (prov_provision(set->prov, &e->spec, reconciled, q) < 0) {
+		free(q->user);
+		free(q);
+		return;
+	}
+	q->next = set->inflight;
+	set->inflight = q;
+	e->busy = true;
+}
+
+static void link_gone(void *arg, const char *ifname)
+{
+	struct provisioned_set *set = arg;
+	struct entry *e;
+	char why[64];
+
+	TAILQ_FOREACH(e, &set->entries, link)
+		if (strcmp(e->spec.host_if, ifname) == 0) {
+			snprintf(why, sizeof(why), "host link %s deleted",
+				 ifname);
+			reconcile(set, e, why);
+			return;
+		}
+}
+
+static void monitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct provisioned_set *set = arg;
+	struct entry *e, *next;
+	int r = monitor_read(fd, link_gone, set);
+
+	if (r == -ENOBUFS) {
+		log_warnx("link monitor overran: link events were lost; "
+			  "reconciling every provisioned namespace");
+		for (e = TAILQ_FIRST(&set->entries); e; e = next) {
+			next = TAILQ_NEXT(e, link);
+			e->reconciled.tv_sec = 0;
+			reconcile(set, e, "link events lost");
+		}
+	} else if (r < 0) {
+		log_warnx("link monitor: %s", strerror(-r));
+	}
+}
+
+int provisioned_watch(struct provisioned_set *set)
+{
+	set->monitor_fd = monitor_open();
+	if (set->monitor_fd < 0)
+		return set->monitor_fd;
+	set->monitor_ev = event_new(set->base, set->monitor_fd,
+				    EV_READ | EV_PERSIST, monitor_cb, set);
+	if (!set->monitor_ev || event_add(set->monitor_ev, NULL) < 0) {
+		close(set->monitor_fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct provisioned_set *provisioned_new(struct event_base *base,
+					const struct config *cfg,
+					struct prov *prov, const char *state,
+					provisioned_changed_fn changed,
+					void *arg)
+{
+	struct provisioned_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	TAILQ_INIT(&set->entries);
+	set->base = base;
+	set->cfg = cfg;
+	set->prov = prov;
+	set->changed = changed;
+	set->arg = arg;
+	set->monitor_fd = -1;
+	set->write_ev = evtimer_new(base, write_cb, set);
+	if (!set->write_ev || (state && !(set->state = strdup(state)))) {
+		provisioned_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+void provisioned_free(struct provisioned_set *set)
+{
+	struct entry *e;
+	struct reconcile *q;
+
+	if (!set)
+		return;
+	provisioned_flush(set);
+	for (q = set->inflight; q; q = q->next)
+		q->orphaned = true;	/* prov_free() completes them */
+	if (set->monitor_ev) {
+		event_free(set->monitor_ev);
+		close(set->monitor_fd);
+	}
+	while ((e = TAILQ_FIRST(&set->entries))) {
+		TAILQ_REMOVE(&set->entries, e, link);
+		free(e->user);
+		free(e);
+	}
+	if (set->write_ev)
+		event_free(set->write_ev);
+	free(set->state);
+	free(set);
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/* provreq: requests to provision or deprovision a user's namespace.
+ *
+ * Theory of operation
+ *
+ * Requests come from control clients and from start-up (the config's
+ * users, the users of the state file).  Each user has a FIFO of jobs; only
+ * the first runs.  A job looks the user up (NSS), derives the namespace's
+ * spec from the pool, holds the user against link-monitor repairs, and
+ * calls the provisioner.  When it ends, every waiter of the job is told,
+ * the provisioned set is updated (which opens or closes the listeners) and
+ * the next job of the user starts.  So a deprovision that comes while a
+ * provision runs waits for it, and the kernel ends in the state of the last
+ * request answered; concurrent identical requests share one job.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "engine/log.h"
+#include "engine/provisioned.h"
+#include "engine/provreq.h"
+#include "netns/provision.h"
+
+struct provreq_waiter {
+	TAILQ_ENTRY(provreq_waiter) link;
+	struct job *job;
+	provreq_done_fn done;
+	void *arg;
+};
+
+struct job {
+	TAILQ_ENTRY(job) link;		/* in its user's queue */
+	struct uq *uq;
+	bool deprovision;
+	bool running;
+	struct prov_spec spec;
+	TAILQ_HEAD(, provreq_waiter) waiters;
+};
+
+/* The queue of one user with work to do. */
+struct uq {
+	LIST_ENTRY(uq) link;
+	struct provreq *pq;
+	char *user;
+	TAILQ_HEAD(job_list, job) jobs;
+};
+
+struct provreq {
+	struct event_base *base;
+	const struct config *cfg;
+	const struct prov_pool *pool;
+	struct prov *prov;
+	struct provisioned_set *provd;
+	LIST_HEAD(, uq) queues;
+};
+
+static void job_run(struct job *j);
+
+static struct uq *uq_get(struct provreq *pq, const char *user)
+{
+	struct uq *q;
+
+	LIST_FOREACH(q, &pq->queues, link)
+		if (strcmp(q->user, user) == 0)
+			return q;
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->user = strdup(user))) {
+		free(q);
+		return NULL;
+	}
+	q->pq = pq;
+	TAILQ_INIT(&q->jobs);
+	LIST_INSERT_HEAD(&pq->queues, q, link);
+	return q;
+}
+
+static void uq_free(struct uq *q)
+{
+	LIST_REMOVE(q, link);
+	free(q->user);
+	free(q);
+}
+
+/* Tell the waiters, free the job, start the next one of the user. */
+static void job_end(struct job *j, int err, const char *msg)
+{
+	struct uq *q = j->uq;
+	struct provreq_waiter *w;
+	struct job *next;
+
+	while ((w = TAILQ_FIRST(&j->waiters))) {
+		TAILQ_REMOVE(&j->waiters, w, link);
+		w->done(w->arg, err, msg, q->user, j->spec.ns);
+		free(w);
+	}
+	TAILQ_REMOVE(&q->jobs, j, link);
+	free(j);
+	next = TAILQ_FIRST(&q->jobs);
+	if (next)
+		job_run(next);
+	else
+		uq_free(q);
+}
+
+static void prov_done(void *arg, int err, const char *msg)
+{
+	struct job *j = arg;
+	struct provreq *pq;
+	const char *user, *what;
+
+	if (err == -ECANCELED)
+		return;		/* shutting down: J may be gone already */
+	pq = j->uq->pq;
+	user = j->uq->user;
+	what = j->deprovision ? "deprovisioning" : "provisioning";
+	provisioned_hold(pq->provd, user, false);
+	if (err) {
+		log_warnx("ns %s: %s for %s failed: %s", j->spec.ns, what,
+			  user, msg ? msg : strerror(-err));
+	} else {
+		log_info("ns %s: %sprovisioned for %s", j->spec.ns,
+			 j->deprovision ? "de" : "", user);
+		/* listeners are open (or closed) before anyone is told */
+		provisioned_set_user(pq->provd, user, &j->spec,
+				     !j->deprovision);
+	}
+	job_end(j, err, msg);
+}
+
+/* USER's spec from the pool.  0, or -errno with WHY. */
+static int user_spec(struct provreq *pq, const char *user,
+		     struct prov_spec *spec, char *why, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int r;
+
+	r = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+	if (!res) {
+		snprintf(why, len, "no such user \"%s\"%s%s", user,
+			 r ? ": " : "", r ? strerror(r) : "");
+		return -ENOENT;
+	}
+	r = prov_spec_derive(pq->pool, user, pw.pw_uid,
+			     config_provision_index(pq->cfg, user), spec, why,
+			     len);
+	return r;
+}
+
+static void job_run(struct job *j)
+{
+	struct provreq *pq = j->uq->pq;
+	const char *user = j->uq->user;
+	char why[256];
+	int r;
+
+	j->running = true;
+	r = user_spec(pq, user, &j->spec, why, sizeof(why));
+	if (r < 0) {
+		log_warnx("%sprovisioning for %s: %s",
+			  j->deprovision ? "de" : "", user, why);
+		job_end(j, r, why);
+		return;
+	}
+	provisioned_hold(pq->provd, user, true);
+	/* forgotten before its links go: they must not be put back */
+	if (j->deprovision)
+		provisioned_set_user(pq->provd, user, &j->spec, false);
+	r = j->deprovision ?
+	    prov_deprovision(pq->prov, &j->spec, prov_done, j) :
+	    prov_provision(pq->prov, &j->spec, prov_done, j);
+	if (r < 0) {
+		provisioned_hold(pq->provd, user, false);
+		job_end(j, r, strerror(-r));
+	}
+}
+
+/* Run J from the loop, never from inside provreq_submit(). */
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	job_run(arg);
+}
+
+struct provreq_waiter *provreq_submit(struct provreq *pq, const char *user,
+				      bool deprovision, provreq_done_fn done,
+				      void *arg)
+{
+	struct provreq_waiter *w = calloc(1, sizeof(*w));
+	struct uq *q = w ? uq_get(pq, user) : NULL;
+	struct job *j;
+
+	if (!q) {
+		free(w);
+		return NULL;
+	}
+	j = TAILQ_LAST(&q->jobs, job_list);
+	if (!j || j->running || j->deprovision != deprovision) {
+		j = calloc(1, sizeof(*j));
+		if (!j) {
+			if (TAILQ_EMPTY(&q->jobs))
+				uq_free(q);
+			free(w);
+			return NULL;
+		}
+		j->uq = q;
+		j->deprovision = deprovision;
+		TAILQ_INIT(&j->waiters);
+		TAILQ_INSERT_TAIL(&q->jobs, j, link);
+		if (TAILQ_FIRST(&q->jobs) == j &&
+		    event_base_once(pq->base, -1, EV_TIMEOUT, kick_cb, j,
+				    NULL) < 0) {
+			TAILQ_REMOVE(&q->jobs, j, link);
+			free(j);
+			if (TAILQ_EMPTY(&q->jobs))
+				uq_free(q);
+			free(w);
+			return NULL;
+		}
+	}
+	w->job = j;
+	w->done = done;
+	w->arg = arg;
+	TAILQ_INSERT_TAIL(&j->waiters, w, link);
+	return w;
+}
+
+void provreq_cancel(struct provreq_waiter *w)
+{
+	TAILQ_REMOVE(&w->job->waiters, w, link);
+	free(w);
+}
+
+struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
+			    const struct prov_pool *pool, struct prov *prov,
+			    struct provisioned_set *provd)
+{
+	struct provreq *pq = calloc(1, sizeof(*pq));
+
+	if (!pq)
+		return NULL;
+	pq->base = base;
+	pq->cfg = cfg;
+	pq->pool = pool;
+	pq->prov = prov;
+	pq->provd = provd;
+	LIST_INIT(&pq->queues);
+	return pq;
+}
+
+void provreq_free(struct provreq *pq)
+{
+	struct uq *q;
+	struct job *j;
+	struct provreq_waiter *w;
+
+	if (!pq)
+		return;
+	while ((q = LIST_FIRST(&pq->queues))) {
+		while ((j = TAILQ_FIRST(&q->jobs))) {
+			while ((w = TAILQ_FIRST(&j->waiters))) {
+				TAILQ_REMOVE(&j->waiters, w, link);
+				free(w);
+			}
+			TAILQ_REMOVE(&q->jobs, j, link);
+			free(j);
+		}
+		uq_free(q);
+	}
+	free(pq);
+}
