@@ -39,13 +39,27 @@
 #endif
 
 static int host_fd = -1;
+static struct netns_id host_id;
 
 int netns_host_init(void)
 {
+	struct stat st;
+
 	if (host_fd >= 0)
 		return 0;
 	host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	return host_fd < 0 ? -errno : 0;
+	if (host_fd < 0)
+		return -errno;
+	if (fstat(host_fd, &st) == 0) {
+		host_id.dev = st.st_dev;
+		host_id.ino = st.st_ino;
+	}
+	return 0;
+}
+
+bool netns_is_host(const struct netns_id *id)
+{
+	return host_fd >= 0 && netns_id_eq(id, &host_id);
 }
 
 static int ns_path(char *buf, size_t len, const char *dir, const char *name)
@@ -78,9 +92,10 @@ int netns_open(const char *dir, const char *name, struct netns_id *id)
 	r = ns_path(path, sizeof(path), dir, name);
 	if (r < 0)
 		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
-		/* ip netns add creates the file mode 0 before mounting on it */
+		/* ip netns add creates the file mode 0 before mounting on it;
+		 * a symbolic link is refused (ELOOP), never followed */
 		return errno == EACCES ? -EAGAIN : -errno;
 	r = check_netns_fd(fd);
 	if (r == 0 && fstat(fd, &st) < 0)
@@ -104,6 +119,10 @@ int netns_stat(const char *dir, const char *name, struct netns_id *id)
 	r = ns_path(path, sizeof(path), dir, name);
 	if (r < 0)
 		return r;
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;		/* never followed */
 	if (statfs(path, &sfs) < 0 || stat(path, &st) < 0)
 		return -errno;
 	if (sfs.f_type != NSFS_MAGIC)

@@ -37,14 +37,20 @@ int netns_host_init(void);
 #define NETNS_NEW (-2)
 int netns_run_in(int nsfd, int (*fn)(void *arg), void *arg);
 
+/* Whether id is the namespace saved by netns_host_init() (the daemon's
+ * own), whatever name, symlink or bind mount led to it. */
+bool netns_is_host(const struct netns_id *id);
+
 /* Open DIR/NAME and check that it is a network namespace (nsfs, type
  * CLONE_NEWNET).  Returns an O_CLOEXEC fd (caller closes) and sets *id, or
- * -errno: -ENOENT missing, -EAGAIN not (yet) a namespace (iproute2 creates
- * the file before it mounts the namespace on it), others as open(2). */
+ * -errno: -ENOENT missing, -ELOOP a symbolic link (never followed),
+ * -EAGAIN not (yet) a namespace (iproute2 creates the file before it mounts
+ * the namespace on it), others as open(2). */
 int netns_open(const char *dir, const char *name, struct netns_id *id);
 
 /* Identity of the namespace mounted at DIR/NAME, without opening it.
- * 0, -ENOENT, or -EAGAIN when the file is not (yet) a namespace. */
+ * 0, -ENOENT, -ELOOP (a symbolic link), or -EAGAIN when the file is not
+ * (yet) a namespace. */
 int netns_stat(const char *dir, const char *name, struct netns_id *id);
 
 /* socket(2) inside the namespace NSFD: the thread enters it, creates the

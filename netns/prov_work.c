@@ -293,7 +293,8 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	return op;
 }
 
-static int op_start(struct prov_job *j, struct prov_work_op *op, const char *what)
+static int op_start(struct prov_job *j, struct prov_work_op *op,
+		    const char *what)
 {
 	struct prov *prov = j->prov;
 	int err = op ? 0 : -ENOMEM;
