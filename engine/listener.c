@@ -34,6 +34,7 @@
  * is referenced by the table and by each of its listeners.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ struct listener_set {
 	long fd_limit;
 	unsigned reserve;
 	struct evconnlistener *watched;	/* another module's, paused too */
+
+	/* memory after a burst: given back once half of it has gone */
+	uint64_t peak;			/* connections since the last trim */
+	struct event *trim;
 
 	/* descriptor shortage: all listeners paused, one timer resumes */
 	bool fd_paused;
@@ -237,12 +242,33 @@ static void listener_unref(struct listener *l)
 	free(l);
 }
 
+/* A burst of connections has mostly gone: glibc keeps the heap it grew
+ * (M_TRIM_THRESHOLD is high for bulk transfers), so give it back now, at
+ * most once a second. */
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener_set *set = arg;
+
+	set->peak = relay_count(set->relays);
+	malloc_trim(0);
+}
+
+#define TRIM_MIN_PEAK	256
+
 /* A connection of L ended. */
 static void conn_closed(struct relay_origin *o, enum relay_close why)
 {
 	struct listener *l = (struct listener *)o;
 	struct listener_group *g = l->grp;
+	struct listener_set *set = l->set;
+	uint64_t live = relay_count(set->relays);
 
+	if (set->peak >= TRIM_MIN_PEAK && live < set->peak / 2 &&
+	    !evtimer_pending(set->trim, NULL)) {
+		static const struct timeval second = { 1, 0 };
+
+		evtimer_add(set->trim, &second);
+	}
 	g->active--;
 	if (g->held)
 		group_check(g);
@@ -324,6 +350,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	}
 	if (relay_start(set->relays, &l->origin, fd, sa) < 0)
 		return;
+	if (relay_count(set->relays) > set->peak)
+		set->peak = relay_count(set->relays);
 	l->refs++;
 	g->active++;
 	if (g->lim.rate)
@@ -512,8 +540,9 @@ struct listener_set *listener_set_new(struct event_base *base,
 	set->reserve = reserve;
 	TAILQ_INIT(&set->all);
 	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
+	set->trim = evtimer_new(base, trim_cb, set);
 	set->relays = relay_set_new(base, relay_shortage, set);
-	if (!set->fd_timer || !set->relays) {
+	if (!set->fd_timer || !set->trim || !set->relays) {
 		listener_set_free(set);
 		return NULL;
 	}
@@ -528,6 +557,8 @@ void listener_set_free(struct listener_set *set)
 	relay_set_free(set->relays);
 	if (set->fd_timer)
 		event_free(set->fd_timer);
+	if (set->trim)
+		event_free(set->trim);
 	free(set);
 }
 
