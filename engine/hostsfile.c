@@ -81,12 +81,13 @@ static int replace(const char *path, void (*emit)(FILE *f, const void *arg),
 		r = -errno;
 		goto out;
 	}
-	/* root's where the process may give it away (CAP_CHOWN) */
-	if (fchown(fd, 0, 0) < 0 && errno != EPERM) {
+	/* mode first: once root's, the file is no longer ours to chmod */
+	if (fchmod(fd, 0644) < 0) {
 		r = -errno;
 		goto out;
 	}
-	if (fchmod(fd, 0644) < 0) {
+	/* root's where the process may give it away (CAP_CHOWN) */
+	if (fchown(fd, 0, 0) < 0 && errno != EPERM) {
 		r = -errno;
 		goto out;
 	}

@@ -251,6 +251,14 @@ static void ns_try(struct ns *ns)
 		return;
 	}
 	ns->not_ns_since = 0;
+	if (nsfd == -ENOTTY) {
+		close_all(ns);
+		ns_failed(ns, ENOTTY, "%s/%s is not a network namespace and "
+			  "cannot become one; ignored until it changes", dir,
+			  ns->name);
+		ns->refused = true;
+		return;
+	}
 	if (nsfd == -ELOOP) {
 		close_all(ns);
 		ns_failed(ns, ELOOP, "%s/%s is a symbolic link; refused", dir,
@@ -265,7 +273,8 @@ static void ns_try(struct ns *ns)
 		schedule(ns);
 		return;
 	}
-	if (t->have_host && netns_id_eq(&id, &t->host)) {
+	if (netns_is_host(&id) ||
+	    (t->have_host && netns_id_eq(&id, &t->host))) {
 		close(nsfd);
 		close_all(ns);
 		ns_failed(ns, EPERM, "%s/%s is the daemon's own network "

@@ -11,8 +11,9 @@
  * we made on request from one an admin made that happens to match the
  * templates.
  *
- * The hosts and state files are rewritten once per burst of changes
- * (WRITE_DELAY_MS after the first change), not once per namespace.
+ * The hosts and state files are rewritten at once after a change that
+ * comes alone, and at most once per WRITE_DELAY_MS during a burst, so that
+ * provisioning N namespaces does not write N files of N lines.
  *
  * Keeping them whole: a link monitor (rtnetlink multicast) reports host
  * links deleted.  If one was the host end of a provisioned veth and the
@@ -66,6 +67,7 @@ struct provisioned_set {
 	void *arg;
 	struct event *write_ev;
 	bool dirty;
+	struct timeval written;		/* last write */
 	int monitor_fd;
 	struct event *monitor_ev;
 	struct reconcile *inflight;	/* reconciliations, for free */
@@ -99,6 +101,7 @@ static void write_files(struct provisioned_set *set)
 	int r;
 
 	set->dirty = false;
+	event_base_gettimeofday_cached(set->base, &set->written);
 	h = calloc(set->n + 1, sizeof(*h));
 	lines = calloc(set->n + 2, sizeof(*lines));
 	if (!h || !lines) {
@@ -137,11 +140,17 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 static void mark_dirty(struct provisioned_set *set)
 {
 	static const struct timeval delay = { 0, WRITE_DELAY_MS * 1000 };
+	struct timeval now, since;
 
 	if (set->dirty)
 		return;
 	set->dirty = true;
-	evtimer_add(set->write_ev, &delay);
+	event_base_gettimeofday_cached(set->base, &now);
+	timersub(&now, &set->written, &since);
+	if (timercmp(&since, &delay, <))
+		evtimer_add(set->write_ev, &delay);	/* a burst */
+	else
+		write_files(set);
 }
 
 void provisioned_flush(struct provisioned_set *set)

@@ -5,7 +5,9 @@
  *
  * Requests come from control clients and from start-up (the config's
  * users, the users of the state file).  Each user has a FIFO of jobs; only
- * the first runs.  A job looks the user up (NSS), derives the namespace's
+ * the first runs.  A job looks the user up (NSS: on a worker thread, since
+ * an LDAP or sssd look-up can take seconds and the loop must not wait for
+ * it; netns/offload.c), derives the namespace's
  * spec from the pool, holds the user against link-monitor repairs, and
  * calls the provisioner.  When it ends, every waiter of the job is told,
  * the provisioned set is updated (which opens or closes the listeners) and
@@ -15,6 +17,7 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,7 @@
 #include "engine/log.h"
 #include "engine/provisioned.h"
 #include "engine/provreq.h"
+#include "netns/offload.h"
 #include "netns/provision.h"
 
 struct provreq_waiter {
@@ -41,6 +45,10 @@ struct job {
 	bool deprovision;
 	bool running;
 	struct prov_spec spec;
+	/* the look-up, filled on the worker thread */
+	char *name;			/* the user's name, for the worker */
+	uid_t uid;
+	int lookup_err;			/* 0 found, else errno or ENOENT */
 	TAILQ_HEAD(, provreq_waiter) waiters;
 };
 
@@ -58,6 +66,8 @@ struct provreq {
 	const struct prov_pool *pool;
 	struct prov *prov;
 	struct provisioned_set *provd;
+	struct offload *nss;		/* look-ups off the loop */
+	bool closing;
 	LIST_HEAD(, uq) queues;
 };
 
@@ -101,6 +111,7 @@ static void job_end(struct job *j, int err, const char *msg)
 		free(w);
 	}
 	TAILQ_REMOVE(&q->jobs, j, link);
+	free(j->name);
 	free(j);
 	next = TAILQ_FIRST(&q->jobs);
 	if (next)
@@ -134,35 +145,44 @@ static void prov_done(void *arg, int err, const char *msg)
 	job_end(j, err, msg);
 }
 
-/* USER's spec from the pool.  0, or -errno with WHY. */
-static int user_spec(struct provreq *pq, const char *user,
-		     struct prov_spec *spec, char *why, size_t len)
+/* On the worker thread: only the job's own fields. */
+static void lookup_work(void *arg)
 {
+	struct job *j = arg;
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 	int r;
 
-	r = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
-	if (!res) {
-		snprintf(why, len, "no such user \"%s\"%s%s", user,
-			 r ? ": " : "", r ? strerror(r) : "");
-		return -ENOENT;
+	r = getpwnam_r(j->name, &pw, buf, sizeof(buf), &res);
+	if (res) {
+		j->uid = pw.pw_uid;
+		j->lookup_err = 0;
+	} else {
+		j->lookup_err = r ? r : ENOENT;
 	}
-	r = prov_spec_derive(pq->pool, user, pw.pw_uid,
-			     config_provision_index(pq->cfg, user), spec, why,
-			     len);
-	return r;
 }
 
-static void job_run(struct job *j)
+static void lookup_done(void *arg)
 {
+	struct job *j = arg;
 	struct provreq *pq = j->uq->pq;
 	const char *user = j->uq->user;
 	char why[256];
 	int r;
 
-	j->running = true;
-	r = user_spec(pq, user, &j->spec, why, sizeof(why));
+	if (pq->closing)
+		return;
+	if (j->lookup_err) {
+		snprintf(why, sizeof(why), "no such user \"%s\"%s%s", user,
+			 j->lookup_err != ENOENT ? ": " : "",
+			 j->lookup_err != ENOENT ? strerror(j->lookup_err) :
+			 "");
+		r = -ENOENT;
+	} else {
+		r = prov_spec_derive(pq->pool, user, j->uid,
+				     config_provision_index(pq->cfg, user),
+				     &j->spec, why, sizeof(why));
+	}
 	if (r < 0) {
 		log_warnx("%sprovisioning for %s: %s",
 			  j->deprovision ? "de" : "", user, why);
@@ -179,6 +199,22 @@ static void job_run(struct job *j)
 	if (r < 0) {
 		provisioned_hold(pq->provd, user, false);
 		job_end(j, r, strerror(-r));
+	}
+}
+
+static void job_run(struct job *j)
+{
+	struct provreq *pq = j->uq->pq;
+	int r;
+
+	j->running = true;
+	j->name = strdup(j->uq->user);
+	r = j->name ? offload_run(pq->nss, lookup_work, lookup_done, j) :
+		      -ENOMEM;
+	if (r < 0) {
+		log_warnx("provisioning for %s: cannot look the user up: %s",
+			  j->uq->user, strerror(-r));
+		job_end(j, r, "cannot look the user up");
 	}
 }
 
@@ -251,6 +287,11 @@ struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
 	pq->prov = prov;
 	pq->provd = provd;
 	LIST_INIT(&pq->queues);
+	pq->nss = offload_new(base);
+	if (!pq->nss) {
+		free(pq);
+		return NULL;
+	}
 	return pq;
 }
 
@@ -262,6 +303,8 @@ void provreq_free(struct provreq *pq)
 
 	if (!pq)
 		return;
+	pq->closing = true;
+	offload_free(pq->nss);		/* look-ups end; nothing starts */
 	while ((q = LIST_FIRST(&pq->queues))) {
 		while ((j = TAILQ_FIRST(&q->jobs))) {
 			while ((w = TAILQ_FIRST(&j->waiters))) {
@@ -269,6 +312,7 @@ void provreq_free(struct provreq *pq)
 				free(w);
 			}
 			TAILQ_REMOVE(&q->jobs, j, link);
+			free(j->name);
 			free(j);
 		}
 		uq_free(q);
