@@ -26,7 +26,7 @@ t_unit_pam_test_SOURCES = t/unit/pam_test.c t/unit/tap.h \
 	contrib/pam/nsrpam.c contrib/pam/nsrpam.h
 
 INTEGRATION_TESTS += t/pam.t t/pam-ssh.t
-EXTRA_DIST += contrib/pam/local.mk contrib/pam/README.md t/pam-lib.sh \
+EXTRA_DIST += contrib/pam/local.mk t/pam-lib.sh \
 	$(PAM_MODULE_FILES)
 
 # distcheck installs under its own prefix, never into the host's PAM
