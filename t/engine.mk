@@ -1,3 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Tests of the engine's guards: hostile namespaces, the control socket,
 # restarts, limits, and the relay alone.
+
+INTEGRATION_TESTS += t/hostile-ns.t
+EXTRA_DIST += t/hostile-ns.t
