@@ -4,7 +4,12 @@
 #ifndef NSRELAY_DAEMON_H
 #define NSRELAY_DAEMON_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+
 struct config;
+struct event;
 struct control;
 struct event_base;
 struct listener_set;
@@ -24,5 +29,10 @@ struct daemon {
 	struct provisioned_set *provd;
 	struct provreq *pq;
 	struct control *ctl;
+	/* stopping: draining connections until stop_by */
+	uint64_t grace_ms;
+	bool stopping;
+	struct timeval stop_by;
+	struct event *drain;
 };
 #endif

@@ -60,12 +60,77 @@ static void usage(FILE *f)
 		"  -h, --help         this text\n");
 }
 
-static void on_stop(evutil_socket_t sig, short what, void *arg)
+/* One summary line for systemctl status, refreshed every STATUS_S. */
+#define STATUS_S	10
+
+static void notify_status(struct daemon *d)
+{
+	sd_notifyf(0, "STATUS=%u of %u listeners up, %llu connections%s",
+		   nstable_listening_count(d->nst),
+		   nstable_listener_count(d->nst),
+		   (unsigned long long)listener_set_conn_count(d->ls),
+		   d->stopping ? ", stopping" : "");
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	notify_status(arg);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+/* Draining at shutdown: stop once every connection ended, or at the end
+ * of the grace period. */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	struct timeval now;
 
-	log_info("signal %d: stopping", (int)sig);
-	event_base_loopbreak(d->base);
+	event_base_gettimeofday_cached(d->base, &now);
+	if (listener_set_conn_count(d->ls) == 0 ||
+	    timercmp(&now, &d->stop_by, >=)) {
+		if (listener_set_conn_count(d->ls))
+			log_info("grace period over: closing %llu connections",
+				 (unsigned long long)
+				 listener_set_conn_count(d->ls));
+		event_base_loopbreak(d->base);
+	}
+}
+
+/* SIGTERM, SIGINT: stop accepting (listeners and the control socket
+ * close), let live connections finish for up to the grace period, then
+ * close the rest.  A second signal stops at once. */
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	static const struct timeval poll = { 0, 50 * 1000 };
+	struct daemon *d = arg;
+	uint64_t live = listener_set_conn_count(d->ls);
+	struct timeval grace;
+
+	if (d->stopping || !live || !d->grace_ms) {
+		log_info("signal %d: stopping", (int)sig);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	log_info("signal %d: stopping; %llu connections may finish within "
+		 "%llu ms", (int)sig, (unsigned long long)live,
+		 (unsigned long long)d->grace_ms);
+	control_close(d->ctl);
+	d->ctl = NULL;
+	nstable_close_all(d->nst);
+	event_base_gettimeofday_cached(d->base, &d->stop_by);
+	grace.tv_sec = (time_t)(d->grace_ms / 1000);
+	grace.tv_usec = (suseconds_t)(d->grace_ms % 1000) * 1000;
+	timeradd(&d->stop_by, &grace, &d->stop_by);
+	d->drain = event_new(d->base, -1, EV_PERSIST, on_drain, d);
+	if (!d->drain || event_add(d->drain, &poll) < 0)
+		event_base_loopbreak(d->base);
+	notify_status(d);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -239,6 +304,8 @@ int main(int argc, char **argv)
 	struct event *sigs[3];
 	struct daemon d = { 0 };
 	struct dirwatch *watch;
+	struct event *tick, *wd = NULL;
+	uint64_t wd_usec;
 	struct prov_pool pool;
 	unsigned need, up;
 	int c, r;
@@ -295,6 +362,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	d.fd_limit = raise_nofile();
+	d.grace_ms = 5000;
 	need = listeners_named(d.cfg) + fd_reserve(d.fd_limit);
 	if (need > (unsigned long)d.fd_limit)
 		fatalx("the config needs %u file descriptors for its "
@@ -370,11 +438,33 @@ int main(int argc, char **argv)
 	up = nstable_listening_count(d.nst);
 	need = nstable_listener_count(d.nst);
 	log_info("started: %u of %u listeners up", up, need);
-	sd_notifyf(0, "READY=1\nSTATUS=%u of %u listeners up", up, need);
+	sd_notify(0, "READY=1");
+	notify_status(&d);
+	tick = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
+	if (!tick || event_add(tick, &(struct timeval){ STATUS_S, 0 }) < 0)
+		fatalx("out of memory");
+	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		/* twice per period, as sd_watchdog_enabled(3) advises */
+		struct timeval half = {
+			(time_t)(wd_usec / 2 / 1000000),
+			(suseconds_t)(wd_usec / 2 % 1000000),
+		};
+
+		wd = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+		if (!wd || event_add(wd, &half) < 0)
+			fatalx("out of memory");
+		sd_notify(0, "WATCHDOG=1");
+	}
 
 	event_base_dispatch(d.base);
 
-	sd_notify(0, "STOPPING=1");
+	if (!d.stopping)
+		sd_notify(0, "STOPPING=1");
+	if (wd)
+		event_free(wd);
+	event_free(tick);
+	if (d.drain)
+		event_free(d.drain);
 	control_close(d.ctl);
 	prov_free(d.prov);
 	provreq_free(d.pq);

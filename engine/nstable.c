@@ -80,6 +80,7 @@ struct nstable {
 	size_t nbuckets, n;
 	struct netns_id host;
 	bool have_host;
+	bool closed;			/* shutting down: open nothing */
 };
 
 static size_t hash_name(const char *s)
@@ -233,7 +234,7 @@ static void ns_try(struct ns *ns)
 	int nsfd, r;
 
 	evtimer_del(ns->retry);
-	if (ns->refused)
+	if (ns->refused || t->closed)
 		return;
 	nsfd = netns_open(dir, ns->name, &id);
 	if (nsfd == -EAGAIN) {
@@ -494,6 +495,17 @@ int nstable_listeners(const struct nstable *t, const char *name,
 			off += (size_t)n;
 	}
 	return 0;
+}
+
+void nstable_close_all(struct nstable *t)
+{
+	struct ns *ns;
+
+	t->closed = true;
+	TAILQ_FOREACH(ns, &t->all, entry) {
+		close_all(ns);
+		evtimer_del(ns->retry);
+	}
 }
 
 unsigned nstable_listener_count(const struct nstable *t)

@@ -36,6 +36,10 @@ void nstable_provisioned(struct nstable *t, const char *name, bool present);
 int nstable_listeners(const struct nstable *t, const char *name,
 		      unsigned *up, unsigned *total, char *why, size_t len);
 
+/* Close every listener now and open none again (at shutdown; live
+ * connections go on). */
+void nstable_close_all(struct nstable *t);
+
 /* Listeners the table wants open, and how many are. */
 unsigned nstable_listener_count(const struct nstable *t);
 unsigned nstable_listening_count(const struct nstable *t);
