@@ -11,7 +11,7 @@ NETNS_PROV_SOURCES = \
 	netns/nl.c netns/nl.h \
 	netns/provision.c netns/provision.h netns/prov_int.h \
 	netns/prov_plan.c netns/prov_read.c netns/prov_send.c \
-	netns/prov_ns.c netns/prov_work.c \
+	netns/prov_ns.c netns/prov_work.c netns/prov_gone.c \
 	netns/offload.c netns/offload.h
 NETNS_SOURCES = \
 	netns/discover.c netns/discover.h \

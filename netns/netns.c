@@ -69,41 +69,74 @@ static int ns_path(char *buf, size_t len, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Is FD an nsfs file for a network namespace?  0, or -EAGAIN. */
-static int check_netns_fd(int fd)
+/* What the file behind FD (from lstat/fstat ST) is, when it is not a
+ * mounted namespace: an empty regular file may be `ip netns add` half-way
+ * (it creates the file, then mounts on it): -EAGAIN; anything else (data in
+ * a regular file, a directory, a FIFO, a socket, a device) will never
+ * become one: -ENOTTY. */
+static int not_netns(const struct stat *st)
+{
+	if (S_ISLNK(st->st_mode))
+		return -ELOOP;
+	return S_ISREG(st->st_mode) && st->st_size == 0 ? -EAGAIN : -ENOTTY;
+}
+
+/* Classify without opening for I/O: O_PATH opens neither FIFOs (no
+ * blocking) nor devices (no side effect), needs no read permission (the
+ * placeholder is mode 0) and, with O_NOFOLLOW, gives the link itself.
+ * Only a file on nsfs is then opened for real, by the same path, and must
+ * still be the same inode.  Returns the fd or -errno as netns_open(). */
+static int open_netns(const char *path, struct stat *st)
 {
 	struct statfs sfs;
+	struct stat st2;
+	int pfd, fd, r;
 
-	if (fstatfs(fd, &sfs) < 0)
+	pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
 		return -errno;
-	if (sfs.f_type != NSFS_MAGIC)
-		return -EAGAIN;
-	if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
-		return -EAGAIN;
-	return 0;
+	if (fstat(pfd, st) < 0 || fstatfs(pfd, &sfs) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (sfs.f_type != NSFS_MAGIC) {
+		r = not_netns(st);
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+		  O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ELOOP ? -EAGAIN : -errno;	/* changed meanwhile */
+		goto out;
+	}
+	if (fstat(fd, &st2) < 0) {
+		r = -errno;
+	} else if (st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		r = -EAGAIN;			/* changed meanwhile: again */
+	} else if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+		r = -ENOTTY;			/* another kind of namespace */
+	} else {
+		close(pfd);
+		return fd;
+	}
+	close(fd);
+out:
+	close(pfd);
+	return r;
 }
 
 int netns_open(const char *dir, const char *name, struct netns_id *id)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	int fd, r;
+	int fd;
 
-	r = ns_path(path, sizeof(path), dir, name);
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	fd = ns_path(path, sizeof(path), dir, name);
 	if (fd < 0)
-		/* ip netns add creates the file mode 0 before mounting on it;
-		 * a symbolic link is refused (ELOOP), never followed */
-		return errno == EACCES ? -EAGAIN : -errno;
-	r = check_netns_fd(fd);
-	if (r == 0 && fstat(fd, &st) < 0)
-		r = -errno;
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
+		return fd;
+	fd = open_netns(path, &st);
+	if (fd < 0)
+		return fd;
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
 	return fd;
@@ -126,7 +159,7 @@ int netns_stat(const char *dir, const char *name, struct netns_id *id)
 	if (statfs(path, &sfs) < 0 || stat(path, &st) < 0)
 		return -errno;
 	if (sfs.f_type != NSFS_MAGIC)
-		return -EAGAIN;
+		return not_netns(&st);
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
 	return 0;

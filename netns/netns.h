@@ -43,14 +43,24 @@ bool netns_is_host(const struct netns_id *id);
 
 /* Open DIR/NAME and check that it is a network namespace (nsfs, type
  * CLONE_NEWNET).  Returns an O_CLOEXEC fd (caller closes) and sets *id, or
- * -errno: -ENOENT missing, -ELOOP a symbolic link (never followed),
- * -EAGAIN not (yet) a namespace (iproute2 creates the file before it mounts
- * the namespace on it), others as open(2). */
+ * -errno:
+ *   -ENOENT   missing;
+ *   -ELOOP    a symbolic link (never followed);
+ *   -EAGAIN   an empty regular file: not a namespace yet, maybe one being
+ *             mounted (`ip netns add` creates the file, then mounts the
+ *             namespace on it, with no event for the mount): look again;
+ *   -ENOTTY   something that will never be a namespace: a regular file
+ *             with data, a directory, a FIFO, a socket, a device, another
+ *             kind of namespace (only a new file at that name can change
+ *             that; looking again is pointless);
+ *   others as open(2).
+ * Nothing but a namespace is ever opened for reading: a FIFO never blocks
+ * the caller, a device is never opened. */
 int netns_open(const char *dir, const char *name, struct netns_id *id);
 
 /* Identity of the namespace mounted at DIR/NAME, without opening it.
- * 0, -ENOENT, -ELOOP (a symbolic link), or -EAGAIN when the file is not
- * (yet) a namespace. */
+ * 0, -ENOENT, -ELOOP (a symbolic link), -EAGAIN (an empty regular file, as
+ * above), -ENOTTY (never a namespace, as above) or another -errno. */
 int netns_stat(const char *dir, const char *name, struct netns_id *id);
 
 /* socket(2) inside the namespace NSFD: the thread enters it, creates the

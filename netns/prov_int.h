@@ -9,6 +9,8 @@
  *   prov_send.c   building and sending the netlink requests of a step
  *   prov_ns.c     the namespace file: open, create, remove
  *   prov_work.c   the blocking kernel calls, run on a worker thread
+ *   prov_gone.c   deprovision: seeing the kernel take a veth with its
+ *                 namespace (link and nsid events)
  *
  * Only the loop thread touches these structures.
  */
@@ -36,6 +38,15 @@ struct offload;
 #define PROV_NS_RETRIES		10	/* looks at a non-namespace file */
 #define PROV_NS_RETRY_MS	50
 #define PROV_MAX_LINKS		4096	/* links remembered from one dump */
+/* Deprovision: after the namespace's file is gone, how long to wait for the
+ * kernel to take the veth with the namespace before deleting the host end
+ * explicitly - from the removal or from the last sign of progress (one of
+ * our veths or nsids going away), whichever is later.  GONE_WAIT while the
+ * namespace shows no sign of dying (something else may hold it: a process
+ * inside, a socket), GONE_DEAD once its nsid is gone (it is being torn
+ * down: only the kernel's pace matters). */
+#define PROV_GONE_WAIT_MS	2000
+#define PROV_GONE_DEAD_MS	20000
 
 enum prov_op { OP_UP, OP_DOWN };
 
@@ -50,6 +61,9 @@ enum prov_step {
 	S_DDEL,		/* deprovision: delete the veth */
 	S_DFILE,	/* deprovision: unmount and unlink */
 	S_DDONE,	/* deprovision: the file is gone */
+	S_DGONE,	/* deprovision: wait for the kernel to take the veth */
+	S_DCHECK,	/* deprovision: does the host end still exist? */
+	S_DFORCE,	/* deprovision: it did not go: delete it */
 };
 
 /* The four addresses of a spec. */
@@ -108,7 +122,16 @@ struct prov_job {
 	struct event *timer;		/* NS retries */
 	unsigned ns_tries;
 	bool ns_created, veth_created, probed_after_create;
-	bool rm_file;			/* deprovision: a placeholder */
+	bool rm_file;			/* deprovision: a file to remove */
+
+	/* deprovision of our veth by removing the namespace (prov_gone.c) */
+	TAILQ_ENTRY(prov_job) gq;	/* prov->watched */
+	bool watched;			/* in prov->watched */
+	bool gone;			/* the host end was deleted */
+	bool dying;			/* the namespace's nsid was freed */
+	bool recheck;			/* events were lost: look */
+	bool parked;			/* in prov->parked: not in active */
+	uint64_t gone_since;		/* ms, when the file was removed */
 
 	struct prov_link host;
 	bool host_found;
@@ -164,6 +187,7 @@ struct prov {
 	struct event *kick;		/* start runnable jobs */
 	struct event *done_ev;		/* run callbacks of finished jobs */
 	struct prov_job_list runq, running, done;
+	struct prov_job_list parked;	/* waiting for the kernel only */
 	unsigned active, parallel, timeout_ms;
 	bool dir_ready;
 	struct prov_ent **tab;
@@ -173,6 +197,12 @@ struct prov {
 	struct offload *off;		/* blocking calls (prov_work.c) */
 	struct mnl_socket *wsock;	/* the worker's own: only it uses it */
 	uint32_t wseq;			/* worker only */
+
+	/* prov_gone.c: link and nsid events while jobs are watched */
+	struct prov_job_list watched;	/* via gq */
+	int gone_fd;			/* -1 when nothing is watched */
+	struct event *gone_ev;
+	uint64_t gone_progress;		/* ms, last of our links or nsids gone */
 };
 
 /* --- provision.c: jobs */
@@ -184,6 +214,20 @@ void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
 /* The job is over (success or j->err): wake the next job of its name and
  * queue its callbacks for the next loop turn. */
 void prov_job_finish(struct prov_job *j);
+
+/* Sleep ms, then prov_job_advance(j) again (j->sleeping meanwhile).  0 or
+ * -ENOMEM (recorded). */
+int prov_job_sleep(struct prov_job *j, unsigned ms);
+
+/* End a sleep early (from an event) and advance j. */
+void prov_job_wake(struct prov_job *j);
+
+/* j waits for the kernel only and holds no descriptor: stop counting it
+ * against the parallel limit (until it finishes). */
+void prov_job_park(struct prov_job *j);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t prov_now_ms(void);
 
 /* --- prov_plan.c: steps */
 
@@ -226,6 +270,11 @@ void prov_send_local_check(struct prov_job *j, int ti);
 
 /* --- prov_ns.c: the namespace file */
 
+/* Whether the namespace directory is safe to create and remove files in:
+ * a directory (not a symbolic link), owned by root, not writable by group
+ * or others.  0, or -errno with the job's error recorded. */
+int prov_dir_check(struct prov_job *j);
+
 /* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
  * 1 when it will look again later, -errno on failure (recorded). */
 int prov_ns_open(struct prov_job *j, bool create);
@@ -244,12 +293,28 @@ void prov_ns_remove(struct prov_job *j);
  * is success) or R_BEST_EFFORT (errors ignored). */
 void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name);
 
-/* unshare + bind-mount on the placeholder j->path; on success j->nsfd is
+/* Whether j->host.index is still HOST_IF (RTM_GETLINK): when it is not,
+ * j->gone is set; when it is and del, it is deleted (ENODEV is success). */
+void prov_work_check_link(struct prov_job *j, bool del);
+
+/* unshare + bind-mount on the placeholder pfd (a descriptor of the
+ * file this job created at j->path: the mount lands on that file, never
+ * where a symbolic link points; closed by the call); on success j->nsfd is
  * the new namespace and j->ns_created is set; on failure the placeholder is
  * removed.  0 (under way) or -errno (recorded). */
-int prov_work_ns_create(struct prov_job *j);
+int prov_work_ns_create(struct prov_job *j, int pfd);
 
 /* umount2 + unlink of j->path. */
 void prov_work_ns_remove(struct prov_job *j);
+
+/* --- prov_gone.c: watching our veths go away with their namespaces */
+
+/* Watch for the end of j->host.index and of j->nsid (the socket opens with
+ * the first job watched).  0 or -errno (then delete the veth explicitly). */
+int prov_gone_watch(struct prov_job *j);
+
+/* Stop watching j (the socket closes with the last one).  Accepts a job
+ * that is not watched. */
+void prov_gone_unwatch(struct prov_job *j);
 
 #endif

@@ -9,7 +9,8 @@
  *            point; the file O_EXCL mode 0; in a new namespace entered with
  *            netns_run_in(NETNS_NEW), open /proc/thread-self/ns/net and the
  *            namespace's netlink socket, back home at once - failing that
- *            aborts - then bind-mount the namespace on the file).  A file
+ *            aborts - then bind-mount the namespace on the file, through the
+ *            descriptor of the file created, never by its name).  A file
  *            that is not a namespace may be `ip netns add` half-way: look
  *            again a few times, 50 ms apart;
  *            if it stays an empty mode-0 file it is the leftover of a crash
@@ -18,6 +19,14 @@
  *
  * Removal (deprovision, or undo of a namespace this job created) is `ip
  * netns del`: umount2(MNT_DETACH), then unlink.
+ *
+ * The directory is trusted only if it is a directory owned by root and
+ * writable by nobody else (prov_dir_check(), before every job): else whoever
+ * could write there could plant a symbolic link where the provisioner
+ * writes.  And no path in it is ever followed: the placeholder is created
+ * O_CREAT|O_EXCL|O_NOFOLLOW, the mount goes through its descriptor, opens
+ * are O_NOFOLLOW (and O_NONBLOCK: a FIFO must not block the loop), unmounts
+ * UMOUNT_NOFOLLOW, and unlink(2) never follows a link anyway.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -48,6 +57,43 @@ static bool fd_is_netns(int fd)
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != NSFS_MAGIC)
 		return false;
 	return ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET;
+}
+
+int prov_dir_check(struct prov_job *j)
+{
+	const char *dir = j->prov->dir;
+	struct stat st;
+	int fd, err = 0;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -ENOENT)
+			return 0;	/* made (0755) when a namespace is */
+		if (err == -ELOOP)
+			prov_job_error(j, err, "namespace directory %s: a symbolic "
+				       "link; refused", dir);
+		else
+			prov_job_error(j, err, "namespace directory %s: %s", dir,
+				       strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		prov_job_error(j, err, "namespace directory %s: %s", dir,
+			       strerror(-err));
+	} else if (st.st_uid != 0) {
+		err = -EPERM;
+		prov_job_error(j, err, "namespace directory %s: owned by uid %u, "
+			       "not root; refused", dir, (unsigned)st.st_uid);
+	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		err = -EPERM;
+		prov_job_error(j, err, "namespace directory %s: writable by group "
+			       "or others (mode %04o); refused", dir,
+			       (unsigned)(st.st_mode & 07777));
+	}
+	close(fd);
+	return err;
 }
 
 /* DIR exists and is a shared mount point, as `ip netns add` makes it. */
@@ -109,7 +155,13 @@ static int ns_create(struct prov_job *j)
 		prov_job_error(j, err, "%s: %s", why, strerror(-err));
 		return err;
 	}
-	fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	err = prov_dir_check(j);	/* it may have been made just now */
+	if (err)
+		return err;
+	/* O_EXCL never follows a link at the name: a symbolic link planted
+	 * there is EEXIST, then "not a namespace" (O_NOFOLLOW says it too) */
+	fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		  O_CLOEXEC, 0);
 	if (fd < 0) {
 		err = -errno;
 		if (err == -EEXIST)	/* someone else is creating it */
@@ -117,10 +169,10 @@ static int ns_create(struct prov_job *j)
 		prov_job_error(j, err, "create %s: %s", j->path, strerror(-err));
 		return err;
 	}
-	close(fd);
 
-	/* unshare and mount block: on the worker; back in step NS */
-	err = prov_work_ns_create(j);
+	/* unshare and mount block: on the worker, which mounts on fd (and
+	 * closes it); back in step NS */
+	err = prov_work_ns_create(j, fd);
 	if (err < 0) {
 		(void)unlink(j->path);
 		return err;
@@ -128,26 +180,22 @@ static int ns_create(struct prov_job *j)
 	return 1;
 }
 
-/* After an attempt that left the file there but no namespace on it. */
-static void ns_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct prov_job *j = arg;
-
-	j->sleeping = false;
-	prov_job_advance(j);
-}
-
 /* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
  * 1 when it will look again later, -errno on failure (recorded). */
 int prov_ns_open(struct prov_job *j, bool create)
 {
-	struct timeval tv = { 0, PROV_NS_RETRY_MS * 1000 };
 	struct stat st;
 	int fd, err;
 
 	if (j->nsfd >= 0)
 		return 0;	/* created by this job (prov_work.c) */
-	fd = open(j->path, O_RDONLY | O_CLOEXEC);
+	fd = open(j->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+		  O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP) {
+		prov_job_error(j, -EEXIST, "%s exists and is a symbolic link, "
+			       "not a network namespace; refused", j->path);
+		return -EEXIST;
+	}
 	if (fd < 0 && errno != ENOENT) {
 		err = -errno;
 		prov_job_error(j, err, "open %s: %s", j->path, strerror(-err));
@@ -178,7 +226,7 @@ int prov_ns_open(struct prov_job *j, bool create)
 			return 0;
 		}
 		/* the placeholder of a creation that never finished */
-		(void)umount2(j->path, MNT_DETACH);
+		(void)umount2(j->path, MNT_DETACH | UMOUNT_NOFOLLOW);
 		if (unlink(j->path) < 0 && errno != ENOENT) {
 			err = -errno;
 			prov_job_error(j, err, "remove the stale placeholder %s: %s",
@@ -196,22 +244,15 @@ int prov_ns_open(struct prov_job *j, bool create)
 			  j->path);
 	return err;
 later:
-	if (!j->timer) {
-		j->timer = evtimer_new(j->prov->base, ns_retry_cb, j);
-		if (!j->timer) {
-			prov_job_error(j, -ENOMEM, "timer: %s", strerror(ENOMEM));
-			return -ENOMEM;
-		}
-	}
-	evtimer_add(j->timer, &tv);
-	j->sleeping = true;
-	return 1;
+	/* the file is there but no namespace on it (yet) */
+	err = prov_job_sleep(j, PROV_NS_RETRY_MS);
+	return err ? err : 1;
 }
 
 void prov_ns_undo(struct prov_job *j)
 {
 	if (j->ns_created) {
-		(void)umount2(j->path, MNT_DETACH);
+		(void)umount2(j->path, MNT_DETACH | UMOUNT_NOFOLLOW);
 		(void)unlink(j->path);
 	}
 }
@@ -221,5 +262,7 @@ void prov_ns_remove(struct prov_job *j)
 {
 	if (j->nsfd < 0 && !j->rm_file)
 		return;		/* nothing there */
+	if (prov_dir_check(j))
+		return;
 	prov_work_ns_remove(j);	/* umount2 and unlink block: on the worker */
 }

@@ -46,8 +46,28 @@
  * before is left as it was).
  *
  * Deprovisioning removes exactly what provisioning creates: HOST_IF when it
- * is a veth whose peer is in this namespace (the peer goes with it), then
- * the bind mount (umount2 MNT_DETACH) and the file, as `ip netns del` does.
+ * is a veth whose peer is in this namespace (the peer goes with it), and
+ * the bind mount (umount2 MNT_DETACH) and the file, as `ip netns del` does:
+ *
+ *   DPROBE   host: GET link HOST_IF, GETNSID of the namespace.  Then the
+ *            job closes its own descriptor of the namespace.
+ *   DFILE    unmount and unlink (worker).  When HOST_IF is ours, this is
+ *            also how it goes: the namespace dies with its last reference
+ *            and the kernel deletes its devices, our veth's peer with them
+ *            and so the veth, many namespaces per batch of grace periods,
+ *            instead of one RTM_DELLINK (20-30 ms) per veth.
+ *   DGONE    wait for that (prov_gone.c: link and nsid events), parked: the
+ *            job holds nothing and does not count against `parallel`.  If
+ *            it does not happen in time (PROV_GONE_WAIT_MS after the
+ *            removal or the last sign of the kernel's progress;
+ *            PROV_GONE_DEAD_MS once the namespace is known to be dying),
+ *            something else keeps the namespace alive:
+ *   DFORCE   delete HOST_IF explicitly (worker: RTM_GETLINK by index, still
+ *            named HOST_IF?, RTM_DELLINK).
+ *   DCHECK   after lost events: is HOST_IF still there (worker)?  If so,
+ *            back to DGONE.
+ *   DDEL     HOST_IF explicitly first, as before, when the events cannot be
+ *            watched (no socket).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -57,6 +77,7 @@
 #include <string.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <linux/rtnetlink.h>
 
@@ -83,6 +104,8 @@ static void step_ns(struct prov_job *j)
 {
 	int err, r;
 
+	if (j->nsfd < 0 && prov_dir_check(j))
+		return;		/* recorded */
 	r = prov_ns_open(j, j->op == OP_UP);
 	if (r)
 		return;		/* error recorded, or sleeping */
@@ -270,12 +293,48 @@ static void step_undo(struct prov_job *j)
 
 static void step_dprobe_done(struct prov_job *j)
 {
+	bool ours = j->host_found && j->host.veth && j->host.has_nsid &&
+		    j->nsid >= 0 && j->host.nsid == j->nsid;
+
+	/* our reference must not keep the namespace alive */
+	close(j->nsfd);
+	j->nsfd = -1;
+	j->rm_file = true;
 	j->step = S_DFILE;
-	if (j->host_found && j->host.veth && j->host.has_nsid &&
-	    j->nsid >= 0 && j->host.nsid == j->nsid) {
+	if (ours && prov_gone_watch(j) < 0) {
 		j->step = S_DDEL;
 		prov_work_del_link(j, R_DEL, false);
 	}
+}
+
+/* The file is gone: wait for the kernel to take the veth, or make it. */
+static void step_dgone(struct prov_job *j)
+{
+	struct prov *prov = j->prov;
+	uint64_t now, from, until;
+
+	j->step = S_DGONE;
+	if (j->gone) {
+		prov_job_finish(j);
+		return;
+	}
+	if (j->recheck) {
+		j->recheck = false;
+		j->step = S_DCHECK;
+		prov_work_check_link(j, false);
+		return;
+	}
+	now = prov_now_ms();
+	from = j->gone_since > prov->gone_progress ? j->gone_since
+						   : prov->gone_progress;
+	until = from + (j->dying ? PROV_GONE_DEAD_MS : PROV_GONE_WAIT_MS);
+	if (now >= until) {
+		j->step = S_DFORCE;
+		prov_work_check_link(j, true);
+		return;
+	}
+	if (prov_job_sleep(j, (unsigned)(until - now)) == 0)
+		prov_job_park(j);
 }
 
 /* Go on with j once its step has no request outstanding. */
@@ -326,6 +385,18 @@ void prov_job_advance(struct prov_job *j)
 			prov_ns_remove(j);
 			break;
 		case S_DDONE:
+			if (!j->watched) {
+				prov_job_finish(j);
+				return;
+			}
+			j->gone_since = prov_now_ms();
+			step_dgone(j);
+			break;
+		case S_DGONE:
+		case S_DCHECK:
+			step_dgone(j);
+			break;
+		case S_DFORCE:
 			prov_job_finish(j);
 			return;
 		}

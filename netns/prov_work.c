@@ -21,11 +21,17 @@
  *
  * Deleting a link: RTM_DELLINK with NLM_F_ACK on a blocking netlink socket
  * that only the worker touches (opened there on first use; its receive
- * timeout is the request timeout).  Creating a namespace: the worker enters
+ * timeout is the request timeout).  Checking a link (deprovision, when the
+ * kernel did not take the veth with its namespace in time, or events were
+ * lost): RTM_GETLINK by index on the same socket; the index is still ours
+ * only if it still bears HOST_IF (an index can be reused), and then, when
+ * asked, RTM_DELLINK.  Creating a namespace: the worker enters
  * a new namespace with netns_run_in(NETNS_NEW), keeps a descriptor of it,
  * comes back home (or aborts), and bind-mounts it on the placeholder file
- * through /proc/self/fd (the descriptor table is shared).  Removing one:
- * umount2(MNT_DETACH) and unlink.
+ * through /proc/self/fd of the placeholder's own descriptor (the descriptor
+ * table is shared): whatever is at its name by then, the mount lands on the
+ * file the job created.  Removing one: umount2(MNT_DETACH |
+ * UMOUNT_NOFOLLOW) and unlink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +51,7 @@
 #include "netns/offload.h"
 #include "netns/prov_int.h"
 
-enum op_kind { OP_DEL_LINK, OP_NS_CREATE, OP_NS_REMOVE };
+enum op_kind { OP_DEL_LINK, OP_CHECK_LINK, OP_NS_CREATE, OP_NS_REMOVE };
 
 struct prov_work_op {
 	struct prov_job *job;
@@ -57,7 +63,10 @@ struct prov_work_op {
 	char ifname[IFNAMSIZ];
 	uint32_t index;		/* 0: by name */
 	unsigned timeout_ms;
+	bool del;		/* OP_CHECK_LINK: delete it if it is there */
+	int pfd;		/* OP_NS_CREATE: the placeholder (closed there) */
 	/* out */
+	bool exists;		/* OP_CHECK_LINK: index is still ifname */
 	int err;
 	int nsfd;
 	const char *what;	/* the call that failed */
@@ -112,7 +121,32 @@ static int ack_cb_error(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_STOP;
 }
 
-static void work_del_link(struct prov_work_op *op)
+static const struct nl_attr_rule link_rules[] = {
+	{ IFLA_IFNAME, MNL_TYPE_NUL_STRING, 0 },
+};
+static const struct nl_policy link_policy = NL_POLICY(IFLA_MAX, link_rules);
+
+/* The answer to RTM_GETLINK by index: is it still op->ifname? */
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct prov_work_op *op = data;
+	const struct nlattr *tb[IFLA_MAX + 1];
+	const struct ifinfomsg *ifi;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK ||
+	    nl_attr_parse(nlh, sizeof(*ifi), &link_policy, tb) < 0)
+		return MNL_CB_OK;
+	ifi = mnl_nlmsg_get_payload(nlh);
+	if ((uint32_t)ifi->ifi_index == op->index && tb[IFLA_IFNAME] &&
+	    !strcmp(mnl_attr_get_str(tb[IFLA_IFNAME]), op->ifname))
+		op->exists = true;
+	return MNL_CB_OK;
+}
+
+/* Send a link request (RTM_GETLINK or RTM_DELLINK, by op->index or else by
+ * op->ifname) on the worker's socket and wait for its ACK; op->err is the
+ * ACK's error, or -errno, -ETIMEDOUT. */
+static void work_link_req(struct prov_work_op *op, uint16_t type)
 {
 	union {
 		struct nlmsghdr align;
@@ -131,7 +165,7 @@ static void work_del_link(struct prov_work_op *op)
 	if (op->err)
 		return;
 	nlh = mnl_nlmsg_put_header(buf.b);
-	nlh->nlmsg_type = RTM_DELLINK;
+	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq = ++prov->wseq;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
@@ -140,7 +174,9 @@ static void work_del_link(struct prov_work_op *op)
 		ifi->ifi_index = (int)op->index;
 	else
 		mnl_attr_put_strz(nlh, IFLA_IFNAME, op->ifname);
-	op->what = "RTM_DELLINK";
+	if (type == RTM_GETLINK)
+		mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	op->what = type == RTM_GETLINK ? "RTM_GETLINK" : "RTM_DELLINK";
 	if (mnl_socket_sendto(prov->wsock, nlh, nlh->nlmsg_len) < 0) {
 		op->err = -errno;
 		return;
@@ -153,7 +189,8 @@ static void work_del_link(struct prov_work_op *op)
 			op->err = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			break;
 		}
-		r = mnl_cb_run2(buf.b, (size_t)n, seq, portid, NULL, op, ctl,
+		r = mnl_cb_run2(buf.b, (size_t)n, seq, portid,
+				type == RTM_GETLINK ? link_cb : NULL, op, ctl,
 				NLMSG_MIN_TYPE);
 		if (r == MNL_CB_STOP)
 			break;		/* op->err is the ACK's */
@@ -169,6 +206,28 @@ static void work_del_link(struct prov_work_op *op)
 	}
 }
 
+static void work_del_link(struct prov_work_op *op)
+{
+	work_link_req(op, RTM_DELLINK);
+}
+
+/* Is op->index still op->ifname?  Then delete it if asked. */
+static void work_check_link(struct prov_work_op *op)
+{
+	work_link_req(op, RTM_GETLINK);
+	if (op->err == -ENODEV)
+		op->err = 0;		/* gone */
+	if (op->err || !op->exists || !op->del)
+		return;
+	work_link_req(op, RTM_DELLINK);
+	if (op->err == -ENODEV) {	/* went meanwhile */
+		op->err = 0;
+		op->exists = false;
+	}
+	if (!op->err)
+		op->exists = false;	/* deleted */
+}
+
 static int ns_keep(void *arg)
 {
 	int *fd = arg;
@@ -179,23 +238,27 @@ static int ns_keep(void *arg)
 
 static void work_ns_create(struct prov_work_op *op)
 {
-	char src[64];
+	char src[64], dst[64];
 
 	op->what = "unshare(CLONE_NEWNET)";
 	op->err = netns_run_in(NETNS_NEW, ns_keep, &op->nsfd);
-	if (op->err)
-		return;
-	snprintf(src, sizeof(src), "/proc/self/fd/%d", op->nsfd);
-	op->what = "bind-mount the namespace";
-	if (mount(src, op->path, "none", MS_BIND, NULL) < 0)
-		op->err = -errno;
+	if (!op->err) {
+		/* onto the placeholder's descriptor, not its name */
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", op->nsfd);
+		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", op->pfd);
+		op->what = "bind-mount the namespace";
+		if (mount(src, dst, "none", MS_BIND, NULL) < 0)
+			op->err = -errno;
+	}
+	close(op->pfd);
+	op->pfd = -1;
 }
 
 static void work_ns_remove(struct prov_work_op *op)
 {
 	op->what = "unmount";
-	if (umount2(op->path, MNT_DETACH) < 0 && errno != EINVAL &&
-	    errno != ENOENT) {
+	if (umount2(op->path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 &&
+	    errno != EINVAL && errno != ENOENT) {
 		op->err = -errno;
 		return;
 	}
@@ -211,6 +274,9 @@ static void op_work(void *arg)
 	switch (op->kind) {
 	case OP_DEL_LINK:
 		work_del_link(op);
+		break;
+	case OP_CHECK_LINK:
+		work_check_link(op);
 		break;
 	case OP_NS_CREATE:
 		work_ns_create(op);
@@ -254,6 +320,17 @@ static void op_done(void *arg)
 	case OP_DEL_LINK:
 		op_done_del_link(j, op);
 		break;
+	case OP_CHECK_LINK:
+		if (op->err)
+			prov_job_error(j, op->err, "%s host interface %s: %s: %s%s%s%s",
+				       op->del ? "delete" : "look up",
+				       j->spec.host_if, op->what,
+				       strerror(-op->err),
+				       op->extack[0] ? " (kernel: " : "",
+				       op->extack, op->extack[0] ? ")" : "");
+		else if (!op->exists)
+			j->gone = true;
+		break;
 	case OP_NS_CREATE:
 		if (op->err) {
 			if (op->nsfd >= 0)
@@ -287,6 +364,7 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	op->prov = j->prov;
 	op->kind = kind;
 	op->nsfd = -1;
+	op->pfd = -1;
 	op->timeout_ms = j->prov->timeout_ms;
 	snprintf(op->path, sizeof(op->path), "%s", j->path);
 	snprintf(op->ifname, sizeof(op->ifname), "%s", j->spec.host_if);
@@ -323,9 +401,29 @@ void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name)
 	(void)op_start(j, op, "delete host interface");
 }
 
-int prov_work_ns_create(struct prov_job *j)
+void prov_work_check_link(struct prov_job *j, bool del)
 {
-	return op_start(j, op_new(j, OP_NS_CREATE), "create namespace");
+	struct prov_work_op *op = op_new(j, OP_CHECK_LINK);
+
+	if (op) {
+		op->index = j->host.index;
+		op->del = del;
+	}
+	(void)op_start(j, op, del ? "delete host interface"
+				  : "look up host interface");
+}
+
+int prov_work_ns_create(struct prov_job *j, int pfd)
+{
+	struct prov_work_op *op = op_new(j, OP_NS_CREATE);
+	int err;
+
+	if (op)
+		op->pfd = pfd;
+	err = op_start(j, op, "create namespace");
+	if (err)
+		close(pfd);	/* op_start freed op: the worker never saw it */
+	return err;
 }
 
 void prov_work_ns_remove(struct prov_job *j)

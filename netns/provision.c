@@ -10,7 +10,9 @@
  * running again.  At most `parallel` jobs run at once (each holds a namespace
  * descriptor and a netlink socket inside the namespace while it runs; both
  * are closed when it ends, so descriptors do not grow with the number of
- * namespaces).  The entry remembers a namespace made ready, with the nsfs
+ * namespaces; a deprovision that only waits for the kernel to tear its
+ * namespace down holds neither and is "parked": it no longer counts).
+ * The entry remembers a namespace made ready, with the nsfs
  * inode of its file: a later identical provision that finds the same inode
  * there succeeds without netlink work.
  *
@@ -125,6 +127,7 @@ void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
 
 static void job_release(struct prov_job *j)
 {
+	prov_gone_unwatch(j);
 	if (j->nsfd >= 0)
 		close(j->nsfd);
 	j->nsfd = -1;
@@ -181,8 +184,12 @@ void prov_job_finish(struct prov_job *j)
 		e->ready = false;
 	}
 	job_release(j);
-	TAILQ_REMOVE(&prov->running, j, q);
-	prov->active--;
+	if (j->parked) {
+		TAILQ_REMOVE(&prov->parked, j, q);
+	} else {
+		TAILQ_REMOVE(&prov->running, j, q);
+		prov->active--;
+	}
 	TAILQ_REMOVE(&e->jobs, j, same);
 	next = TAILQ_FIRST(&e->jobs);
 	if (next)
@@ -191,6 +198,52 @@ void prov_job_finish(struct prov_job *j)
 	ent_put(prov, e);
 	TAILQ_INSERT_TAIL(&prov->done, j, q);
 	event_active(prov->done_ev, EV_TIMEOUT, 0);
+	event_active(prov->kick, EV_TIMEOUT, 0);
+}
+
+static void job_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct prov_job *j = arg;
+
+	j->sleeping = false;
+	prov_job_advance(j);
+}
+
+int prov_job_sleep(struct prov_job *j, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!j->timer) {
+		j->timer = evtimer_new(j->prov->base, job_wake_cb, j);
+		if (!j->timer) {
+			prov_job_error(j, -ENOMEM, "timer: %s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+	}
+	evtimer_add(j->timer, &tv);
+	j->sleeping = true;
+	return 0;
+}
+
+void prov_job_wake(struct prov_job *j)
+{
+	if (!j->sleeping)
+		return;
+	event_del(j->timer);
+	j->sleeping = false;
+	prov_job_advance(j);
+}
+
+void prov_job_park(struct prov_job *j)
+{
+	struct prov *prov = j->prov;
+
+	if (j->parked)
+		return;
+	j->parked = true;
+	TAILQ_REMOVE(&prov->running, j, q);
+	TAILQ_INSERT_TAIL(&prov->parked, j, q);
+	prov->active--;
 	event_active(prov->kick, EV_TIMEOUT, 0);
 }
 
@@ -241,6 +294,10 @@ static void prov_destroy(struct prov *prov)
 	if (prov->done_ev)
 		event_free(prov->done_ev);
 	offload_free(prov->off);
+	if (prov->gone_ev)
+		event_free(prov->gone_ev);
+	if (prov->gone_fd >= 0)
+		close(prov->gone_fd);
 	if (prov->wsock)
 		mnl_socket_close(prov->wsock);	/* the worker is gone */
 	free(prov->tab);
@@ -278,6 +335,9 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	TAILQ_INIT(&prov->runq);
 	TAILQ_INIT(&prov->running);
 	TAILQ_INIT(&prov->done);
+	TAILQ_INIT(&prov->parked);
+	TAILQ_INIT(&prov->watched);
+	prov->gone_fd = -1;
 	prov->tab_size = 64;
 	prov->tab = calloc(prov->tab_size, sizeof(*prov->tab));
 	prov->dir = strdup(netns_dir ? netns_dir : PROV_DEFAULT_NETNS_DIR);

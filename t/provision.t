@@ -6,10 +6,13 @@
 # states with `ip -j`, pushes TCP both ways over IPv4 and IPv6, re-provisions
 # (no change, no bounce, a live connection survives), coalesces a double call,
 # repairs missing pieces, reports conflicts, adopts an `ip netns add`
-# namespace, and deprovisions exactly what it made.  Needs root.
+# namespace, and deprovisions exactly what it made (letting the kernel take
+# the veth with the namespace, or deleting it when something holds the
+# namespace); follows no symbolic link and refuses a namespace directory
+# others can write to; tells what netns_open() makes of odd files.  Needs root.
 #
 # Driver: $NSPROV if set, else $top_builddir/t/tools/nsprov.  Test pool:
-# indexes 16000 + $$ % 300 (+0..7) of 100.64.0.0/10 and fd75:6272:7370::/48;
+# indexes 16000 + $$ % 300 (+0..8) of 100.64.0.0/10 and fd75:6272:7370::/48;
 # names nsrp<pid><letter>.  Everything created is removed by an EXIT trap.
 
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
@@ -24,7 +27,11 @@ host_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort;
 test_cleanup() {	# called by lib.sh at exit: whatever nsprov made
 	local i
 	for i in /run/netns/"$P"*; do
-		[ -e "$i" ] && ip netns del "${i##*/}" 2>/dev/null
+		if [ -L "$i" ]; then
+			rm -f "$i"	# planted by a test: never follow it
+		elif [ -e "$i" ]; then
+			ip netns del "${i##*/}" 2>/dev/null
+		fi
 	done
 	for i in $(host_links | grep -E "^($P|veth_$((1000 + B + 7))_out\$)"); do
 		ip link del "$i" 2>/dev/null
@@ -338,6 +345,51 @@ like "$? $out" "^1 $H error: .* exists and is not a network namespace" \
 	"a file that is not a namespace is an error"
 rm -f "/run/netns/$H"
 
+# 8c. A symbolic link planted where the placeholder goes is never followed:
+# not to an empty mode-0 file that looks like a stale placeholder (which
+# would be "replaced"), not to anything else.  The victim stays as it was.
+S=${P}s
+install -m 000 /dev/null "$T/victim"
+victim() { stat -c '%i %s %a %U %h' "$T/victim"; findmnt -rn -o TARGET --mountpoint "$T/victim"; }
+v_before=$(victim)
+ln -s "$T/victim" "/run/netns/$S"
+out=$("$NSPROV" "${NP[@]}" provision "$S" "${IDX[$H]}")
+like "$? $out" "^1 $S error: /run/netns/$S exists and is a symbolic link" \
+	"a symbolic link at the namespace's name: refused, clear error"
+out=$("$NSPROV" "${NP[@]}" deprovision "$S" "${IDX[$H]}")
+like "$? $out" "^1 $S error: .* symbolic link" \
+	"... and deprovision refuses it too"
+is "$(victim)" "$v_before" "the victim file is unchanged (not mounted on)"
+check "the planted link is left alone" test -L "/run/netns/$S"
+check "no host end was made for it" bash -c "! ip link show ${S}h 2>/dev/null"
+rm -f "/run/netns/$S"
+
+# 8d. A namespace directory others can write to is refused.
+mkdir -m 0775 "$T/gw" && chmod 0775 "$T/gw"
+out=$("$NSPROV" "${NP[@]}" -d "$T/gw" provision "$S" "${IDX[$H]}")
+like "$? $out" "^1 $S error: namespace directory $T/gw: writable by group or others \(mode 0775\); refused" \
+	"a group-writable namespace directory is refused"
+is "$(ls -A "$T/gw")" "" "nothing was created in it"
+mkdir -m 0755 "$T/nr" && chown nobody "$T/nr"
+out=$("$NSPROV" "${NP[@]}" -d "$T/nr" provision "$S" "${IDX[$H]}")
+like "$? $out" "^1 $S error: namespace directory $T/nr: owned by uid [0-9]+, not root; refused" \
+	"a namespace directory not owned by root is refused"
+check "no host end was made" bash -c "! ip link show ${S}h 2>/dev/null"
+
+# 8e. netns_open(): an empty file may become a namespace (EAGAIN: look
+# again); what never will is ENOTTY; a link is ELOOP; a FIFO never blocks.
+d=$T/odd
+mkdir -m 0755 "$d"
+: >"$d/empty"; install -m 000 /dev/null "$d/mode0"; echo data >"$d/data"
+mkdir "$d/dir"; mkfifo "$d/fifo"; ln -s /proc/self/ns/net "$d/link"
+"$PYTHON" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/sock"
+: >"$d/uts"; mount_adopt "$d/uts"; mount --bind /proc/self/ns/uts "$d/uts"
+: >"$d/net"; mount_adopt "$d/net"; mount --bind "/run/netns/$G" "$d/net"
+out=$(timeout 10 "$NSPROV" -d "$d" open empty mode0 data dir fifo sock link uts net nothing)
+is "$(tr '\n' ' ' <<<"$out")" "empty EAGAIN mode0 EAGAIN data ENOTTY dir ENOTTY fifo ENOTTY sock ENOTTY link ELOOP uts ENOTTY net ok nothing ENOENT " \
+	"netns_open: EAGAIN only for an empty file, ENOTTY for what never becomes a namespace"
+umount "$d/uts" "$d/net"	# the second name must not keep $G alive
+
 # 9. ip netns del works on what we create; the veth goes with it.
 out=$("$NSPROV" "${NP[@]}" provision "$H" "${IDX[$H]}")
 is "$? $out" "0 $H ok" "provision one more"
@@ -372,11 +424,16 @@ is "$(comm -13 <(echo "$links_before") <(echo "$links_after") | grep "^$P" |
 	tr '\n' ' ')" "" "and added no link of ours"
 
 # 11. The loop never waits: deleting a veth costs 20-30 ms of RCU grace
-# periods inside sendmsg(), unshare and mount block too; all of them run on
-# the provisioner's worker thread.  nsprov -g times a 1 ms timer while 50
-# namespaces are deprovisioned: the longest gap between its turns stays far
-# below what the deletions cost on the loop (50-100 ms per turn measured;
-# what remains is RTNL held by a deletion while the loop asks the kernel).
+# periods inside sendmsg(), unshare and mount block too; none of them runs
+# on the loop (the kernel takes the veths with their namespaces, and what is
+# left runs on the provisioner's worker thread).  nsprov -g times a 1 ms
+# timer while 50 namespaces are deprovisioned and adds up the gaps of 10 ms
+# or more between its turns: one blocking deletion per namespace on the
+# loop makes that at least 50 x 20 ms = 1 s; a few scheduling hiccups on a
+# busy machine make tens of ms.  The bound, 5 ms per namespace, is 4x from
+# either.  The longest single gap is only shown: one lookup that waits for
+# RTNL behind the kernel's teardown, or a busy CI machine, can take it to
+# tens of ms.
 GI=$((15000 + ($$ % 20) * 50))
 gargs=()
 for i in $(seq 0 49); do gargs+=("${P}g$i" $((GI + i))); done
@@ -385,8 +442,49 @@ is "$? $out" "0 " "50 namespaces for the loop-gap check"
 out=$("$NSPROV" -q -g deprovision "${gargs[@]}" 2>&1)
 st=$?
 gap=$(sed -n 's/^max loop gap: \([0-9]*\) us$/\1/p' <<<"$out")
-is "$st ${gap:+gap}" "0 gap" "deprovision 50 with the gap timer" || diag "$out"
-cmp_ok "${gap:-999999}" -lt 45000 \
-	"the event loop kept turning (longest gap ${gap:-?} us < 45 ms)"
+stalls=$(sed -n 's/^loop stalls: \([0-9]*\) over 10 ms, \([0-9]*\) us in all$/\1 \2/p' <<<"$out")
+is "$st ${gap:+gap} ${stalls:+stalls}" "0 gap stalls" \
+	"deprovision 50 with the gap timer" || diag "$out"
+read -r n_stall sum_stall <<<"${stalls:-999 999999999}"
+cmp_ok "$sum_stall" -lt $((50 * 5000)) \
+	"the event loop kept turning ($n_stall gaps over 10 ms, $sum_stall us in all, < 250 ms)"
+diag "longest loop gap: ${gap:-?} us"
+left() {	# what is left of the 50
+	local i
+	ls /run/netns | grep "^${P}g"
+	for i in $(seq "$GI" $((GI + 49))); do
+		ip -o link show "nsr$i" 2>/dev/null
+	done
+}
+is "$(left)" "" "the 50 namespaces and their host ends are gone"
+
+# 12. A namespace that something else keeps alive (here a process inside)
+# does not die when its file goes, and neither does its veth: after a
+# bounded wait the host end is deleted explicitly.
+K=${P}k
+out=$("$NSPROV" "${NP[@]}" provision "$K" $((B + 8)))
+is "$? $out" "0 $K ok" "provision one to hold"
+cat >"$T/holder.py" <<'EOF'
+import os, sys, time
+print("in", flush=True)
+end = time.monotonic() + 60
+while not os.path.exists(sys.argv[1]) and time.monotonic() < end:
+    time.sleep(0.05)
+EOF
+start_bg "$T/holder" ip netns exec "$K" "$PYTHON" "$T/holder.py" "$T/release"
+holder=$!
+wait_for 10 has_line "$T/holder" || bail "the holder did not start"
+t0=$(_now_us)
+out=$(timeout 60 "$NSPROV" "${NP[@]}" deprovision "$K" $((B + 8)))
+st=$?
+t1=$(_now_us)
+is "$st $out" "0 $K ok" "deprovision while a process holds the namespace"
+check "its host end is gone" bash -c "! ip link show ${K}h 2>/dev/null"
+check "its file is gone" test ! -e "/run/netns/$K"
+is "$(nsenter -t "$holder" -n ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')" \
+	"lo " "the namespace lives on (held) without the veth"
+cmp_ok $(( (t1 - t0) / 1000 )) -lt 15000 "... within a bounded wait ($(( (t1 - t0) / 1000 )) ms)"
+touch "$T/release"
+wait "$holder"
 
 done_testing

@@ -2,15 +2,22 @@
 /* nsprov: test driver for netns/provision: (de)provision namespaces at once.
  *
  * nsprov [options] provision|deprovision|spec NAME INDEX [NAME INDEX ...]
+ * nsprov [-d DIR] open NAME [NAME ...]
  *
  * Every NAME INDEX pair is one call of prov_provision()/prov_deprovision(),
  * all issued before the event loop runs (so they proceed concurrently, and a
  * repeated pair exercises coalescing).  INDEX is a pool index, or "uid=N"
  * for the index uid - uid base.  One line per pair as each completes:
  * "NAME ok" or "NAME error: MESSAGE".  "spec" prints the derived spec.
- * -g: a timer fires every millisecond while the calls run; at the end,
- * "max loop gap: N us" on stderr is the longest time between two of its
- * turns (how long the event loop was held up).
+ * -g: a timer fires every millisecond while the calls run; at the end, on
+ * stderr, "max loop gap: N us" is the longest time between two of its turns
+ * (how long the event loop was held up at most), and "loop stalls: K over
+ * 10 ms, S us in all" counts the gaps of 10 ms or more and adds them up
+ * (how long it was held up in all: one blocking kernel call per namespace
+ * adds up to tens of ms per namespace; scheduling noise to a few gaps).
+ * "open" calls netns_open() on each NAME in DIR (default /run/netns) and
+ * prints "NAME ok" or "NAME ERRNO-NAME" (ENOENT, ELOOP, EAGAIN, ENOTTY, or
+ * the number).
  * Exit status: 0 all succeeded, 1 some failed, 2 usage or setup error.
  */
 #include <errno.h>
@@ -24,6 +31,7 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 
+#include "netns/netns.h"
 #include "netns/provision.h"
 
 struct item {
@@ -37,7 +45,8 @@ struct item {
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: nsprov [-d DIR] [-t MS] [-j N] [-q] [-g] [-n NS_TMPL] "
+		"usage: nsprov [-d DIR] open NAME [NAME ...]\n"
+		"       nsprov [-d DIR] [-t MS] [-j N] [-q] [-g] [-n NS_TMPL] "
 		"[-H HOST_TMPL] [-p PEER_TMPL]\n"
 		"              [-4 V4_POOL] [-6 V6_POOL] [-b UID_BASE]\n"
 		"              provision|deprovision|spec NAME INDEX "
@@ -53,8 +62,10 @@ static void usage(void)
 	exit(2);
 }
 
-/* -g: the longest time between two turns of a 1 ms timer. */
-static long long gap_last, gap_max;
+/* -g: the longest time between two turns of a 1 ms timer, and the gaps of
+ * GAP_STALL_US or more: how many, how long in all. */
+#define GAP_STALL_US	10000
+static long long gap_last, gap_max, stall_n, stall_sum;
 
 static long long now_us(void)
 {
@@ -70,6 +81,10 @@ static void gap_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (gap_last && t - gap_last > gap_max)
 		gap_max = t - gap_last;
+	if (gap_last && t - gap_last >= GAP_STALL_US) {
+		stall_n++;
+		stall_sum += t - gap_last;
+	}
 	gap_last = t;
 }
 
@@ -100,6 +115,38 @@ static void done_cb(void *arg, int err, const char *msg)
 	fflush(stdout);
 	if (--*it->outstanding == 0)
 		event_base_loopbreak(it->base);
+}
+
+static int open_names(const char *dir, int n, char **names)
+{
+	static const struct {
+		int err;
+		const char *name;
+	} errs[] = {
+		{ ENOENT, "ENOENT" }, { ELOOP, "ELOOP" }, { EAGAIN, "EAGAIN" },
+		{ ENOTTY, "ENOTTY" }, { EACCES, "EACCES" },
+	};
+	struct netns_id id;
+	int i, k, fd, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		fd = netns_open(dir ? dir : PROV_DEFAULT_NETNS_DIR, names[i],
+				&id);
+		if (fd >= 0) {
+			close(fd);
+			printf("%s ok\n", names[i]);
+			continue;
+		}
+		bad++;
+		for (k = 0; k < (int)(sizeof(errs) / sizeof(errs[0])); k++)
+			if (errs[k].err == -fd)
+				break;
+		if (k < (int)(sizeof(errs) / sizeof(errs[0])))
+			printf("%s %s\n", names[i], errs[k].name);
+		else
+			printf("%s errno %d\n", names[i], -fd);
+	}
+	return bad ? 1 : 0;
 }
 
 static void print_spec(const struct prov_spec *s)
@@ -179,6 +226,8 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (argc >= 2 && !strcmp(argv[0], "open"))
+		return open_names(dir, argc - 1, argv + 1);
 	if (argc < 3 || (argc - 1) % 2)
 		usage();
 	cmd = argv[0];
@@ -255,7 +304,9 @@ int main(int argc, char **argv)
 	if (outstanding)
 		event_base_dispatch(base);
 	if (gap_ev)
-		fprintf(stderr, "max loop gap: %lld us\n", gap_max);
+		fprintf(stderr, "max loop gap: %lld us\nloop stalls: %lld over "
+			"%d ms, %lld us in all\n", gap_max, stall_n,
+			GAP_STALL_US / 1000, stall_sum);
 	ret = failed ? 1 : 0;
 out:
 	if (gap_ev)
