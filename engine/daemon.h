@@ -21,6 +21,7 @@ struct provreq;
 struct daemon {
 	struct event_base *base;
 	struct config *cfg;
+	char *cfg_path;			/* absolute, for reloads */
 	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
 	struct listener_set *ls;	/* listeners and connections */
 	struct nstable *nst;		/* namespaces served */
@@ -29,10 +30,21 @@ struct daemon {
 	struct provisioned_set *provd;
 	struct provreq *pq;
 	struct control *ctl;
+	/* config generations: 1 at start, one more per good reload */
+	uint64_t generation;
+	bool reload_ok;			/* last reload's result */
+	struct timeval reloaded;	/* and when (0: never) */
 	/* stopping: draining connections until stop_by */
 	uint64_t grace_ms;
 	bool stopping;
 	struct timeval stop_by;
 	struct event *drain;
 };
+
+struct config_errors;
+
+/* Re-read the config file and apply it (main.c).  0, or -1 with every
+ * problem appended to ERRS (may be NULL) and the old config still
+ * served. */
+int daemon_reload(struct daemon *d, struct config_errors *errs);
 #endif

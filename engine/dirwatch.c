@@ -95,6 +95,9 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 		stop(w);
 		w->err = 0;
 		start(w);
+		/* the names that were in it went with it: let their
+		 * namespaces go now, not once the directory is back */
+		fire(w);
 		return;
 	}
 	if (r != 0)

@@ -219,11 +219,8 @@ void listener_group_free(struct listener_group *g)
 
 	if (!g)
 		return;
-	while ((l = TAILQ_FIRST(&g->members))) {
-		TAILQ_REMOVE(&g->members, l, entry);
-		listener_close(l);
-		listener_unref(l);
-	}
+	while ((l = TAILQ_FIRST(&g->members)))
+		listener_remove(l);
 	evtimer_del(g->resume);
 	group_unref(g);
 }
@@ -239,7 +236,41 @@ static void listener_unref(struct listener *l)
 	if (l->grp)
 		group_unref(l->grp);
 	free((char *)l->origin.ns_name);
+	free(l->svc.name);
 	free(l);
+}
+
+int listener_set_service(struct listener *l, const struct config_service *svc)
+{
+	char *name = strdup(svc->name);
+
+	if (!name)
+		return -ENOMEM;
+	free(l->svc.name);
+	l->svc = *svc;
+	l->svc.name = name;
+	/* not needed past this point, and owned by the config */
+	l->svc.listen = NULL;
+	l->svc.n_listen = 0;
+	l->svc.namespaces = NULL;
+	l->svc.n_namespaces = 0;
+	return 0;
+}
+
+void listener_remove(struct listener *l)
+{
+	TAILQ_REMOVE(&l->grp->members, l, entry);
+	listener_close(l);
+	listener_unref(l);
+}
+
+void listener_group_limits(struct listener_group *g,
+			   const struct listener_limits *lim)
+{
+	g->lim = *lim;
+	if (g->tokens > lim->burst)
+		g->tokens = lim->burst;
+	group_check(g);
 }
 
 /* A burst of connections has mostly gone: glibc keeps the heap it grew
@@ -300,11 +331,18 @@ struct listener *listener_new(struct listener_group *g,
 		free(l);
 		return NULL;
 	}
-	l->origin.svc = svc;
+	if (listener_set_service(l, svc) < 0) {
+		free((char *)l->origin.ns_name);
+		event_free(l->burst);
+		free(l);
+		return NULL;
+	}
+	l->origin.svc = &l->svc;
 	l->origin.closed = conn_closed;
 	l->set = g->set;
 	l->grp = g;
-	l->addr = addr;
+	l->addr_copy = *addr;
+	l->addr = &l->addr_copy;
 	l->refs = 1;
 	g->refs++;
 	TAILQ_INSERT_TAIL(&g->members, l, entry);

@@ -12,8 +12,8 @@
 
 #include "engine/relay.h"
 
-struct config_service;
-struct config_sockaddr;
+#include "config/config.h"
+
 struct event_base;
 struct listener_set;
 
@@ -56,13 +56,18 @@ struct listener {
 	TAILQ_ENTRY(listener) all;	/* in the set */
 	struct listener_set *set;
 	struct listener_group *grp;
-	const struct config_sockaddr *addr;
+	/* its own copy of the settings: a reload may free the config, and
+	 * live connections (origin.svc points here) still read them */
+	struct config_service svc;
+	struct config_sockaddr addr_copy;
+	const struct config_sockaddr *addr;	/* = &addr_copy */
 	struct evconnlistener *lev;	/* when LISTENING */
 	struct event *burst;		/* fairness: resume next turn */
 	enum listener_state state;
 	int err;			/* last failure, 0 if none */
 	const char *err_what;		/* step that failed */
 	bool burst_paused;
+	bool mark;			/* scratch for a reload */
 	struct timeval turn;		/* loop turn of the current burst */
 	unsigned turn_accepts;
 	unsigned refs;			/* 1 while in a group, 1 per conn */
@@ -101,6 +106,17 @@ void listener_group_free(struct listener_group *g);
 struct listener *listener_new(struct listener_group *g,
 			      const struct config_service *svc,
 			      const struct config_sockaddr *addr);
+
+/* A reload: new connections of L follow SVC (upstream, timeouts); live
+ * ones keep their upstream and read the new timeouts.  0 or -ENOMEM. */
+int listener_set_service(struct listener *l, const struct config_service *svc);
+
+/* Close L and take it out of its group: its live connections go on. */
+void listener_remove(struct listener *l);
+
+/* New limits for a group; they apply from the next connection. */
+void listener_group_limits(struct listener_group *g,
+			   const struct listener_limits *lim);
 
 /* Open L inside the namespace NSFD.  0, or -errno with *what naming the
  * step that failed (L is then FAILED). */

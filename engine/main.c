@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -133,12 +134,127 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	notify_status(d);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What a reload cannot change: it needs a restart.  NULL if all is
+ * well, else the key. */
+static const char *fixed_key(const struct config *a, const struct config *b)
+{
+	const struct config_provision *p = &a->provision, *q = &b->provision;
+
+	if (!same_str(a->netns_dir, b->netns_dir))
+		return "namespaces.dir";
+	if (!same_str(a->user, b->user))
+		return "user";
+	if (p->enabled != q->enabled)
+		return "provision";
+	if (!p->enabled)
+		return NULL;
+	if (!same_str(p->control, q->control))
+		return "provision.control";
+	if (p->uid_base != q->uid_base)
+		return "provision.uid_base";
+	if (!same_str(p->ipv4_pool, q->ipv4_pool))
+		return "provision.ipv4_pool";
+	if (!same_str(p->ipv6_pool, q->ipv6_pool))
+		return "provision.ipv6_pool";
+	if (!same_str(p->ns_template, q->ns_template))
+		return "provision.namespace";
+	if (!same_str(p->host_template, q->host_template))
+		return "provision.host_interface";
+	if (!same_str(p->peer_template, q->peer_template))
+		return "provision.namespace_interface";
+	return NULL;
+}
+
+static void start_done(void *arg, int err, const char *msg, const char *user,
+		       const char *ns);
+
+/* Re-read the config: parse and check it whole first; on any error keep
+ * serving the old one, untouched.  Otherwise apply the difference (see
+ * nstable_reload()) and provision users the new config adds.  Every error
+ * is logged and appended to ERRS (may be NULL).  0 or -1. */
+int daemon_reload(struct daemon *d, struct config_errors *errs)
+{
+	struct config_errors mine = { 0 };
+	struct config *cfg, *old = d->cfg;
+	const char *key;
+	struct timespec ts;
+	int r = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ULL +
+		   (unsigned long long)ts.tv_nsec / 1000);
+	if (!errs)
+		errs = &mine;
+	if (config_load(d->cfg_path, &cfg, errs) < 0) {
+		for (size_t i = 0; i < errs->n; i++)
+			log_warnx("reload: %s", errs->msg[i]);
+		log_warnx("reload failed: %zu errors; the running config "
+			  "(generation %llu) stays", errs->n,
+			  (unsigned long long)d->generation);
+		goto out;
+	}
+	key = fixed_key(old, cfg);
+	if (key) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s: %s cannot change on reload; "
+			 "restart nsrelayd to change it", cfg->path, key);
+		log_warnx("reload failed: %s", msg);
+		config_free(cfg);
+		if (errs) {
+			char **v = realloc(errs->msg, (errs->n + 1) *
+					   sizeof(*v));
+
+			if (v) {
+				errs->msg = v;
+				errs->msg[errs->n] = strdup(msg);
+				if (errs->msg[errs->n])
+					errs->n++;
+			}
+		}
+		goto out;
+	}
+	nstable_reload(d->nst, cfg);
+	if (d->provd) {
+		provisioned_set_config(d->provd, cfg);
+		provreq_set_config(d->pq, cfg);
+	}
+	d->cfg = cfg;
+	config_free(old);
+	d->generation++;
+	if (d->pq)
+		for (size_t i = 0; i < cfg->provision.n_users; i++)
+			if (!provreq_submit(d->pq, cfg->provision.users[i].name,
+					    false, start_done, NULL))
+				log_warnx("provisioning for %s: out of memory",
+					  cfg->provision.users[i].name);
+	log_info("reloaded %s: generation %llu, %u of %u listeners up",
+		 cfg->path, (unsigned long long)d->generation,
+		 nstable_listening_count(d->nst),
+		 nstable_listener_count(d->nst));
+	r = 0;
+out:
+	d->reload_ok = r == 0;
+	event_base_gettimeofday_cached(d->base, &d->reloaded);
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	if (errs == &mine)
+		config_errors_clear(&mine);
+	return r;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	log_info("SIGHUP: re-scanning namespaces");
-	nstable_sync(d->nst);
+	log_info("SIGHUP: reloading %s", d->cfg->path);
+	daemon_reload(d, NULL);
 }
 
 static void on_dir_change(void *arg)
@@ -351,6 +467,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* reloads read the same file after daemon() went to / */
+	d.cfg_path = realpath(path, NULL);
+	if (!d.cfg_path)
+		fatal("%s", path);
 	log_init(verbose, !foreground);
 	signal(SIGPIPE, SIG_IGN);
 	/* Relay buffers come and go as 4..64 KiB chains.  Left to itself,
@@ -437,6 +557,7 @@ int main(int argc, char **argv)
 	nstable_sync(d.nst);
 	up = nstable_listening_count(d.nst);
 	need = nstable_listener_count(d.nst);
+	d.generation = 1;
 	log_info("started: %u of %u listeners up", up, need);
 	sd_notify(0, "READY=1");
 	notify_status(&d);
@@ -476,6 +597,7 @@ int main(int argc, char **argv)
 		event_free(sigs[i]);
 	event_base_free(d.base);
 	config_free(d.cfg);
+	free(d.cfg_path);
 	log_info("stopped");
 	return 0;
 }

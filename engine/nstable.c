@@ -328,16 +328,22 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	ns_try(arg);
 }
 
+static void limits_of(const struct config *cfg, struct listener_limits *lim)
+{
+	lim->conns = DEFAULT_CONNS;
+	lim->rate = DEFAULT_RATE;
+	lim->burst = DEFAULT_BURST;
+}
+
 static struct ns *ns_get(struct nstable *t, const char *name)
 {
 	const struct config *cfg = t->cfg;
-	struct listener_limits lim = {
-		DEFAULT_CONNS, DEFAULT_RATE, DEFAULT_BURST,
-	};
+	struct listener_limits lim;
 	struct ns *ns = find(t, name), **b;
 
 	if (ns)
 		return ns;
+	limits_of(cfg, &lim);
 	if (t->n >= t->nbuckets && grow(t) < 0)
 		fatalx("out of memory");
 	ns = calloc(1, sizeof(*ns));
@@ -495,6 +501,66 @@ int nstable_listeners(const struct nstable *t, const char *name,
 			off += (size_t)n;
 	}
 	return 0;
+}
+
+/* Match the listeners of NS to the table's (new) config: a listener whose
+ * (service, address) stays keeps its socket and takes the new settings;
+ * one no longer wanted closes (its connections go on); new ones are made,
+ * closed, for ns_try() to open after the old ones have let go. */
+static void ns_rebuild(struct nstable *t, struct ns *ns)
+{
+	const struct config *cfg = t->cfg;
+	struct listener_limits lim;
+	struct listener *l, *next;
+
+	TAILQ_FOREACH(l, &ns->grp->members, entry)
+		l->mark = false;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct config_service *svc = &cfg->services[i];
+
+		if (!config_service_in_ns(svc, ns->name))
+			continue;
+		for (size_t j = 0; j < svc->n_listen; j++) {
+			const struct config_sockaddr *a = &svc->listen[j];
+
+			TAILQ_FOREACH(l, &ns->grp->members, entry)
+				if (!l->mark && !strcmp(l->svc.name, svc->name) &&
+				    !strcmp(l->addr->text, a->text))
+					break;
+			if (l) {
+				if (listener_set_service(l, svc) < 0)
+					fatalx("out of memory");
+			} else if (!(l = listener_new(ns->grp, svc, a))) {
+				fatalx("out of memory");
+			}
+			l->mark = true;
+		}
+	}
+	for (l = TAILQ_FIRST(&ns->grp->members); l; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->mark)
+			continue;
+		if (l->state == LISTENER_LISTENING)
+			log_info("ns %s: %s: no longer listening on %s",
+				 ns->name, l->svc.name, l->addr->text);
+		listener_remove(l);
+	}
+	limits_of(cfg, &lim);
+	listener_group_limits(ns->grp, &lim);
+}
+
+void nstable_reload(struct nstable *t, const struct config *cfg)
+{
+	struct ns *ns;
+
+	t->cfg = cfg;
+	TAILQ_FOREACH(ns, &t->all, entry)
+		ns->in_config = false;
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		ns_get(t, cfg->namespaces[i])->in_config = true;
+	TAILQ_FOREACH(ns, &t->all, entry)
+		ns_rebuild(t, ns);
+	nstable_sync(t);
 }
 
 void nstable_close_all(struct nstable *t)

@@ -26,6 +26,13 @@ void nstable_free(struct nstable *t);
  * same name, and retry every listener that is not up, now. */
 void nstable_sync(struct nstable *t);
 
+/* Serve CFG from now on (the old config may be freed once this returns:
+ * listeners keep copies of what they need).  Listeners whose (service,
+ * listen address) stays keep their very socket and take the new settings;
+ * removed ones close, their live connections go on; new ones open;
+ * namespaces no longer wanted let go.  Then as nstable_sync(). */
+void nstable_reload(struct nstable *t, const struct config *cfg);
+
 /* NAME was provisioned (PRESENT) or deprovisioned: serve it or stop, and
  * touch no other namespace. */
 void nstable_provisioned(struct nstable *t, const char *name, bool present);

@@ -192,6 +192,13 @@ void provisioned_set_user(struct provisioned_set *set, const char *user,
 		set->changed(set->arg, ns, present);
 }
 
+void provisioned_set_config(struct provisioned_set *set,
+			    const struct config *cfg)
+{
+	set->cfg = cfg;
+	mark_dirty(set);
+}
+
 bool provisioned_has(const struct provisioned_set *set, const char *user)
 {
 	return find(set, user) != NULL;

@@ -26,6 +26,11 @@ struct provisioned_set *provisioned_new(struct event_base *base,
 					void *arg);
 void provisioned_free(struct provisioned_set *set);	/* NULL is fine */
 
+/* A reload: CFG from now on (the hosts file's path and domain may
+ * change; the namespace directory may not). */
+void provisioned_set_config(struct provisioned_set *set,
+			    const struct config *cfg);
+
 /* USER's namespace, described by SPEC, is (PRESENT) or is no longer
  * provisioned.  The hosts and state files are rewritten once per burst of
  * changes.  CHANGED runs for the namespace. */

@@ -295,6 +295,11 @@ struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
 	return pq;
 }
 
+void provreq_set_config(struct provreq *pq, const struct config *cfg)
+{
+	pq->cfg = cfg;
+}
+
 void provreq_free(struct provreq *pq)
 {
 	struct uq *q;

@@ -20,6 +20,9 @@ typedef void (*provreq_done_fn)(void *arg, int err, const char *msg,
 struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
 			    const struct prov_pool *pool, struct prov *prov,
 			    struct provisioned_set *provd);
+/* A reload: look explicit indexes up in CFG from now on. */
+void provreq_set_config(struct provreq *pq, const struct config *cfg);
+
 /* Cancel everything (callbacks do not run).  NULL is fine. */
 void provreq_free(struct provreq *pq);
 
