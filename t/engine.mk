@@ -4,3 +4,5 @@
 
 INTEGRATION_TESTS += t/hostile-ns.t
 EXTRA_DIST += t/hostile-ns.t
+INTEGRATION_TESTS += t/dirwatch.t
+EXTRA_DIST += t/dirwatch.t
