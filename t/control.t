@@ -12,16 +12,26 @@
 tap_init
 command -v socat >/dev/null || skip_all "socat not found"
 
-B=$((12000 + ($$ % 500) * 4))	# this run's indexes: B .. B+3
+B=$((12000 + ($$ % 250) * 4))	# this run's indexes: B .. B+3 (12000..12999: the
+				# bench takes 13000.., provision.t 15000..)
 pre="nsrc-$$-"
 ctl=$T/control.sock
 hosts=$T/hosts
 v4() { echo "100.$((64 + $1 / 256)).$(($1 % 256)).$2"; }
 v6() { printf 'fd75:6272:7370:%x::%s' "$1" "$2"; }
-for u in daemon bin sync games lp; do netns_adopt "$pre$u"; done
+# a user of this run's own, provisioned on request: index = uid - uid_base
+# (0) falls in this run's range, so that concurrent runs never share a veth
+# name or an address
+lpu=nsrc$$
+uid_lp=$((B + 3))
+for u in daemon bin sync games "$lpu"; do netns_adopt "$pre$u"; done
 for i in 0 1 2 3; do link_adopt "nc$((B + i))"; done
 for u in daemon bin; do getent passwd "$u" >/dev/null || skip_all "no user $u"; done
-uid_lp=$(id -u lp 2>/dev/null) || skip_all "no user lp"
+command -v useradd >/dev/null || skip_all "useradd not found"
+! getent passwd "$uid_lp" >/dev/null || skip_all "uid $uid_lp is taken"
+useradd -r -M -N -u "$uid_lp" -d /nonexistent -s /usr/sbin/nologin "$lpu" ||
+	bail "useradd $lpu failed"
+test_cleanup() { userdel "$lpu" 2>/dev/null; }
 
 # what this run may create: host ends nc<B..B+3>, namespaces $pre*; other
 # tests may create and remove their own links and namespaces meanwhile
@@ -138,15 +148,21 @@ check_within 10 "host veth deleted: the namespace is provisioned again" \
 check_within 10 "... and served again" \
 	peer_in "${pre}daemon" echo --port 7000 --bytes 4KiB --timeout 2
 
-# --- link events lost to a monitor overrun: every namespace is reconciled
-kill -STOP "$DPID"
-ip link del "nc$((B + 1))"		# an event that may be lost
+# --- link events lost to a monitor overrun: every namespace is reconciled.
+# The monitor's receive buffer is megabytes: flap a link while the daemon
+# is stopped, in rounds, until its buffer overruns (at most 5 rounds).
 ip link add "nf$$a" type veth peer name "nf$$b" || bail "ip link add"
 link_adopt "nf$$a"
-for i in $(seq 1500); do echo "link set nf$$a up"; echo "link set nf$$a down"; done |
-	ip -batch - || diag "link flood failed"
-kill -CONT "$DPID"
 overran() { grep -q "link monitor overran" "$DLOG"; }
+for round in 1 2 3 4 5; do
+	kill -STOP "$DPID"
+	ip link del "nc$((B + 1))" 2>/dev/null	# an event that may be lost
+	for i in $(seq 3000); do echo "link set nf$$a up"; echo "link set nf$$a down"; done |
+		ip -batch - || diag "link flood failed"
+	kill -CONT "$DPID"
+	wait_for 3 overran && break
+done
+diag "link flood rounds: $round"
 check_within 20 "the link monitor's overrun is noticed" overran
 check_within 20 "... and bin's lost veth is back" restored bin $((B + 1))
 ip link del "nf$$a"
@@ -168,17 +184,17 @@ check_bg 15 chat "a connection across the veth survived the restart"
 
 # --- the control socket
 ask() { echo "$1" | timeout 30 socat -t 30 - "UNIX-CONNECT:$ctl"; }
-ask "provision lp" >"$T/a1" & a1=$!
-ask "provision lp" >"$T/a2" & a2=$!
+ask "provision $lpu" >"$T/a1" & a1=$!
+ask "provision $lpu" >"$T/a2" & a2=$!
 wait $a1 $a2
-is "$(cat "$T/a1") / $(cat "$T/a2")" "ok lp ${pre}lp / ok lp ${pre}lp" \
+is "$(cat "$T/a1") / $(cat "$T/a2")" "ok $lpu $pre$lpu / ok $lpu $pre$lpu" \
 	"two concurrent provision calls: both told success"
-is "$(ip netns list | awk '{print $1}' | grep -cx "${pre}lp")" 1 \
+is "$(ip netns list | awk '{print $1}' | grep -cx "$pre$lpu")" 1 \
 	"... and one namespace"
-check "lp: as specified (index = uid - uid_base)" spec_ok lp "$uid_lp"
+check "$lpu: as specified (index = uid - uid_base)" spec_ok "$lpu" "$uid_lp"
 check "its listener is open when ok is answered" \
-	peer_in "${pre}lp" echo --port 7000 --bytes 4KiB --timeout 2
-is "$(ask "provision lp")" "ok lp ${pre}lp" "a repeated call is a no-op success"
+	peer_in "$pre$lpu" echo --port 7000 --bytes 4KiB --timeout 2
+is "$(ask "provision $lpu")" "ok $lpu $pre$lpu" "a repeated call is a no-op success"
 like "$(ask "provision nosuchuser$$")" '^error: no such user' \
 	"an unknown user: a clear error"
 like "$(ask "frobnicate")" '^error: unknown command' "an unknown command: an error"
@@ -188,7 +204,7 @@ is "$(stat -c %a "$ctl")" 600 "the control socket is root's only (0600)"
 
 # --- deprovision removes exactly what was created
 stop_pid "$h4_pid"; stop_pid "$h6_pid"; stop_pid "$n4_pid"; stop_pid "$n6_pid"
-for u in daemon bin lp; do
+for u in daemon bin "$lpu"; do
 	is "$(ask "deprovision $u")" "ok $u $pre$u" "deprovision $u"
 done
 is "$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort | tr '\n' ' ')" \

@@ -29,8 +29,7 @@ netns_create "$N2"
 check_within 10 "a second one too" \
 	peer_in "$N2" echo --port 7000 --bytes 4KiB --timeout 2
 check "listeners only in matching namespaces (none in $OTHER)" \
-	peer placement --pid "$DPID" --ns "$N1" --ns "$N2" \
-	--expect "$N1=127.0.0.1:7000" --expect "$N2=127.0.0.1:7000"
+	daemon_placement "$N1" "$N2" "$N1=127.0.0.1:7000" "$N2=127.0.0.1:7000"
 
 # --- vanish: an open connection keeps working, the listeners go
 conn_re="ns $N1: echo: connection .*upstream connected"
@@ -51,8 +50,7 @@ fi
 # N2 (a listener in any other namespace, the deleted one included, or a
 # probe that cannot look, fails)
 no_old_listener() {
-	peer placement --pid "$DPID" --ns "$N2" \
-		--expect "$N2=127.0.0.1:7000" --expect "$N2=[::1]:7000"
+	daemon_placement "$N2" "$N2=127.0.0.1:7000" "$N2=[::1]:7000"
 }
 check_within 10 "no listener left in the deleted namespace" no_old_listener
 check_bg 15 chat "the open connection kept working until it closed"
@@ -66,8 +64,7 @@ netns_create "$N1"
 check_within 10 "the re-created namespace is served" \
 	peer_in "$N1" echo --port 7000 --bytes 64KiB --timeout 2
 check "its listeners are in the new namespace" \
-	peer placement --pid "$DPID" --ns "$N1" --ns "$N2" \
-	--expect "$N1=127.0.0.1:7000" --expect "$N1=[::1]:7000"
+	daemon_placement "$N1" "$N2" "$N1=127.0.0.1:7000" "$N1=[::1]:7000"
 
 # --- churn: quick add/del cycles of a matching name
 ip netns del "$N1"
@@ -79,9 +76,8 @@ daemon_alive || bail "nsrelayd died during add/del churn"
 check_within 10 "served after 30 add/del cycles" \
 	peer_in "$N1" echo --port 7000 --bytes 4KiB --timeout 2
 check "every listener in its namespace after the churn" \
-	peer placement --pid "$DPID" --ns "$N1" --ns "$N2" \
-	--expect "$N1=127.0.0.1:7000" --expect "$N1=[::1]:7000" \
-	--expect "$N2=127.0.0.1:7000" --expect "$N2=[::1]:7000"
+	daemon_placement "$N1" "$N2" "$N1=127.0.0.1:7000" "$N1=[::1]:7000" \
+	"$N2=127.0.0.1:7000" "$N2=[::1]:7000"
 stop_daemon
 is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
 done_testing

@@ -28,6 +28,9 @@
 #                                       daemon exits at start-up)
 #             wait_listeners [-t SECS] NS ADDR:PORT...   all of them up;
 #                                       MISSING gets those that are not
+#             daemon_placement [--threads] NS... NS=ADDR:PORT...
+#                                       the daemon's listeners are all in
+#                                       NS..., one for each NS=ADDR:PORT
 # Config:     conf_begin FILE [--retry DUR] [--dir DIR] [--all GLOB] [NS...]
 #                                       a service map (mode 0644, user nobody,
 #                                       bind_retry_max 1s, namespaces NS...);
@@ -608,6 +611,21 @@ daemon_up() {
 	else
 		fail "$desc" "not listening:$MISSING"
 	fi
+}
+
+# daemon_placement [--threads] NS... NS=ADDR:PORT...: peer placement on the
+# daemon: every listener of it is in one of the namespaces NS (by name),
+# each NS=ADDR:PORT has one; --threads: every thread is in the host's.
+daemon_placement() {
+	local args=() a
+	for a in "$@"; do
+		case $a in
+		--threads) args+=(--threads) ;;
+		*=*) args+=(--expect "$a") ;;
+		*) args+=(--ns "$a") ;;
+		esac
+	done
+	peer placement --pid "$DPID" "${args[@]}"
 }
 
 log_count() {	# log_count ERE [FILE]: lines of the daemon log matching ERE

@@ -67,14 +67,13 @@ check "echo over IPv4 in $NSB" peer_in "$NSB" echo --port 7000 --bytes 1MiB
 # Placement.
 args=()
 for ns in "$NSA" "$NSB" "$NSC"; do
-	args+=(--ns "$ns" --expect "$ns=127.0.0.1:7000" --expect "$ns=[::1]:7000")
+	args+=("$ns" "$ns=127.0.0.1:7000" "$ns=[::1]:7000")
 done
 wait_listening "$NSC" "[::1]:7000"
 check "every listener of the daemon is inside its namespace (SIOCGSKNS)" \
-	peer placement --pid "$DPID" "${args[@]}"
+	daemon_placement "${args[@]}"
 check "every thread of the daemon is in the host's network namespace" \
-	peer placement --pid "$DPID" --threads --ns "$NSA" --ns "$NSB" \
-	--ns "$NSC"
+	daemon_placement --threads "$NSA" "$NSB" "$NSC"
 host=$(ss -Hltnp 2>&1 | grep -F "pid=$DPID,")
 is "$host" "" "no daemon listener in the host's namespace"
 
