@@ -6,3 +6,7 @@ INTEGRATION_TESTS += t/hostile-ns.t
 EXTRA_DIST += t/hostile-ns.t
 INTEGRATION_TESTS += t/dirwatch.t
 EXTRA_DIST += t/dirwatch.t
+INTEGRATION_TESTS += t/control-abuse.t
+EXTRA_DIST += t/control-abuse.t
+INTEGRATION_TESTS += t/restart.t
+EXTRA_DIST += t/restart.t
