@@ -10,3 +10,5 @@ INTEGRATION_TESTS += t/control-abuse.t
 EXTRA_DIST += t/control-abuse.t
 INTEGRATION_TESTS += t/restart.t
 EXTRA_DIST += t/restart.t
+INTEGRATION_TESTS += t/hostsfile.t
+EXTRA_DIST += t/hostsfile.t
