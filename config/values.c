@@ -114,7 +114,9 @@ const char *config_tmpl_problem(char which, const char *tmpl)
 	for (p = tmpl; *p; p++) {
 		char ch = *p;
 
-		if (ch == '%' && p[1] && p[1] != '%') {
+		if (ch == '%' && !p[1])
+			break;		/* prov_pool_set_tmpl() says why */
+		if (ch == '%' && p[1] != '%') {
 			subst = true;
 			min++;
 			p++;
