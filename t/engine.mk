@@ -12,3 +12,5 @@ INTEGRATION_TESTS += t/restart.t
 EXTRA_DIST += t/restart.t
 INTEGRATION_TESTS += t/hostsfile.t
 EXTRA_DIST += t/hostsfile.t
+INTEGRATION_TESTS += t/provision-race.t
+EXTRA_DIST += t/provision-race.t
