@@ -294,6 +294,11 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 	struct listener_set *set = l->set;
 	uint64_t live = relay_count(set->relays);
 
+	if (why != RELAY_CLOSE_DONE) {
+		l->last_fail = why;
+		gettimeofday(&l->last_fail_at, NULL);
+	}
+
 	if (set->peak >= TRIM_MIN_PEAK && live < set->peak / 2 &&
 	    !evtimer_pending(set->trim, NULL)) {
 		static const struct timeval second = { 1, 0 };
@@ -371,6 +376,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	    set->fd_limit) {
 		reset_close(fd);
 		l->origin.cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
+		l->last_fail = RELAY_CLOSE_NO_RESOURCES;
+		gettimeofday(&l->last_fail_at, NULL);
 		listener_set_shortage(set, EMFILE);
 		return;
 	}
@@ -494,6 +501,7 @@ fail:
 	l->state = LISTENER_FAILED;
 	l->err = -fd;
 	l->err_what = *what;
+	gettimeofday(&l->err_at, NULL);
 	return fd;
 }
 

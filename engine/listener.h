@@ -66,6 +66,11 @@ struct listener {
 	enum listener_state state;
 	int err;			/* last failure, 0 if none */
 	const char *err_what;		/* step that failed */
+	struct timeval err_at;		/* when (wall clock) */
+	/* the last connection that did not end well (close reason other
+	 * than done) and when, for the stats; last_fail_at 0: none yet */
+	enum relay_close last_fail;
+	struct timeval last_fail_at;
 	bool burst_paused;
 	bool mark;			/* scratch for a reload */
 	struct timeval turn;		/* loop turn of the current burst */

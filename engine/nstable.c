@@ -574,6 +574,30 @@ void nstable_close_all(struct nstable *t)
 	}
 }
 
+void nstable_foreach(const struct nstable *t, nstable_each_fn fn, void *arg)
+{
+	const struct ns *ns;
+
+	TAILQ_FOREACH(ns, &t->all, entry)
+		fn(arg, ns->name, ns->grp, ns->err);
+}
+
+int nstable_get(const struct nstable *t, const char *name,
+		nstable_each_fn fn, void *arg)
+{
+	const struct ns *ns = find(t, name);
+
+	if (!ns)
+		return -ENOENT;
+	fn(arg, ns->name, ns->grp, ns->err);
+	return 0;
+}
+
+size_t nstable_count(const struct nstable *t)
+{
+	return t->n;
+}
+
 unsigned nstable_listener_count(const struct nstable *t)
 {
 	const struct ns *ns;

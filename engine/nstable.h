@@ -47,6 +47,22 @@ int nstable_listeners(const struct nstable *t, const char *name,
  * connections go on). */
 void nstable_close_all(struct nstable *t);
 
+struct listener_group;
+
+/* Call FN for every namespace served, in the order they were added:
+ * NAME, its listener group (listeners, counts), and ERR, the namespace's
+ * own problem (0, or an errno: missing, refused, ...). */
+typedef void (*nstable_each_fn)(void *arg, const char *name,
+				const struct listener_group *g, int err);
+void nstable_foreach(const struct nstable *t, nstable_each_fn fn, void *arg);
+
+/* The same for one namespace: 0, or -ENOENT when NAME is not served. */
+int nstable_get(const struct nstable *t, const char *name,
+		nstable_each_fn fn, void *arg);
+
+/* Namespaces served. */
+size_t nstable_count(const struct nstable *t);
+
 /* Listeners the table wants open, and how many are. */
 unsigned nstable_listener_count(const struct nstable *t);
 unsigned nstable_listening_count(const struct nstable *t);

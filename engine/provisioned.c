@@ -199,6 +199,20 @@ void provisioned_set_config(struct provisioned_set *set,
 	mark_dirty(set);
 }
 
+const struct prov_spec *provisioned_find_ns(const struct provisioned_set *set,
+					    const char *ns, const char **user)
+{
+	const struct entry *e;
+
+	TAILQ_FOREACH(e, &set->entries, link)
+		if (strcmp(e->spec.ns, ns) == 0) {
+			if (user)
+				*user = e->user;
+			return &e->spec;
+		}
+	return NULL;
+}
+
 bool provisioned_has(const struct provisioned_set *set, const char *user)
 {
 	return find(set, user) != NULL;

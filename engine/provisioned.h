@@ -37,6 +37,12 @@ void provisioned_set_config(struct provisioned_set *set,
 void provisioned_set_user(struct provisioned_set *set, const char *user,
 			  const struct prov_spec *spec, bool present);
 
+/* The user and spec of the provisioned namespace NS (its host veth for
+ * the stats), or NULL.  Valid until the set changes. */
+const struct prov_spec *provisioned_find_ns(const struct provisioned_set *set,
+					    const char *ns,
+					    const char **user);
+
 /* Is USER provisioned? */
 bool provisioned_has(const struct provisioned_set *set, const char *user);
 
