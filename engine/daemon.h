@@ -30,6 +30,7 @@ struct daemon {
 	struct provisioned_set *provd;
 	struct provreq *pq;
 	struct control *ctl;
+	struct timeval started;		/* wall clock */
 	/* config generations: 1 at start, one more per good reload */
 	uint64_t generation;
 	bool reload_ok;			/* last reload's result */

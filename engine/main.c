@@ -558,6 +558,7 @@ int main(int argc, char **argv)
 	up = nstable_listening_count(d.nst);
 	need = nstable_listener_count(d.nst);
 	d.generation = 1;
+	gettimeofday(&d.started, NULL);
 	log_info("started: %u of %u listeners up", up, need);
 	sd_notify(0, "READY=1");
 	notify_status(&d);
