@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,56 +272,6 @@ static void on_provisioned(void *arg, const char *ns, bool present)
 	nstable_provisioned(d->nst, ns, present);
 }
 
-/* Check the provisioning pool and templates of the config into d->pool;
- * print each problem as FILE:LINE:COL: KEY: message.  0 or -1. */
-static int pool_setup(struct daemon *d, struct prov_pool *pool)
-{
-	const struct config_provision *p = &d->cfg->provision;
-	const struct {
-		const char *key, *val;
-		const struct config_loc *at;
-		char which;	/* template kind, or 4/6 for a pool */
-	} item[] = {
-		{ "ipv4_pool", p->ipv4_pool, &p->ipv4_pool_at, 4 },
-		{ "ipv6_pool", p->ipv6_pool, &p->ipv6_pool_at, 6 },
-		{ "namespace", p->ns_template, &p->ns_template_at, 'n' },
-		{ "host_interface", p->host_template, &p->host_template_at,
-		  'h' },
-		{ "namespace_interface", p->peer_template,
-		  &p->peer_template_at, 'p' },
-	};
-	int bad = 0, r;
-
-	prov_pool_init(pool);
-	pool->uid_base = p->uid_base;
-	for (size_t i = 0; i < sizeof(item) / sizeof(item[0]); i++) {
-		const char *why;
-
-		if (!item[i].val)
-			continue;
-		if (item[i].which == 4) {
-			r = prov_pool_set_v4(pool, item[i].val);
-			why = "expected A.B.C.D/N, N from 1 to 24, host bits 0";
-		} else if (item[i].which == 6) {
-			r = prov_pool_set_v6(pool, item[i].val);
-			why = "expected an IPv6 /48 such as fd75:6272:7370::/48";
-		} else {
-			r = prov_pool_set_tmpl(pool, item[i].which,
-					       item[i].val);
-			why = r == -ENAMETOOLONG ? "too long" :
-			      "use text with %u (user), %U (uid), %i (index) "
-			      "or %%";
-		}
-		if (r < 0) {
-			fprintf(stderr, "%s:%u:%u: provision.%s: bad value "
-				"\"%s\": %s\n", d->cfg->path, item[i].at->line,
-				item[i].at->col, item[i].key, item[i].val, why);
-			bad = 1;
-		}
-	}
-	return bad ? -1 : 0;
-}
-
 /* Provision at start: the config's users, and those provisioned on request
  * before a restart (the state file).  Each result is logged by provreq. */
 static void start_done(void *arg, int err, const char *msg, const char *user,
@@ -376,6 +327,55 @@ static unsigned listeners_named(const struct config *cfg)
 	return n;
 }
 
+static int uid_of(const char *name, uint32_t *uid, void *arg)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw)
+		return errno ? -errno : -ENOENT;
+	*uid = pw->pw_uid;
+	return 0;
+}
+
+/* Namespaces --check cannot see in the file: with all: true, those in the
+ * directory it would serve besides the listed ones, and the provisioned
+ * users (a guess from the config: users listed). */
+static size_t extra_namespaces(const struct config *cfg)
+{
+	size_t n = cfg->provision.n_users;
+	char **names;
+	int k;
+
+	if (!cfg->ns_all)
+		return n;
+	k = netns_list(cfg->netns_dir, &names);
+	for (int i = 0; i < k; i++) {
+		bool listed = false;
+
+		for (size_t j = 0; j < cfg->n_namespaces; j++)
+			listed |= !strcmp(cfg->namespaces[j], names[i]);
+		n += !listed && config_serves_ns(cfg, names[i]);
+	}
+	if (k > 0)
+		netns_names_free(names, k);
+	return n;
+}
+
+/* The descriptors listeners may take: the hard limit (the daemon raises
+ * the soft one to it) less the reserve. */
+static long hard_nofile(void)
+{
+	struct rlimit rl;
+	long lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1L << 20;
+	lim = rl.rlim_max > (rlim_t)(1L << 30) ? 1L << 30 : (long)rl.rlim_max;
+	return lim - (long)fd_reserve(lim);
+}
+
 static long raise_nofile(void)
 {
 	struct rlimit rl;
@@ -422,7 +422,6 @@ int main(int argc, char **argv)
 	struct dirwatch *watch;
 	struct event *tick, *wd = NULL;
 	uint64_t wd_usec;
-	struct prov_pool pool;
 	unsigned need, up;
 	int c, r;
 
@@ -445,9 +444,25 @@ int main(int argc, char **argv)
 	}
 	if (load(path, &d.cfg) < 0)
 		return 1;
-	if (d.cfg->provision.enabled && pool_setup(&d, &pool) < 0) {
-		config_free(d.cfg);
-		return 1;
+	if (check || d.cfg->provision.enabled) {
+		/* before the loop runs: NSS may take its time here */
+		struct config_errors errs = { 0 };
+		int bad = config_check_users(d.cfg, uid_of, NULL, &errs);
+
+		if (check && bad >= 0)
+			bad += config_check_listeners(d.cfg,
+						      extra_namespaces(d.cfg),
+						      (uint64_t)hard_nofile(),
+						      &errs);
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		config_errors_clear(&errs);
+		if (bad) {
+			if (bad < 0)
+				fprintf(stderr, "%s: out of memory\n", path);
+			config_free(d.cfg);
+			return 1;
+		}
 	}
 	if (check) {
 		/* a missing user is the host's business, not the file's */
@@ -530,8 +545,8 @@ int main(int argc, char **argv)
 			fatal("starting the provisioner");
 		d.provd = provisioned_new(d.base, d.cfg, d.prov, state,
 					  on_provisioned, &d);
-		d.pq = d.provd ? provreq_new(d.base, d.cfg, &pool, d.prov,
-					     d.provd) : NULL;
+		d.pq = d.provd ? provreq_new(d.base, d.cfg, d.prov, d.provd) :
+				 NULL;
 		free(state);
 		if (!d.pq)
 			fatalx("out of memory");

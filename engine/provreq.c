@@ -63,7 +63,6 @@ struct uq {
 struct provreq {
 	struct event_base *base;
 	const struct config *cfg;
-	const struct prov_pool *pool;
 	struct prov *prov;
 	struct provisioned_set *provd;
 	struct offload *nss;		/* look-ups off the loop */
@@ -178,8 +177,12 @@ static void lookup_done(void *arg)
 			 j->lookup_err != ENOENT ? strerror(j->lookup_err) :
 			 "");
 		r = -ENOENT;
+	} else if (j->uid == 0) {
+		snprintf(why, sizeof(why), "\"%s\" has uid 0: root's network "
+			 "namespace is the host's, never provisioned", user);
+		r = -EPERM;
 	} else {
-		r = prov_spec_derive(pq->pool, user, j->uid,
+		r = prov_spec_derive(&pq->cfg->provision.pool, user, j->uid,
 				     config_provision_index(pq->cfg, user),
 				     &j->spec, why, sizeof(why));
 	}
@@ -274,7 +277,7 @@ void provreq_cancel(struct provreq_waiter *w)
 }
 
 struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
-			    const struct prov_pool *pool, struct prov *prov,
+			    struct prov *prov,
 			    struct provisioned_set *provd)
 {
 	struct provreq *pq = calloc(1, sizeof(*pq));
@@ -283,7 +286,6 @@ struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
 		return NULL;
 	pq->base = base;
 	pq->cfg = cfg;
-	pq->pool = pool;
 	pq->prov = prov;
 	pq->provd = provd;
 	LIST_INIT(&pq->queues);

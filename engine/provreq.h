@@ -8,7 +8,6 @@
 struct config;
 struct event_base;
 struct prov;
-struct prov_pool;
 struct provisioned_set;
 struct provreq;
 struct provreq_waiter;
@@ -17,8 +16,9 @@ struct provreq_waiter;
 typedef void (*provreq_done_fn)(void *arg, int err, const char *msg,
 				const char *user, const char *ns);
 
+/* Specs come from CFG's provision pool (which a reload cannot change). */
 struct provreq *provreq_new(struct event_base *base, const struct config *cfg,
-			    const struct prov_pool *pool, struct prov *prov,
+			    struct prov *prov,
 			    struct provisioned_set *provd);
 /* A reload: look explicit indexes up in CFG from now on. */
 void provreq_set_config(struct provreq *pq, const struct config *cfg);
