@@ -548,12 +548,11 @@ void listener_set_shortage(struct listener_set *set, int err)
 	set->fd_failures++;
 	event_base_gettimeofday_cached(set->base, &now);
 	if (now.tv_sec - set->fd_reported.tv_sec >= 1) {
-		log_warnx("out of file descriptors (%s; limit %ld, %llu "
-			  "connections live): accepting paused, %llu "
-			  "connections refused or waiting since the last "
-			  "report", strerror(err), set->fd_limit,
-			  (unsigned long long)relay_count(set->relays),
-			  (unsigned long long)set->fd_failures);
+		log_warnx("out of file descriptors (%s; limit %ld): accepting "
+			  "paused; %llu shortages since the last report, %llu "
+			  "connections live", strerror(err), set->fd_limit,
+			  (unsigned long long)set->fd_failures,
+			  (unsigned long long)relay_count(set->relays));
 		set->fd_failures = 0;
 		/* a shortage that outlived a report: back off further */
 		set->fd_pause_ms = set->fd_reported.tv_sec &&
