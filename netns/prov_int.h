@@ -237,6 +237,11 @@ void prov_job_advance(struct prov_job *j);
 /* --- prov_read.c: replies */
 
 const char *prov_ntop(int family, const void *addr, char *buf, size_t n);
+
+/* Pure parsers (also used on the worker).  0, 1 (another kind of message)
+ * or -EPROTO.  prov_parse_nsid sets *nsid only if the reply carries one. */
+int prov_parse_link(const struct nlmsghdr *nlh, struct prov_link *li);
+int prov_parse_nsid(const struct nlmsghdr *nlh, int32_t *nsid);
 struct prov_link *prov_link_by_index(struct prov_job *j, uint32_t idx);
 struct prov_link *prov_link_by_name(struct prov_job *j, const char *n);
 
@@ -292,6 +297,11 @@ void prov_ns_remove(struct prov_job *j);
 /* RTM_DELLINK of HOST_IF by j->host.index, or by name; kind R_DEL (ENODEV
  * is success) or R_BEST_EFFORT (errors ignored). */
 void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name);
+
+/* Deprovision's probe, off the loop (the kernel may hold RTNL for a whole
+ * batch of namespaces being torn down, and a lookup waits for it): GET link
+ * HOST_IF, then GETNSID of j->nsfd; sets j->host, j->host_found, j->nsid. */
+void prov_work_probe(struct prov_job *j);
 
 /* Whether j->host.index is still HOST_IF (RTM_GETLINK): when it is not,
  * j->gone is set; when it is and del, it is deleted (ENODEV is success). */

@@ -12,7 +12,8 @@
  *            aborts - then bind-mount the namespace on the file, through the
  *            descriptor of the file created, never by its name).  A file
  *            that is not a namespace may be `ip netns add` half-way: look
- *            again a few times, 50 ms apart;
+ *            again a few times, 50 ms apart (only if it is an empty
+ *            regular file: anything else never becomes a namespace);
  *            if it stays an empty mode-0 file it is the leftover of a crash
  *            between create and mount, removed and replaced; anything else
  *            is an error.
@@ -213,7 +214,10 @@ int prov_ns_open(struct prov_job *j, bool create)
 				  strerror(-err));
 			return err;
 		}
-		if (j->ns_tries++ < PROV_NS_RETRIES)
+		/* only an empty file may still get a namespace mounted on
+		 * it (netns_open()'s -EAGAIN): anything else never will */
+		if (S_ISREG(st.st_mode) && !st.st_size &&
+		    j->ns_tries++ < PROV_NS_RETRIES)
 			goto later;
 		if (!S_ISREG(st.st_mode) || st.st_size ||
 		    (st.st_mode & 07777)) {

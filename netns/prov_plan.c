@@ -49,8 +49,10 @@
  * is a veth whose peer is in this namespace (the peer goes with it), and
  * the bind mount (umount2 MNT_DETACH) and the file, as `ip netns del` does:
  *
- *   DPROBE   host: GET link HOST_IF, GETNSID of the namespace.  Then the
- *            job closes its own descriptor of the namespace.
+ *   DPROBE   host: GET link HOST_IF, GETNSID of the namespace, on the
+ *            worker (RTNL may be held long by the kernel's teardown of
+ *            earlier namespaces).  Then the job closes its own descriptor
+ *            of the namespace.
  *   DFILE    unmount and unlink (worker).  When HOST_IF is ours, this is
  *            also how it goes: the namespace dies with its last reference
  *            and the kernel deletes its devices, our veth's peer with them
@@ -115,8 +117,7 @@ static void step_ns(struct prov_job *j)
 			return;
 		}
 		j->step = S_DPROBE;
-		prov_send_get_link(j);
-		prov_send_get_nsid(j);
+		prov_work_probe(j);	/* on the worker: see prov_work.c */
 		return;
 	}
 	if (fstat(j->nsfd, &j->ns_st) < 0) {

@@ -62,7 +62,8 @@ static const struct nl_attr_rule nsid_rules[] = {
 };
 static const struct nl_policy nsid_policy = NL_POLICY(NETNSA_MAX, nsid_rules);
 
-/* RTM_NEWLINK -> li.  Returns 0, 1 (not a link message) or -EPROTO. */
+/* RTM_NEWLINK -> li.  Returns 0, 1 (not a link message) or -EPROTO.
+ * Pure: the worker uses it too (prov_parse_link). */
 static int parse_link(const struct nlmsghdr *nlh, struct prov_link *li)
 {
 	const struct nlattr *tb[IFLA_MAX + 1];
@@ -178,6 +179,24 @@ static int parse_route(const struct nlmsghdr *nlh, struct prov_route *rt)
 	return 0;
 }
 
+int prov_parse_link(const struct nlmsghdr *nlh, struct prov_link *li)
+{
+	return parse_link(nlh, li);
+}
+
+int prov_parse_nsid(const struct nlmsghdr *nlh, int32_t *nsid)
+{
+	const struct nlattr *tb[NETNSA_MAX + 1];
+
+	if (nlh->nlmsg_type != RTM_NEWNSID)
+		return 1;
+	if (nl_attr_parse(nlh, sizeof(struct rtgenmsg), &nsid_policy, tb) < 0)
+		return -EPROTO;
+	if (tb[NETNSA_NSID])
+		*nsid = (int32_t)mnl_attr_get_u32(tb[NETNSA_NSID]);
+	return 0;
+}
+
 const char *prov_ntop(int family, const void *addr, char *buf, size_t n)
 {
 	if (!inet_ntop(family, addr, buf, (socklen_t)n))
@@ -226,15 +245,12 @@ int prov_msg_host_link(const struct nlmsghdr *nlh, void *arg)
 int prov_msg_nsid(const struct nlmsghdr *nlh, void *arg)
 {
 	struct prov_req *q = arg;
-	const struct nlattr *tb[NETNSA_MAX + 1];
+	int r;
 
-	if (!nlh || nlh->nlmsg_type != RTM_NEWNSID)
+	if (!nlh)
 		return 0;
-	if (nl_attr_parse(nlh, sizeof(struct rtgenmsg), &nsid_policy, tb) < 0)
-		return -EPROTO;
-	if (tb[NETNSA_NSID])
-		q->job->nsid = (int32_t)mnl_attr_get_u32(tb[NETNSA_NSID]);
-	return 0;
+	r = prov_parse_nsid(nlh, &q->job->nsid);
+	return r < 0 ? r : 0;
 }
 
 int prov_msg_ns_link(const struct nlmsghdr *nlh, void *arg)

@@ -25,7 +25,11 @@
  * kernel did not take the veth with its namespace in time, or events were
  * lost): RTM_GETLINK by index on the same socket; the index is still ours
  * only if it still bears HOST_IF (an index can be reused), and then, when
- * asked, RTM_DELLINK.  Creating a namespace: the worker enters
+ * asked, RTM_DELLINK.  Deprovision's probe (RTM_GETLINK of HOST_IF, then
+ * RTM_GETNSID of the namespace's descriptor, which the job leaves alone
+ * meanwhile) runs here too: while the kernel tears a batch of namespaces
+ * down it holds RTNL for up to hundreds of ms, and a lookup from the loop
+ * would wait as long.  Creating a namespace: the worker enters
  * a new namespace with netns_run_in(NETNS_NEW), keeps a descriptor of it,
  * comes back home (or aborts), and bind-mounts it on the placeholder file
  * through /proc/self/fd of the placeholder's own descriptor (the descriptor
@@ -45,13 +49,16 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 
 #include "netns/netns.h"
 #include "netns/offload.h"
 #include "netns/prov_int.h"
 
-enum op_kind { OP_DEL_LINK, OP_CHECK_LINK, OP_NS_CREATE, OP_NS_REMOVE };
+enum op_kind {
+	OP_DEL_LINK, OP_CHECK_LINK, OP_PROBE, OP_NS_CREATE, OP_NS_REMOVE
+};
 
 struct prov_work_op {
 	struct prov_job *job;
@@ -65,8 +72,12 @@ struct prov_work_op {
 	unsigned timeout_ms;
 	bool del;		/* OP_CHECK_LINK: delete it if it is there */
 	int pfd;		/* OP_NS_CREATE: the placeholder (closed there) */
+	int probe_nsfd;		/* OP_PROBE: the job's, untouched meanwhile */
 	/* out */
 	bool exists;		/* OP_CHECK_LINK: index is still ifname */
+	struct prov_link link;	/* OP_PROBE: HOST_IF when exists */
+	int32_t nsid;		/* OP_PROBE: -1 when none */
+	bool bad_reply;		/* OP_PROBE: a reply that does not parse */
 	int err;
 	int nsfd;
 	const char *what;	/* the call that failed */
@@ -143,19 +154,15 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-/* Send a link request (RTM_GETLINK or RTM_DELLINK, by op->index or else by
- * op->ifname) on the worker's socket and wait for its ACK; op->err is the
- * ACK's error, or -errno, -ETIMEDOUT. */
-static void work_link_req(struct prov_work_op *op, uint16_t type)
+/* Send nlh (its type and extra header filled in) on the worker's socket
+ * and wait for its ACK, passing answers to cb; op->err is the ACK's error,
+ * or -errno, -ETIMEDOUT.  op->what names the request. */
+static void work_req(struct prov_work_op *op, struct nlmsghdr *nlh,
+		     char *buf, size_t size, mnl_cb_t cb)
 {
-	union {
-		struct nlmsghdr align;
-		char b[MNL_SOCKET_BUFFER_SIZE];
-	} buf;
 	mnl_cb_t ctl[NLMSG_MIN_TYPE] = { [NLMSG_ERROR] = ack_cb_error };
 	struct prov *prov = op->prov;
-	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifi;
+	const char *what = op->what;
 	uint32_t seq, portid;
 	ssize_t n;
 	int r;
@@ -164,19 +171,10 @@ static void work_link_req(struct prov_work_op *op, uint16_t type)
 	op->err = worker_sock(prov, op->timeout_ms);
 	if (op->err)
 		return;
-	nlh = mnl_nlmsg_put_header(buf.b);
-	nlh->nlmsg_type = type;
+	op->what = what;
+	op->extack[0] = '\0';
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq = ++prov->wseq;
-	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-	ifi->ifi_family = AF_UNSPEC;
-	if (op->index)
-		ifi->ifi_index = (int)op->index;
-	else
-		mnl_attr_put_strz(nlh, IFLA_IFNAME, op->ifname);
-	if (type == RTM_GETLINK)
-		mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-	op->what = type == RTM_GETLINK ? "RTM_GETLINK" : "RTM_DELLINK";
 	if (mnl_socket_sendto(prov->wsock, nlh, nlh->nlmsg_len) < 0) {
 		op->err = -errno;
 		return;
@@ -184,13 +182,12 @@ static void work_link_req(struct prov_work_op *op, uint16_t type)
 	portid = mnl_socket_get_portid(prov->wsock);
 	op->err = -EPROTO;
 	for (;;) {
-		n = mnl_socket_recvfrom(prov->wsock, buf.b, sizeof(buf.b));
+		n = mnl_socket_recvfrom(prov->wsock, buf, size);
 		if (n < 0) {
 			op->err = errno == EAGAIN ? -ETIMEDOUT : -errno;
 			break;
 		}
-		r = mnl_cb_run2(buf.b, (size_t)n, seq, portid,
-				type == RTM_GETLINK ? link_cb : NULL, op, ctl,
+		r = mnl_cb_run2(buf, (size_t)n, seq, portid, cb, op, ctl,
 				NLMSG_MIN_TYPE);
 		if (r == MNL_CB_STOP)
 			break;		/* op->err is the ACK's */
@@ -206,20 +203,99 @@ static void work_link_req(struct prov_work_op *op, uint16_t type)
 	}
 }
 
+union work_buf {
+	struct nlmsghdr align;
+	char b[8192];		/* MNL_SOCKET_BUFFER_SIZE at most */
+};
+
+/* A link request (RTM_GETLINK or RTM_DELLINK, by op->index or else by
+ * op->ifname), answers to cb. */
+static void work_link_req(struct prov_work_op *op, uint16_t type, mnl_cb_t cb)
+{
+	union work_buf buf;
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+
+	nlh = mnl_nlmsg_put_header(buf.b);
+	nlh->nlmsg_type = type;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	if (op->index)
+		ifi->ifi_index = (int)op->index;
+	else
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, op->ifname);
+	if (type == RTM_GETLINK)
+		mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	op->what = type == RTM_GETLINK ? "RTM_GETLINK" : "RTM_DELLINK";
+	work_req(op, nlh, buf.b, sizeof(buf.b), cb);
+}
+
+/* The answer to RTM_GETLINK by name: HOST_IF as it is. */
+static int probe_link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct prov_work_op *op = data;
+	struct prov_link li;
+	int r = prov_parse_link(nlh, &li);
+
+	if (r < 0)
+		op->bad_reply = true;	/* the ACK still comes: read on */
+	if (r == 0 && !strcmp(li.name, op->ifname)) {
+		op->link = li;
+		op->exists = true;
+	}
+	return MNL_CB_OK;
+}
+
+static int probe_nsid_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct prov_work_op *op = data;
+
+	if (prov_parse_nsid(nlh, &op->nsid) < 0)
+		op->bad_reply = true;
+	return MNL_CB_OK;
+}
+
+/* HOST_IF by name, then the nsid of the namespace (after the GET, which
+ * allocates one for a veth peer's namespace). */
+static void work_probe(struct prov_work_op *op)
+{
+	union work_buf buf;
+	struct nlmsghdr *nlh;
+	struct rtgenmsg *g;
+
+	op->index = 0;
+	work_link_req(op, RTM_GETLINK, probe_link_cb);
+	if (op->err == -ENODEV)
+		op->err = 0;		/* no such link */
+	if (!op->err && op->bad_reply)
+		op->err = -EPROTO;
+	if (op->err)
+		return;
+	nlh = mnl_nlmsg_put_header(buf.b);
+	nlh->nlmsg_type = RTM_GETNSID;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->rtgen_family = AF_UNSPEC;
+	mnl_attr_put_u32(nlh, NETNSA_FD, (uint32_t)op->probe_nsfd);
+	op->what = "RTM_GETNSID";
+	work_req(op, nlh, buf.b, sizeof(buf.b), probe_nsid_cb);
+	if (!op->err && op->bad_reply)
+		op->err = -EPROTO;
+}
+
 static void work_del_link(struct prov_work_op *op)
 {
-	work_link_req(op, RTM_DELLINK);
+	work_link_req(op, RTM_DELLINK, NULL);
 }
 
 /* Is op->index still op->ifname?  Then delete it if asked. */
 static void work_check_link(struct prov_work_op *op)
 {
-	work_link_req(op, RTM_GETLINK);
+	work_link_req(op, RTM_GETLINK, link_cb);
 	if (op->err == -ENODEV)
 		op->err = 0;		/* gone */
 	if (op->err || !op->exists || !op->del)
 		return;
-	work_link_req(op, RTM_DELLINK);
+	work_link_req(op, RTM_DELLINK, NULL);
 	if (op->err == -ENODEV) {	/* went meanwhile */
 		op->err = 0;
 		op->exists = false;
@@ -278,6 +354,9 @@ static void op_work(void *arg)
 	case OP_CHECK_LINK:
 		work_check_link(op);
 		break;
+	case OP_PROBE:
+		work_probe(op);
+		break;
 	case OP_NS_CREATE:
 		work_ns_create(op);
 		break;
@@ -331,6 +410,20 @@ static void op_done(void *arg)
 		else if (!op->exists)
 			j->gone = true;
 		break;
+	case OP_PROBE:
+		if (op->err) {
+			prov_job_error(j, op->err, "look up host interface %s and "
+				       "the nsid of %s: %s: %s%s%s%s",
+				       j->spec.host_if, j->spec.ns, op->what,
+				       strerror(-op->err),
+				       op->extack[0] ? " (kernel: " : "",
+				       op->extack, op->extack[0] ? ")" : "");
+			break;
+		}
+		j->host = op->link;
+		j->host_found = op->exists;
+		j->nsid = op->nsid;
+		break;
 	case OP_NS_CREATE:
 		if (op->err) {
 			if (op->nsfd >= 0)
@@ -365,6 +458,8 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	op->kind = kind;
 	op->nsfd = -1;
 	op->pfd = -1;
+	op->probe_nsfd = -1;
+	op->nsid = -1;
 	op->timeout_ms = j->prov->timeout_ms;
 	snprintf(op->path, sizeof(op->path), "%s", j->path);
 	snprintf(op->ifname, sizeof(op->ifname), "%s", j->spec.host_if);
@@ -399,6 +494,17 @@ void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name)
 		op->index = by_name ? 0 : j->host.index;
 	}
 	(void)op_start(j, op, "delete host interface");
+}
+
+void prov_work_probe(struct prov_job *j)
+{
+	struct prov_work_op *op = op_new(j, OP_PROBE);
+
+	if (op)
+		op->probe_nsfd = j->nsfd;
+	j->host_found = false;
+	j->nsid = -1;
+	(void)op_start(j, op, "look up host interface");
 }
 
 void prov_work_check_link(struct prov_job *j, bool del)

@@ -10,7 +10,9 @@
  *
  * Addresses and names come from a pool and an index (netns/pool.h: struct
  * prov_pool, prov_spec_derive()); everything else is asynchronous, in an
- * event loop.
+ * event loop.  The namespace directory must be a directory owned by root
+ * and not writable by group or others (else every job fails, saying so);
+ * no symbolic link in it is ever followed.
  * Never logs above debug (it does not log at all), never exits.
  */
 #ifndef NSRELAY_PROVISION_H
@@ -38,8 +40,10 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir);
 void prov_free(struct prov *prov);
 
 /* Per-netlink-request timeout in ms (0 = default, 5000), and how many
- * namespaces are worked on at once (0 = default, 32); more wait in a queue.
- * Affect requests and jobs started afterwards. */
+ * namespaces are worked on at once (0 = default, 32); more wait in a queue
+ * (a deprovision that only waits for the kernel to tear its namespace down
+ * holds no descriptor and no longer counts).  Affect requests and jobs
+ * started afterwards. */
 void prov_set_timeout(struct prov *prov, unsigned ms);
 void prov_set_parallel(struct prov *prov, unsigned n);
 
@@ -61,7 +65,14 @@ void prov_forget(struct prov *prov, const char *name);
 
 /* Remove what provisioning creates: the veth pair (only if its peer is in
  * this namespace) and the namespace's bind mount and file.  A namespace that
- * is not there is success.  Same return and callback rules. */
+ * is not there is success.  Same return and callback rules.
+ * The veth goes with the namespace: the file is removed first, the kernel
+ * tears the namespace down (many per batch) and deletes both ends, and the
+ * callback runs once the host end is gone.  A namespace that something
+ * else keeps alive (a process inside, a socket made in it: close listeners
+ * there when its file goes) does not die: its host end is then deleted
+ * explicitly, after about 2 s without progress, so the callback comes late
+ * but the result is the same. */
 int prov_deprovision(struct prov *prov, const struct prov_spec *spec,
 		     prov_cb cb, void *arg);
 
