@@ -176,6 +176,35 @@ static void check_listen_clashes(struct config_ctx *c)
 	free(refs);
 }
 
+/* control.path, or its old name provision.control, or the default; then
+ * provision.control mirrors it. */
+static void check_control(struct config_ctx *c)
+{
+	struct config *cfg = c->cfg;
+	struct mark at = c->prov_control_at;
+
+	if (c->prov_control && cfg->control.path &&
+	    strcmp(c->prov_control, cfg->control.path)) {
+		config_path_push(c, "provision.control");
+		config_error_at(c, at, "\"%s\" differs from control.path "
+				"\"%s\" at %u:%u (provision.control is its "
+				"old name: give only control.path)",
+				c->prov_control, cfg->control.path,
+				c->control_at.line, c->control_at.col);
+		config_path_pop(c, 0);
+		return;
+	}
+	if (!cfg->control.path) {
+		cfg->control.path = c->prov_control ? c->prov_control :
+				    strdup(CONFIG_DEFAULT_CONTROL);
+		c->prov_control = NULL;
+	}
+	if (!cfg->control.path ||
+	    (cfg->provision.enabled &&
+	     !(cfg->provision.control = strdup(cfg->control.path))))
+		config_oom(c);
+}
+
 /* Checks and defaults that need the whole file. */
 void config_finish(struct config_ctx *c)
 {
@@ -233,9 +262,7 @@ void config_finish(struct config_ctx *c)
 		cfg->netns_dir = strdup(CONFIG_DEFAULT_NETNS_DIR);
 	if (!cfg->user)
 		cfg->user = strdup(CONFIG_DEFAULT_USER);
-	if (cfg->provision.enabled && !cfg->provision.control &&
-	    !(cfg->provision.control = strdup(CONFIG_DEFAULT_CONTROL)))
-		config_oom(c);
+	check_control(c);
 	cfg->path = strdup(c->name);
 	if (!cfg->netns_dir || !cfg->user || !cfg->path)
 		config_oom(c);

@@ -57,6 +57,11 @@ int config_parse_buffer(const char *name, const char *buf, size_t len,
 		prov_pool_init(&c->cfg->provision.pool);
 		c->cfg->provision.uid_base = CONFIG_DEFAULT_UID_BASE;
 		c->cfg->provision.pool.uid_base = CONFIG_DEFAULT_UID_BASE;
+		c->cfg->limits.conns = CONFIG_DEFAULT_LIMIT_CONNS;
+		c->cfg->limits.rate = CONFIG_DEFAULT_LIMIT_RATE;
+		c->cfg->limits.burst = CONFIG_DEFAULT_LIMIT_BURST;
+		c->cfg->shutdown_grace_ms = CONFIG_DEFAULT_SHUTDOWN_GRACE_MS;
+		c->cfg->control.mode = CONFIG_DEFAULT_CONTROL_MODE;
 	}
 	if (!c->cfg || !yaml_parser_initialize(&c->parser)) {
 		free(c->cfg);
@@ -85,6 +90,7 @@ cleanup:
 	config_set_free(&c->svc_names);
 	config_set_free(&c->ns_names);
 	config_set_free(&c->prov_users);
+	free(c->prov_control);
 	config_free(c->cfg);
 	if (rc)
 		config_flush_msgs(c, errs);
@@ -212,6 +218,8 @@ void config_free(struct config *cfg)
 	free(cfg->provision.control);
 	free(cfg->provision.hosts_file);
 	free(cfg->provision.domain);
+	free(cfg->control.path);
+	free(cfg->control.group);
 	free(cfg);
 }
 

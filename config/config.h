@@ -25,6 +25,12 @@
 #define CONFIG_DEFAULT_UID_BASE		1000
 #define CONFIG_DEFAULT_CONTROL		"/run/nsrelay/control.sock"
 #define CONFIG_MAX_DURATION_MS		(30ULL * 24 * 60 * 60 * 1000)
+#define CONFIG_DEFAULT_LIMIT_CONNS	256	/* live, per namespace */
+#define CONFIG_DEFAULT_LIMIT_RATE	200	/* new per second, per ns */
+#define CONFIG_DEFAULT_LIMIT_BURST	400	/* 2 x the rate */
+#define CONFIG_LIMIT_MAX		1000000	/* conns and rate below this */
+#define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS (5 * 1000ULL)
+#define CONFIG_DEFAULT_CONTROL_MODE	0600
 
 /* A socket address as written in the file, parsed.  For AF_UNIX, sa holds a
  * sockaddr_un and len covers the path and its NUL. */
@@ -34,6 +40,17 @@ struct config_sockaddr {
 	char text[128];		/* canonical: "127.0.0.1:3306", "[::1]:3306",
 				 * "unix:/run/x.sock" */
 	unsigned line, col;	/* where it was written (1-based) */
+};
+
+/* Connection limits; 0 = no limit.  At the top level they apply to each
+ * namespace: live connections, new connections a second (a token bucket
+ * refilled at rate a second, holding at most burst).  In a service only
+ * conns is used: a cap on that service's live connections in each
+ * namespace, within the namespace's (0: only the namespace's applies). */
+struct config_limits {
+	unsigned conns;
+	unsigned rate;
+	unsigned burst;		/* >= 1 when rate > 0; 0 when rate is 0 */
 };
 
 struct config_service {
@@ -46,6 +63,7 @@ struct config_service {
 	uint64_t fin_timeout_ms;
 	char **namespaces;	/* names this service goes into; */
 	size_t n_namespaces;	/* 0 = every namespace of the config */
+	struct config_limits limits;	/* conns only; default 0 */
 	unsigned line, col;
 };
 
@@ -59,6 +77,12 @@ struct config_prov_user {
 	char *name;
 	long index;		/* -1: uid - uid_base */
 	struct config_loc at;
+};
+
+/* What a reload does with users that leave provision.users. */
+enum config_removed {
+	CONFIG_REMOVED_KEEP,		/* their namespaces stay (default) */
+	CONFIG_REMOVED_DEPROVISION,	/* their namespaces are removed */
 };
 
 /* provision: present when the daemon creates namespaces itself.  Pools and
@@ -77,9 +101,25 @@ struct config_provision {
 	char *ns_template, *host_template, *peer_template;
 	struct config_loc ipv4_pool_at, ipv6_pool_at, ns_template_at,
 			  host_template_at, peer_template_at;
-	char *control;		/* socket; default CONFIG_DEFAULT_CONTROL */
+	char *control;		/* when enabled: a copy of control.path (the
+				 * old key provision.control is an alias) */
 	char *hosts_file;	/* NULL: none */
 	char *domain;		/* suffix in hosts_file; NULL: none */
+	enum config_removed removed;	/* default CONFIG_REMOVED_KEEP */
+};
+
+/* control: the control socket (a unix socket on the host). */
+struct config_control {
+	char *path;		/* default CONFIG_DEFAULT_CONTROL */
+	char *group;		/* group of the socket; NULL: none */
+	unsigned mode;		/* 0600 (default), 0620, 0640 or 0660 */
+};
+
+/* metrics: a TCP endpoint on the host for the daemon's figures; off by
+ * default. */
+struct config_metrics {
+	bool enabled;			/* the section has listen: */
+	struct config_sockaddr listen;	/* AF_INET or AF_INET6 */
 };
 
 struct config {
@@ -94,6 +134,10 @@ struct config {
 	struct config_service *services;
 	size_t n_services;
 	struct config_provision provision;
+	struct config_limits limits;	/* per namespace; defaults above */
+	uint64_t shutdown_grace_ms;	/* 0: stop at once; default 5000 */
+	struct config_control control;
+	struct config_metrics metrics;
 };
 
 /* A list of error messages, each "FILE:LINE:COL: PATH: message". */
@@ -166,6 +210,44 @@ int config_parse_sockaddr(const char *s, bool allow_unix,
 
 /* The explicit provision index of USER, or -1 (derive it from the uid). */
 long config_provision_index(const struct config *cfg, const char *user);
+
+/* ---- reload (diff.c) ---------------------------------------------------- */
+
+/* Would service A serve exactly as B does?  Same upstream, timeouts,
+ * limits, namespaces (as a set) and listen addresses (as a set).  The
+ * names and the positions in the file are not compared: the caller pairs
+ * services by name. */
+bool config_service_equal(const struct config_service *a,
+			  const struct config_service *b);
+
+/* What a reload from one config to another changes.  Services are paired by
+ * name (changed: in both, not config_service_equal()); namespaces are the
+ * entries of namespaces.names; users are those of provision.users (none when
+ * provision is off), by name.  The user names are copies, owned by the
+ * diff. */
+struct config_diff {
+	size_t n_services_added, n_services_removed, n_services_changed;
+	size_t n_namespaces_added, n_namespaces_removed;
+	char **users_added, **users_removed;	/* in file order */
+	size_t n_users_added, n_users_removed;
+};
+
+/* Fill OUT with the difference from OLD to NEW.  0, or -ENOMEM with OUT
+ * empty.  Free with config_diff_free(). */
+int config_diff(const struct config *old, const struct config *new,
+		struct config_diff *out);
+
+/* Free what config_diff() put in D and empty it; NULL is fine. */
+void config_diff_free(struct config_diff *d);
+
+/* NULL if a reload may go from A to B, else the name of a key whose change
+ * needs a restart (the first found): "namespaces.dir", "user",
+ * "provision" (on or off), "control.path", "control.group",
+ * "control.mode", and with provision on "provision.uid_base",
+ * "provision.ipv4_pool", "provision.ipv6_pool", "provision.namespace",
+ * "provision.host_interface", "provision.namespace_interface".  A static
+ * string. */
+const char *config_fixed_key(const struct config *a, const struct config *b);
 
 void config_free(struct config *cfg);		/* NULL is fine */
 void config_errors_clear(struct config_errors *errs);

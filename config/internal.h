@@ -11,6 +11,7 @@
  *   check.c   checks that need the whole file, defaults, and the checks
  *             offered to the engine after loading
  *   util.c    formatting, growing arrays, a string set
+ *   diff.c    comparing two loaded configs, for reload (config.h)
  *   config.c  the public entry points of config.h
  * Everything here is pure: no libevent, no sockets, no logging, no globals.
  * Names with external linkage carry the config_ prefix.
@@ -88,6 +89,11 @@ struct config_ctx {
 	struct mark ns_at;		/* the namespaces: mapping */
 	uint64_t def_connect_ms, def_idle_ms, def_fin_ms;
 	struct strset prov_users;	/* provision.users[].name */
+	struct mark control_at;		/* control.path, if given (line>0) */
+	struct mark prov_control_at;	/* provision.control, if given */
+	char *prov_control;		/* its value */
+	bool rate_set, burst_set;	/* in limits: */
+	struct mark burst_at;
 
 	struct msg *msgs;
 	size_t n_msgs;
@@ -198,9 +204,18 @@ void config_parse_document(struct config_ctx *c);
 
 /* ---- values.c ---------------------------------------------------------- */
 
-/* Parse a duration; NULL, or why not (static, or written into WHY). */
-const char *config_duration_why(const char *s, uint64_t *ms, char *why,
-				size_t why_len);
+/* Parse a duration; NULL, or why not (static, or written into WHY).  With
+ * ZERO_OK, "0" and zero durations ("0s") are 0; else refused. */
+const char *config_duration_why(const char *s, uint64_t *ms, bool zero_ok,
+				char *why, size_t why_len);
+
+/* Parse a control socket mode: 3 or 4 octal digits ("0660"), read and
+ * write for the owner, nothing for others, no execute bits, no
+ * set-id or sticky bits.  NULL, or why not (static). */
+const char *config_mode_why(const char *s, unsigned *mode);
+
+/* Why NAME is not a usable group name, or NULL (static). */
+const char *config_group_problem(const char *name);
 
 /* Why NAME is not a usable namespace name, or NULL. */
 const char *config_ns_name_problem(const char *name);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 /* Replace the string at DST with a copy of V. */
 static void set_str(struct config_ctx *c, char **dst, const char *v)
@@ -69,7 +70,8 @@ static void h_abs_path(struct config_ctx *c, void *obj, size_t off)
 	set_str(c, dst, v);
 }
 
-static void h_duration(struct config_ctx *c, void *obj, size_t off)
+static void duration(struct config_ctx *c, void *obj, size_t off,
+		     bool zero_ok)
 {
 	uint64_t *dst = (uint64_t *)(void *)((char *)obj + off);
 	const char *v = config_scalar(c), *why;
@@ -77,10 +79,22 @@ static void h_duration(struct config_ctx *c, void *obj, size_t off)
 
 	if (!v)
 		return;
-	why = config_duration_why(v, dst, buf, sizeof(buf));
+	why = config_duration_why(v, dst, zero_ok, buf, sizeof(buf));
 	if (why)
 		config_error_at(c, config_here(c), "bad duration \"%s\": %s", v,
 				why);
+}
+
+/* A duration greater than zero. */
+static void h_duration(struct config_ctx *c, void *obj, size_t off)
+{
+	duration(c, obj, off, false);
+}
+
+/* A duration, where "0" (or "0s") means none. */
+static void h_duration0(struct config_ctx *c, void *obj, size_t off)
+{
+	duration(c, obj, off, true);
 }
 
 static void h_ns_all(struct config_ctx *c, void *obj, size_t off)
@@ -356,6 +370,212 @@ static void h_prov_users(struct config_ctx *c, void *obj, size_t off)
 	config_seq_each(c, user_item, NULL);
 }
 
+/* A limit of struct config_limits at OFF: a whole number below MAX. */
+static bool limit_value(struct config_ctx *c, void *obj, size_t off,
+			unsigned long max)
+{
+	unsigned *dst = (unsigned *)(void *)((char *)obj + off);
+	const char *v = config_scalar(c);
+	unsigned long n;
+
+	if (!v || uint_value(c, v, max, &n))
+		return false;
+	*dst = (unsigned)n;
+	return true;
+}
+
+static void h_limit(struct config_ctx *c, void *obj, size_t off)
+{
+	limit_value(c, obj, off, CONFIG_LIMIT_MAX);
+}
+
+static void h_limit_rate(struct config_ctx *c, void *obj, size_t off)
+{
+	if (limit_value(c, obj, off, CONFIG_LIMIT_MAX))
+		c->rate_set = true;
+}
+
+static void h_limit_burst(struct config_ctx *c, void *obj, size_t off)
+{
+	struct mark at = config_here(c);
+
+	if (limit_value(c, obj, off, 2UL * CONFIG_LIMIT_MAX)) {
+		c->burst_set = true;
+		c->burst_at = at;
+	}
+}
+
+static const struct field limits_fields[] = {
+	{ "connections_per_namespace", N_SCALAR, h_limit,
+	  offsetof(struct config_limits, conns), false },
+	{ "connections_per_second", N_SCALAR, h_limit_rate,
+	  offsetof(struct config_limits, rate), false },
+	{ "burst", N_SCALAR, h_limit_burst,
+	  offsetof(struct config_limits, burst), false },
+};
+
+/* limits: per namespace.  burst defaults to twice the rate; it must be at
+ * least 1 with a rate, and is refused without one (it would do nothing). */
+static void h_limits(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_limits *l = &c->cfg->limits;
+	size_t old;
+
+	config_parse_fields(c, limits_fields, ARRAY_SIZE(limits_fields), l,
+			    config_here(c));
+	if (!c->burst_set) {
+		l->burst = 2 * l->rate;
+		return;
+	}
+	old = config_path_push(c, "burst");
+	if (l->rate && !l->burst)
+		config_error_at(c, c->burst_at, "must be at least 1 when "
+				"connections_per_second is not 0");
+	else if (!l->rate && l->burst)
+		config_error_at(c, c->burst_at, "%u does nothing when "
+				"connections_per_second is 0 (no rate limit)",
+				l->burst);
+	config_path_pop(c, old);
+}
+
+static const struct field svc_limits_fields[] = {
+	{ "connections_per_namespace", N_SCALAR, h_limit,
+	  offsetof(struct config_limits, conns), false },
+};
+
+static void h_svc_limits(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+
+	config_parse_fields(c, svc_limits_fields,
+			    ARRAY_SIZE(svc_limits_fields), &s->limits,
+			    config_here(c));
+}
+
+/* An absolute path that fits a unix socket address; 0, or -1 reported. */
+static int sock_path(struct config_ctx *c, const char *v)
+{
+	if (v[0] != '/') {
+		config_error_at(c, config_here(c), "must be an absolute path");
+		return -1;
+	}
+	if (strlen(v) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		config_error_at(c, config_here(c), "longer than %zu bytes: "
+				"too long for a unix socket",
+				sizeof(((struct sockaddr_un *)0)->sun_path) -
+				1);
+		return -1;
+	}
+	return 0;
+}
+
+static void h_ctl_path(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_control *ctl = obj;
+	struct mark at = config_here(c);
+	const char *v = config_scalar(c);
+
+	if (!v || sock_path(c, v))
+		return;
+	set_str(c, &ctl->path, v);
+	c->control_at = at;
+}
+
+/* provision.control: the old name of control.path. */
+static void h_prov_control(struct config_ctx *c, void *obj, size_t off)
+{
+	struct mark at = config_here(c);
+	const char *v = config_scalar(c);
+
+	if (!v || sock_path(c, v))
+		return;
+	set_str(c, &c->prov_control, v);
+	c->prov_control_at = at;
+}
+
+static void h_ctl_group(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_control *ctl = obj;
+	const char *v = config_scalar(c), *why;
+
+	if (!v)
+		return;
+	why = config_group_problem(v);
+	if (why)
+		config_error_at(c, config_here(c), "bad group name \"%s\": %s",
+				v, why);
+	else
+		set_str(c, &ctl->group, v);
+}
+
+static void h_ctl_mode(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_control *ctl = obj;
+	const char *v = config_scalar(c), *why;
+
+	if (!v)
+		return;
+	why = config_mode_why(v, &ctl->mode);
+	if (why)
+		config_error_at(c, config_here(c), "bad mode \"%s\": %s", v,
+				why);
+}
+
+static const struct field control_fields[] = {
+	{ "path", N_SCALAR, h_ctl_path, 0, false },
+	{ "group", N_SCALAR, h_ctl_group, 0, false },
+	{ "mode", N_SCALAR, h_ctl_mode, 0, false },
+};
+
+static void h_control(struct config_ctx *c, void *obj, size_t off)
+{
+	config_parse_fields(c, control_fields, ARRAY_SIZE(control_fields),
+			    &c->cfg->control, config_here(c));
+}
+
+static void h_metrics_listen(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_metrics *m = obj;
+	const char *text = config_scalar(c), *why;
+
+	if (!text)
+		return;
+	if (config_parse_sockaddr(text, false, &m->listen, &why)) {
+		config_error_at(c, config_here(c), "%s", why);
+		memset(&m->listen, 0, sizeof(m->listen));
+		return;
+	}
+	m->listen.line = config_here(c).line;
+	m->listen.col = config_here(c).col;
+	m->enabled = true;
+}
+
+static const struct field metrics_fields[] = {
+	{ "listen", N_SCALAR, h_metrics_listen, 0, true },
+};
+
+static void h_metrics(struct config_ctx *c, void *obj, size_t off)
+{
+	config_parse_fields(c, metrics_fields, ARRAY_SIZE(metrics_fields),
+			    &c->cfg->metrics, config_here(c));
+}
+
+static void h_removed(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_provision *p = obj;
+	const char *v = config_scalar(c);
+
+	if (!v)
+		return;
+	if (!strcmp(v, "keep"))
+		p->removed = CONFIG_REMOVED_KEEP;
+	else if (!strcmp(v, "deprovision"))
+		p->removed = CONFIG_REMOVED_DEPROVISION;
+	else
+		config_error_at(c, config_here(c), "expected keep or "
+				"deprovision, not \"%s\"", v);
+}
+
 static const struct field prov_fields[] = {
 #define PF(k, f, fn) { k, N_SCALAR, fn, \
 		       offsetof(struct config_provision, f), false }
@@ -366,9 +586,10 @@ static const struct field prov_fields[] = {
 	PF("namespace", ns_template, h_pool),
 	PF("host_interface", host_template, h_pool),
 	PF("namespace_interface", peer_template, h_pool),
-	PF("control", control, h_abs_path),
+	{ "control", N_SCALAR, h_prov_control, 0, false },
 	PF("hosts_file", hosts_file, h_abs_path),
 	PF("domain", domain, h_string),
+	{ "removed", N_SCALAR, h_removed, 0, false },
 #undef PF
 };
 
@@ -490,6 +711,7 @@ static const struct field service_fields[] = {
 	{ "fin_timeout", N_SCALAR, h_duration,
 	  offsetof(struct config_service, fin_timeout_ms), false },
 	{ "namespaces", N_SEQ, h_svc_namespaces, 0, false },
+	{ "limits", N_MAP, h_svc_limits, 0, false },
 };
 
 static void service_key(struct config_ctx *c, const char *name, struct mark at,
@@ -559,6 +781,11 @@ static const struct field top_fields[] = {
 	{ "defaults", N_MAP, h_defaults, 0, false },
 	{ "services", N_MAP, h_services, 0, true },
 	{ "provision", N_MAP, h_provision, 0, false },
+	{ "limits", N_MAP, h_limits, 0, false },
+	{ "shutdown_grace", N_SCALAR, h_duration0,
+	  offsetof(struct config, shutdown_grace_ms), false },
+	{ "control", N_MAP, h_control, 0, false },
+	{ "metrics", N_MAP, h_metrics, 0, false },
 };
 
 /* STREAM-START DOCUMENT-START mapping DOCUMENT-END STREAM-END */

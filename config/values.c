@@ -17,8 +17,8 @@
 #include <sys/un.h>
 
 /* Parse a duration; NULL, or why not (written into WHY). */
-const char *config_duration_why(const char *s, uint64_t *ms, char *why,
-				  size_t why_len)
+const char *config_duration_why(const char *s, uint64_t *ms, bool zero_ok,
+				char *why, size_t why_len)
 {
 	static const struct {
 		const char *name;
@@ -33,6 +33,10 @@ const char *config_duration_why(const char *s, uint64_t *ms, char *why,
 
 	if (!*p)
 		return "must not be empty";
+	if (zero_ok && !strcmp(p, "0")) {
+		*ms = 0;
+		return NULL;
+	}
 	while (*p) {
 		uint64_t v = 0;
 		const char *u;
@@ -71,9 +75,46 @@ const char *config_duration_why(const char *s, uint64_t *ms, char *why,
 	}
 	if (big || total > CONFIG_MAX_DURATION_MS)
 		return "longer than 30 days";
-	if (!total)
+	if (!total && !zero_ok)
 		return "must be greater than zero";
 	*ms = total;
+	return NULL;
+}
+
+const char *config_mode_why(const char *s, unsigned *mode)
+{
+	size_t n = strspn(s, "01234567");
+	unsigned m = 0;
+	size_t i;
+
+	if (!n || s[n] || n < 3 || n > 4 || (n == 4 && s[0] != '0'))
+		return "expected an octal mode such as \"0600\" or \"0660\"";
+	for (i = 0; i < n; i++)
+		m = m * 8 + (unsigned)(s[i] - '0');
+	if (m & 0007)
+		return "must not give others any access (for a group, set "
+		       "control.group and 0660)";
+	if ((m & 0600) != 0600)
+		return "must give the owner read and write (0600)";
+	if (m & 0111)
+		return "must not have execute bits (a socket needs read and "
+		       "write)";
+	*mode = m;
+	return NULL;
+}
+
+const char *config_group_problem(const char *name)
+{
+	const char *p;
+
+	if (!*name)
+		return "must not be empty";
+	if (strlen(name) > 255)
+		return "longer than 255 bytes";
+	for (p = name; *p; p++)
+		if (*p == '/' || *p == ':' || *p == ',' ||
+		    isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			return "must not contain '/', ':', ',' or white space";
 	return NULL;
 }
 
@@ -170,7 +211,7 @@ int config_parse_duration(const char *s, uint64_t *ms)
 	char why[128];
 	uint64_t v;
 
-	if (!s || config_duration_why(s, &v, why, sizeof(why)))
+	if (!s || config_duration_why(s, &v, false, why, sizeof(why)))
 		return -EINVAL;
 	*ms = v;
 	return 0;
