@@ -16,6 +16,8 @@
 #     never opened again.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
+command -v unshare >/dev/null || skip_all "unshare not found"
+command -v nsenter >/dev/null || skip_all "nsenter not found"
 
 dir=$T/netns
 mkdir -m 0755 "$dir" || bail "mkdir $dir"

@@ -136,6 +136,35 @@ for u in users:
     want[u] = last[5]
     print("burst", u, last[5], "tie" if tie else "")
 check("burst", want)
+# queued behind one another: while a deprovision runs (deleting a veth takes
+# tens of ms), "provision" and "deprovision" come from fresh clients 2 ms
+# apart (the daemon, idle meanwhile, reads each before the next is sent).
+# Each must wait for the job before it, never join a job of the other
+# verb: the last one sent is answered last and decides the state.
+def one(u, v, out):
+    f, s = conn()
+    f.write(("%s %s\n" % (v, u)).encode())
+    out.append((v, f.readline().decode().rstrip("\n")))
+    s.close()
+for u in users:
+    for rnd_ in range(3):
+        out = []
+        one(u, "provision", out)
+        seq = ["deprovision", "provision", "deprovision"]
+        ts = []
+        for v in seq:
+            ts.append(threading.Thread(target=one, args=(u, v, out)))
+            ts[-1].start()
+            time.sleep(0.002)
+        for t in ts:
+            t.join()
+        time.sleep(0.3)
+        ns, link = state(u)
+        print("queued", u, rnd_, "ok" if not ns and not link else
+              "bad: namespace %s, host veth %s" % (ns, link),
+              "|", "; ".join(a for _, a in out))
+    want[u] = "deprovision"
+check("queued", want)
 # one more command each, after everything was answered
 f, s = conn()
 for k, u in enumerate(users):
@@ -167,6 +196,14 @@ for u in "${users[@]}"; do
 		like "$st" "^state $u burst ok" \
 			"$u: after the burst, the kernel state is that of the call answered last, for 2 s"
 	fi
+	q=$(grep "^queued $u " <<<"$out")
+	diag "$q"
+	is "$(grep -o '| .*' <<<"$q" | tr ';' '\n' | grep -cv "ok $u $pre$u")" 0 \
+		"$u: deprovision, provision, deprovision queued behind one another (3 times): all ok"
+	is "$(grep -c "^queued $u [0-9] ok " <<<"$q")" 3 \
+		"$u: ... and each time the state is that of the last one"
+	like "$(grep "^state $u queued " <<<"$out")" "^state $u queued ok" \
+		"$u: ... and stays so, for 2 s"
 	like "$(grep "^final $u " <<<"$out")" "^final $u \S+ ok $u $pre$u\$" \
 		"$u: one more call after all were answered: ok"
 	like "$(grep "^state $u final " <<<"$out")" "^state $u final ok" \
