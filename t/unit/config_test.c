@@ -326,6 +326,18 @@ static void check_minimal(const struct config *cfg)
 	is_int(s->idle_timeout_ms, H(1), "minimal: default idle");
 	is_int(s->fin_timeout_ms, MIN(1), "minimal: default fin");
 	ok(!s->n_namespaces, "minimal: service goes everywhere");
+	is_int(cfg->limits.conns, 256, "minimal: default 256 connections");
+	is_int(cfg->limits.rate, 200, "minimal: default 200 a second");
+	is_int(cfg->limits.burst, 400, "minimal: default burst 400");
+	is_int(s->limits.conns, 0, "minimal: no service limit");
+	is_int(cfg->shutdown_grace_ms, 5000, "minimal: default grace 5s");
+	is_str(cfg->control.path, CONFIG_DEFAULT_CONTROL,
+	       "minimal: default control path");
+	ok(!cfg->control.group, "minimal: no control group");
+	is_int(cfg->control.mode, 0600, "minimal: control mode 0600");
+	ok(!cfg->metrics.enabled, "minimal: no metrics");
+	ok(!cfg->provision.enabled && !cfg->provision.control,
+	   "minimal: no provisioning, no provision.control");
 	ok(config_serves_ns(cfg, "anything"), "minimal: serves any name");
 	ok(!config_serves_ns(cfg, ".."), "minimal: but not ..");
 }
@@ -352,6 +364,9 @@ static void check_provision(const struct config *cfg)
 	is_int(p->ipv4_pool_at.col, 14, "provision: ipv4_pool column");
 	is_str(p->host_template, "veth_%U_out", "provision: host template");
 	is_str(p->control, "/run/nsrelay/ctl.sock", "provision: control");
+	is_str(cfg->control.path, "/run/nsrelay/ctl.sock",
+	       "provision: the old key provision.control sets control.path");
+	is_int(p->removed, CONFIG_REMOVED_KEEP, "provision: removed: keep");
 	is_str(p->domain, "users.example.org", "provision: domain");
 	/* the pool the provisioner gets: what the file says */
 	is_int(p->pool.uid_base, 2000, "provision: pool uid_base");
@@ -444,10 +459,65 @@ static void check_document(const struct config *cfg)
 	   s->idle_timeout_ms == 30ULL * H(24), "document: 1d and 30d");
 }
 
+static void check_limits_control(const struct config *cfg)
+{
+	const struct config_service *db = find_service(cfg, "db");
+	const struct config_service *web = find_service(cfg, "web");
+
+	is_int(cfg->shutdown_grace_ms, 0, "limits-control: grace 0");
+	is_int(cfg->limits.conns, 1000, "limits-control: 1000 connections");
+	is_int(cfg->limits.rate, 50, "limits-control: 50 a second");
+	is_int(cfg->limits.burst, 100, "limits-control: burst 2 x rate");
+	ok(db && db->limits.conns == 16 && !db->limits.rate &&
+	   !db->limits.burst, "limits-control: db at most 16 per namespace");
+	ok(web && web->limits.conns == 0, "limits-control: web no limit");
+	is_str(cfg->control.path, "/run/nsrelay/admin.sock",
+	       "limits-control: control.path");
+	is_str(cfg->control.group, "nsrelay-admin",
+	       "limits-control: control.group");
+	is_int(cfg->control.mode, 0660, "limits-control: control.mode");
+	is_str(cfg->provision.control, "/run/nsrelay/admin.sock",
+	       "limits-control: provision.control mirrors control.path");
+	ok(cfg->metrics.enabled, "limits-control: metrics on");
+	is_str(cfg->metrics.listen.text, "[::1]:9543",
+	       "limits-control: metrics address");
+	ok(cfg->metrics.listen.sa.ss_family == AF_INET6 &&
+	   cfg->metrics.listen.line == 5 && cfg->metrics.listen.col == 20,
+	   "limits-control: metrics IPv6 at 5:20");
+	is_int(cfg->provision.removed, CONFIG_REMOVED_DEPROVISION,
+	       "limits-control: removed: deprovision");
+}
+
+static void check_limits_off(const struct config *cfg)
+{
+	is_int(cfg->shutdown_grace_ms, S(90), "limits-off: grace 1m30s");
+	ok(cfg->limits.conns == 0 && cfg->limits.rate == 200 &&
+	   cfg->limits.burst == 10, "limits-off: 0 live, 200/s, burst 10");
+	is_int(cfg->control.mode, 0640, "limits-off: mode 640 is 0640");
+	is_str(cfg->control.path, CONFIG_DEFAULT_CONTROL,
+	       "limits-off: default control path");
+	is_str(cfg->provision.control, CONFIG_DEFAULT_CONTROL,
+	       "limits-off: provision.control mirrors the default");
+	ok(cfg->metrics.enabled && cfg->metrics.listen.sa.ss_family == AF_INET,
+	   "limits-off: metrics on IPv4");
+	is_int(cfg->provision.removed, CONFIG_REMOVED_KEEP,
+	       "limits-off: removed: keep");
+}
+
+static void check_limits_zero(const struct config *cfg)
+{
+	ok(cfg->limits.conns == 256 && cfg->limits.rate == 0 &&
+	   cfg->limits.burst == 0, "limits-zero: no rate, so no burst");
+	is_int(cfg->shutdown_grace_ms, 0, "limits-zero: grace 0s");
+}
+
 static const struct {
 	const char *file;
 	void (*check)(const struct config *cfg);
 } valid_checks[] = {
+	{ "limits-control.yaml", check_limits_control },
+	{ "limits-off.yaml", check_limits_off },
+	{ "limits-zero.yaml", check_limits_zero },
 	{ "provision.yaml", check_provision },
 	{ "minimal.yaml", check_minimal },
 	{ "full.yaml", check_full },
@@ -643,6 +713,451 @@ static void test_buffers(void)
 	       "buf.yaml:1:3: keys must be scalars",
 	       "a sequence as a key");
 	free(msgs);
+}
+
+
+/* ---- the keys of limits:, shutdown_grace, control:, metrics: --------- */
+
+/* Parse SVC plus YAML; the first message, or "ok" (and *CFG kept when CFG
+ * is not NULL). */
+static char *parse_with(const char *yaml, struct config **cfg)
+{
+	struct config_errors e = { NULL, 0 };
+	struct config *c;
+	char buf[4096], *r;
+
+	snprintf(buf, sizeof(buf), "%s%s", svc, yaml);
+	config_parse_buffer("buf.yaml", buf, strlen(buf), &c, &e);
+	r = strdup(e.n ? e.msg[0] : "ok");
+	config_errors_clear(&e);
+	if (cfg)
+		*cfg = c;
+	else
+		config_free(c);
+	return r;
+}
+
+static void test_new_keys(void)
+{
+	static const struct {
+		const char *mode;
+		unsigned want;		/* 0: refused with why */
+		const char *why;
+	} modes[] = {
+		{ "0600", 0600, NULL }, { "0660", 0660, NULL },
+		{ "0640", 0640, NULL }, { "0620", 0620, NULL },
+		{ "600", 0600, NULL }, { "660", 0660, NULL },
+		{ "0666", 0, "must not give others any access (for a group, "
+		  "set control.group and 0660)" },
+		{ "0604", 0, "must not give others any access (for a group, "
+		  "set control.group and 0660)" },
+		{ "0601", 0, "must not give others any access (for a group, "
+		  "set control.group and 0660)" },
+		{ "0777", 0, "must not give others any access (for a group, "
+		  "set control.group and 0660)" },
+		{ "0400", 0, "must give the owner read and write (0600)" },
+		{ "0200", 0, "must give the owner read and write (0600)" },
+		{ "0000", 0, "must give the owner read and write (0600)" },
+		{ "0700", 0, "must not have execute bits (a socket needs read "
+		  "and write)" },
+		{ "0670", 0, "must not have execute bits (a socket needs read "
+		  "and write)" },
+		{ "0610", 0, "must not have execute bits (a socket needs read "
+		  "and write)" },
+		{ "4660", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "1600", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "00660", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "60", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "0680", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "0x1b0", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "rw-rw----", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+		{ "", 0, "expected an octal mode such as \"0600\" or "
+		  "\"0660\"" },
+	};
+	static const struct {
+		const char *yaml;
+		const char *want;	/* first message, or "ok" */
+	} cases[] = {
+		{ "shutdown_grace: 0\n", "ok" },
+		{ "shutdown_grace: 0ms\n", "ok" },
+		{ "shutdown_grace: 0d0s\n", "ok" },
+		{ "shutdown_grace: 00\n", "buf.yaml:5:17: shutdown_grace: bad "
+		  "duration \"00\": a unit is required (ms, s, m, h, d)" },
+		{ "shutdown_grace: \"\"\n", "buf.yaml:5:17: shutdown_grace: "
+		  "bad duration \"\": must not be empty" },
+		{ "shutdown_grace: -1s\n", "buf.yaml:5:17: shutdown_grace: bad "
+		  "duration \"-1s\": expected a number and a unit, e.g. 5s or "
+		  "1h30m" },
+		{ "shutdown_grace: [5s]\n", "buf.yaml:5:17: shutdown_grace: "
+		  "expected a scalar" },
+		{ "defaults: {idle_timeout: 0}\n", "buf.yaml:5:26: "
+		  "defaults.idle_timeout: bad duration \"0\": a unit is "
+		  "required (ms, s, m, h, d)" },
+		{ "defaults: {idle_timeout: 0s}\n", "buf.yaml:5:26: "
+		  "defaults.idle_timeout: bad duration \"0s\": must be greater "
+		  "than zero" },
+		{ "limits: {connections_per_namespace: 999999}\n", "ok" },
+		{ "limits: {connections_per_second: 999999, burst: 1999999}\n",
+		  "ok" },
+		{ "limits: {connections_per_second: 1, burst: 1}\n", "ok" },
+		{ "limits: {connections_per_namespace: 1e3}\n", "buf.yaml:5:37: "
+		  "limits.connections_per_namespace: expected a whole number "
+		  "below 1000000, not \"1e3\"" },
+		{ "limits: {connections_per_second: \" 5\"}\n", "buf.yaml:5:34: "
+		  "limits.connections_per_second: expected a whole number "
+		  "below 1000000, not \" 5\"" },
+		{ "limits: {burst: 0}\n", "buf.yaml:5:17: limits.burst: must "
+		  "be at least 1 when connections_per_second is not 0" },
+		{ "limits: {}\n", "ok" },
+		{ "limits: []\n", "buf.yaml:5:9: limits: expected a mapping" },
+		{ "control: {path: /run/a.sock, mode: \"0600\"}\n", "ok" },
+		{ "control: {group: \"\"}\n", "buf.yaml:5:18: control.group: "
+		  "bad group name \"\": must not be empty" },
+		{ "control: {group: \"a:b\"}\n", "buf.yaml:5:18: control.group: "
+		  "bad group name \"a:b\": must not contain '/', ':', ',' or "
+		  "white space" },
+		{ "control: {group: 1234}\n", "ok" },
+		{ "metrics: {listen: \"0.0.0.0:9543\"}\n", "ok" },
+		{ "metrics: {listen: \"localhost:9543\"}\n", "buf.yaml:5:19: "
+		  "metrics.listen: not an IP address (host names are not "
+		  "supported)" },
+		{ "metrics: {listen: \"127.0.0.1:0\"}\n", "buf.yaml:5:19: "
+		  "metrics.listen: port 0 out of range" },
+		{ "metrics: {listen: [\"127.0.0.1:1\"]}\n", "buf.yaml:5:19: "
+		  "metrics.listen: expected a scalar" },
+		{ "provision: {removed: Keep}\n", "buf.yaml:5:22: "
+		  "provision.removed: expected keep or deprovision, not "
+		  "\"Keep\"" },
+		{ "provision: {control: /run/a.sock}\n"
+		  "control: {path: /run/a.sock}\n", "ok" },
+		{ "control: {path: /run/a.sock}\n"
+		  "provision: {control: /run/a.sock/}\n", "buf.yaml:6:22: "
+		  "provision.control: \"/run/a.sock/\" differs from "
+		  "control.path \"/run/a.sock\" at 5:17 (provision.control is "
+		  "its old name: give only control.path)" },
+	};
+	char yaml[512], path[200], *m;
+	struct config *cfg;
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "control: {mode: \"%s\"}\n",
+			 modes[i].mode);
+		m = parse_with(yaml, &cfg);
+		if (modes[i].want) {
+			ok(cfg && cfg->control.mode == modes[i].want,
+			   "control.mode \"%s\" is 0%o", modes[i].mode,
+			   modes[i].want);
+		} else {
+			char want[300];
+
+			snprintf(want, sizeof(want), "buf.yaml:5:17: "
+				 "control.mode: bad mode \"%s\": %s",
+				 modes[i].mode, modes[i].why);
+			is_str(m, want, "control.mode \"%s\" is refused",
+			       modes[i].mode);
+		}
+		config_free(cfg);
+		free(m);
+	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		m = parse_with(cases[i].yaml, NULL);
+		is_str(m, cases[i].want, "%.*s", (int)strcspn(cases[i].yaml,
+							      "\n"),
+		       cases[i].yaml);
+		free(m);
+	}
+
+	/* A unix socket path holds 107 bytes. */
+	memset(path, 'c', sizeof(path));
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(yaml, sizeof(yaml), "control: {path: %s}\n", path);
+	m = parse_with(yaml, &cfg);
+	ok(cfg && !strcmp(cfg->control.path, path),
+	   "control.path of 107 bytes is fine");
+	config_free(cfg);
+	free(m);
+	path[107] = 'c';
+	path[108] = '\0';
+	snprintf(yaml, sizeof(yaml), "provision: {control: %s}\n", path);
+	m = parse_with(yaml, NULL);
+	is_str(m, "buf.yaml:5:22: provision.control: longer than 107 bytes: "
+	       "too long for a unix socket", "provision.control of 108 bytes "
+	       "is refused");
+	free(m);
+}
+
+/* ---- reload: diff, service equality, fixed keys ---------------------- */
+
+static struct config *parse_ok(const char *yaml)
+{
+	struct config_errors e = { NULL, 0 };
+	struct config *cfg;
+
+	if (config_parse_buffer("d.yaml", yaml, strlen(yaml), &cfg, &e)) {
+		diag("cannot parse:\n%s", yaml);
+		show_errors(&e);
+	}
+	config_errors_clear(&e);
+	return cfg;
+}
+
+static const char diff_base[] =
+	"namespaces: {names: [a, b, c]}\n"
+	"limits: {connections_per_namespace: 10}\n"
+	"services:\n"
+	"  one: {listen: [\"127.0.0.1:1\", \"[::1]:1\"], "
+	"upstream: \"127.0.0.1:2\", namespaces: [a, b]}\n"
+	"  two: {listen: \"127.0.0.1:3\", upstream: /run/two.sock}\n"
+	"  three: {listen: \"127.0.0.1:4\", upstream: \"127.0.0.1:4\"}\n"
+	"provision: {users: [alice, bob, {name: carol, index: 3}]}\n";
+
+static void test_service_equal(void)
+{
+	static const struct {
+		const char *one;	/* the service "one" of the variant */
+		bool equal;
+		const char *what;
+	} cases[] = {
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b]}", true, "the same" },
+		{ "{listen: [\"[0::1]:1\", \"127.0.0.1:1\"], upstream: "
+		  "\"127.0.0.1:02\", namespaces: [b, a], "
+		  "connect_timeout: 5s}", true,
+		  "listen and namespaces reordered, same values written "
+		  "otherwise" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:3\", namespaces: [a, b]}", false,
+		  "another upstream port" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "/run/one.sock, namespaces: [a, b]}", false,
+		  "a unix upstream" },
+		{ "{listen: [\"127.0.0.1:1\"], upstream: \"127.0.0.1:2\", "
+		  "namespaces: [a, b]}", false, "one listen address less" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:5\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b]}", false,
+		  "another listen port" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, c]}", false,
+		  "another namespace" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a]}", false,
+		  "one namespace less" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\"}", false, "every namespace" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], idle_timeout: 2h}",
+		  false, "another idle timeout" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], connect_timeout: 1s}",
+		  false, "another connect timeout" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], fin_timeout: 1s}",
+		  false, "another fin timeout" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], "
+		  "limits: {connections_per_namespace: 5}}", false,
+		  "a limit" },
+	};
+	struct config *base = parse_ok(diff_base), *v;
+	char yaml[1024];
+	size_t i;
+
+	if (!ok(base != NULL, "the base config parses"))
+		return;
+	ok(config_service_equal(&base->services[0], &base->services[0]),
+	   "a service equals itself");
+	ok(!config_service_equal(&base->services[1], &base->services[2]),
+	   "two different services are not equal");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "namespaces: {names: [a, b, c]}\n"
+			 "services:\n  one: %s\n", cases[i].one);
+		v = parse_ok(yaml);
+		if (!v) {
+			ok(false, "config_service_equal: %s", cases[i].what);
+			continue;
+		}
+		ok(config_service_equal(&base->services[0], &v->services[0]) ==
+		   cases[i].equal &&
+		   config_service_equal(&v->services[0], &base->services[0]) ==
+		   cases[i].equal, "config_service_equal: %s: %s",
+		   cases[i].what, cases[i].equal ? "equal" : "not equal");
+		config_free(v);
+	}
+	config_free(base);
+}
+
+static void test_diff(void)
+{
+	static const char changed[] =
+		"namespaces: {names: [c, d, b, e]}\n"
+		"services:\n"
+		"  three: {listen: \"127.0.0.1:4\", upstream: \"127.0.0.1:4\"}\n"
+		"  one: {listen: [\"127.0.0.1:1\", \"[::1]:1\"], "
+		"upstream: \"127.0.0.1:2\", namespaces: [b]}\n"
+		"  four: {listen: \"127.0.0.1:5\", upstream: \"127.0.0.1:4\"}\n"
+		"  five: {listen: \"127.0.0.1:6\", upstream: \"127.0.0.1:4\"}\n"
+		"provision:\n"
+		"  users: [dave, {name: carol, index: 9}, erin, alice]\n"
+		"  removed: deprovision\n";
+	static const char noprov[] =
+		"namespaces: {names: [a, b, c]}\n"
+		"services:\n"
+		"  s: {listen: \"127.0.0.1:4\", upstream: \"127.0.0.1:4\"}\n";
+	struct config *a = parse_ok(diff_base), *b = parse_ok(changed);
+	struct config *n = parse_ok(noprov);
+	struct config_diff d;
+
+	if (!ok(a && b && n, "the configs to compare parse"))
+		goto out;
+	memset(&d, 0x55, sizeof(d));
+	ok(config_diff(a, a, &d) == 0, "config_diff of a config with itself");
+	ok(!d.n_services_added && !d.n_services_removed &&
+	   !d.n_services_changed && !d.n_namespaces_added &&
+	   !d.n_namespaces_removed && !d.n_users_added &&
+	   !d.n_users_removed && !d.users_added && !d.users_removed,
+	   "  is empty");
+	config_diff_free(&d);
+
+	ok(config_diff(a, b, &d) == 0, "config_diff from base to changed");
+	is_int(d.n_services_added, 2, "  services added: four, five");
+	is_int(d.n_services_removed, 1, "  services removed: two");
+	is_int(d.n_services_changed, 1, "  services changed: one");
+	is_int(d.n_namespaces_added, 2, "  namespaces added: d, e");
+	is_int(d.n_namespaces_removed, 1, "  namespaces removed: a");
+	if (is_int(d.n_users_added, 2, "  two users added"))
+		ok(!strcmp(d.users_added[0], "dave") &&
+		   !strcmp(d.users_added[1], "erin"),
+		   "  dave and erin, in file order");
+	if (is_int(d.n_users_removed, 1, "  one user removed"))
+		is_str(d.users_removed[0], "bob", "  bob");
+	config_diff_free(&d);
+	ok(!d.users_added && !d.n_users_added, "config_diff_free empties it");
+	config_diff_free(&d);
+	config_diff_free(NULL);
+	ok(true, "config_diff_free twice, and on NULL");
+
+	ok(config_diff(b, a, &d) == 0, "config_diff back from changed");
+	ok(d.n_services_added == 1 && d.n_services_removed == 2 &&
+	   d.n_services_changed == 1 && d.n_namespaces_added == 1 &&
+	   d.n_namespaces_removed == 2, "  the counts reversed");
+	ok(d.n_users_added == 1 && !strcmp(d.users_added[0], "bob") &&
+	   d.n_users_removed == 2 && !strcmp(d.users_removed[0], "dave") &&
+	   !strcmp(d.users_removed[1], "erin"), "  the users reversed");
+	config_diff_free(&d);
+
+	ok(config_diff(a, n, &d) == 0, "config_diff to provision off");
+	ok(d.n_users_removed == 3 && !d.n_users_added &&
+	   !strcmp(d.users_removed[2], "carol"),
+	   "  every provisioned user is removed");
+	config_diff_free(&d);
+	ok(config_diff(n, a, &d) == 0 && d.n_users_added == 3 &&
+	   !d.n_users_removed, "config_diff to provision on adds them all");
+	config_diff_free(&d);
+out:
+	config_free(a);
+	config_free(b);
+	config_free(n);
+}
+
+static void test_fixed_key(void)
+{
+	static const char base[] =
+		"namespaces: {dir: /run/netns}\n"
+		"services:\n"
+		"  s: {listen: \"127.0.0.1:1\", upstream: \"127.0.0.1:2\"}\n"
+		"provision: {users: [alice]}\n";
+	static const struct {
+		const char *yaml;
+		const char *key;	/* NULL: a reload may apply it */
+	} cases[] = {
+		{ "namespaces: {dir: /run/netns}\n", NULL },
+		{ "namespaces: {dir: /run/netns, names: [x]}\n"
+		  "limits: {connections_per_namespace: 1}\n"
+		  "shutdown_grace: 0\nmetrics: {listen: \"127.0.0.1:9\"}\n"
+		  "provision: {users: [bob], removed: deprovision, "
+		  "hosts_file: /run/h, domain: d}\n", NULL },
+		{ "provision: {users: [alice], uid_base: 1000, ipv4_pool: "
+		  "100.64.0.0/10, ipv6_pool: \"fd75:6272:7370::/48\", "
+		  "namespace: \"%u\", host_interface: \"nsr%i\", "
+		  "namespace_interface: veth0, control: "
+		  "/run/nsrelay/control.sock}\n"
+		  "control: {path: /run/nsrelay/control.sock, mode: 600}\n",
+		  NULL },
+		{ "namespaces: {dir: /run/netns2}\n", "namespaces.dir" },
+		{ "user: other\n", "user" },
+		{ "control: {path: /run/c.sock}\n", "control.path" },
+		{ "provision: {control: /run/c.sock}\n", "control.path" },
+		{ "control: {group: adm}\n", "control.group" },
+		{ "control: {mode: \"0660\"}\n", "control.mode" },
+		{ "provision: {uid_base: 2000}\n", "provision.uid_base" },
+		{ "provision: {ipv4_pool: 100.64.0.0/16}\n",
+		  "provision.ipv4_pool" },
+		{ "provision: {ipv4_pool: 100.65.0.0/16}\n",
+		  "provision.ipv4_pool" },
+		{ "provision: {ipv6_pool: \"fd75:1::/48\"}\n",
+		  "provision.ipv6_pool" },
+		{ "provision: {namespace: \"u-%u\"}\n", "provision.namespace" },
+		{ "provision: {host_interface: \"h%i\"}\n",
+		  "provision.host_interface" },
+		{ "provision: {namespace_interface: eth0}\n",
+		  "provision.namespace_interface" },
+	};
+	struct config *a = parse_ok(base), *b, *off;
+	char yaml[1024];
+	size_t i;
+
+	if (!ok(a != NULL, "config_fixed_key: the base parses"))
+		return;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *k1, *k2;
+
+		/* The variant's keys first: later ones repeat the base's
+		 * only where the variant has none. */
+		snprintf(yaml, sizeof(yaml), "%s%s%s%s", cases[i].yaml,
+			 "services:\n  s: {listen: \"127.0.0.1:1\", "
+			 "upstream: \"127.0.0.1:2\"}\n",
+			 strstr(cases[i].yaml, "provision:") ? "" :
+			 "provision: {users: [alice]}\n", "");
+		b = parse_ok(yaml);
+		if (!b) {
+			ok(false, "config_fixed_key: case %zu parses", i);
+			continue;
+		}
+		k1 = config_fixed_key(a, b);
+		k2 = config_fixed_key(b, a);
+		if (cases[i].key)
+			ok(k1 && k2 && !strcmp(k1, cases[i].key) &&
+			   !strcmp(k2, cases[i].key),
+			   "config_fixed_key: %s needs a restart (got %s)",
+			   cases[i].key, k1 ? k1 : "NULL");
+		else
+			ok(!k1 && !k2, "config_fixed_key: case %zu may be "
+			   "reloaded (got %s)", i, k1 ? k1 : "NULL");
+		config_free(b);
+	}
+	off = parse_ok("services:\n  s: {listen: \"127.0.0.1:1\", upstream: "
+		       "\"127.0.0.1:2\"}\n");
+	is_str(off ? config_fixed_key(a, off) : NULL, "provision",
+	       "config_fixed_key: provision off needs a restart");
+	is_str(off ? config_fixed_key(off, a) : NULL, "provision",
+	       "config_fixed_key: provision on needs a restart");
+	b = parse_ok("services:\n  t: {listen: \"127.0.0.1:7\", upstream: "
+		     "\"127.0.0.1:8\"}\nlimits: {connections_per_second: 1}\n");
+	ok(off && b && !config_fixed_key(off, b) && !config_fixed_key(b, off),
+	   "config_fixed_key: without provision, services and limits may "
+	   "be reloaded");
+	config_free(b);
+	config_free(off);
+	config_free(a);
 }
 
 static void test_api(void)
@@ -853,6 +1368,10 @@ int main(void)
 	test_valid();
 	test_invalid();
 	test_buffers();
+	test_new_keys();
+	test_service_equal();
+	test_diff();
+	test_fixed_key();
 	test_api();
 	test_host_checks();
 	test_not_regular();
