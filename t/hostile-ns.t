@@ -83,6 +83,8 @@ mount_ns "/proc/$$/ns/net" host-mount
 mount_ns "$dir/good" dup
 printf 'not a namespace\n' >"$dir/junk"
 chmod 0644 "$dir/junk"
+: >"$dir/empty"			# a placeholder no namespace is ever mounted on
+chmod 0644 "$dir/empty"
 
 for n in self-link pid-link real-link; do
 	sym_logged() { grep -q "ns $1: $dir/$1 is a symbolic link; refused" "$DLOG"; }
@@ -98,8 +100,12 @@ junk_logged() {
 	grep -q "warning: ns junk: $dir/junk is not a network namespace" "$DLOG"
 }
 check_within 12 "a file that is not a namespace: logged at warning level" junk_logged
-t_junk=$(_now_us)
-cmp_ok $(( (t_junk - t_plant) / 1000 )) -ge 4000 \
+empty_logged() {
+	grep -q "warning: ns empty: $dir/empty is not a network namespace" "$DLOG"
+}
+check_within 12 "an empty file no namespace is mounted on: logged at warning level" empty_logged
+t_empty=$(_now_us)
+cmp_ok $(( (t_empty - t_plant) / 1000 )) -ge 4000 \
 	"... after the window in which a namespace may still be mounted on it"
 
 # no listener anywhere but in the proper namespace (its two names)
@@ -114,19 +120,22 @@ is "$nl" 1 "one listener: the namespace is served once, not once per name"
 # directory change, and so a rescan that retried every name once; SIGHUP
 # retries everything once more.  None of the refusals is logged again.
 kill -HUP "$DPID"
-hup_seen() { grep -q "SIGHUP: re-scanning" "$DLOG"; }
-wait_for 10 hup_seen || bail "SIGHUP not seen in the log"
+hup_seen() { grep -qE "SIGHUP: (re-scanning|reload)" "$DLOG"; }
+hup_done() { grep -qE "SIGHUP: re-scanning|reloaded|reload failed" "$DLOG"; }
+wait_for 10 hup_seen && wait_for 10 hup_done || bail "SIGHUP not seen in the log"
 lines0=$(wc -l <"$DLOG")
 # (dup and good are one inode: one watch counts the opens of both)
-start_bg opens "$PYTHON" "$T/opens.py" 3 "$dir/junk" "$dir/dup"
+start_bg opens "$PYTHON" "$T/opens.py" 3 "$dir/junk" "$dir/empty" "$dir/dup"
 wait_for 5 _has_line "$opens_out" || bail "opens.py did not start"
 check_bg 10 opens "the open counter ran"
 lines1=$(wc -l <"$DLOG")
 is "$(grep '^junk ' "$opens_out")" "junk 0" \
 	"the non-namespace file is not opened again after its window"
+is "$(grep '^empty ' "$opens_out")" "empty 0" \
+	"the empty file is not opened again after its window"
 is "$(grep '^dup ' "$opens_out")" "dup 0" "the namespace of the duplicate name is not opened again (no retry)"
 is "$((lines1 - lines0))" 0 "no log line in 3 s of quiet (no retry logged)"
-for n in self-link pid-link real-link host-mount dup junk; do
+for n in self-link pid-link real-link host-mount dup junk empty; do
 	is "$(log_count "ns $n: ")" 1 "$n: logged once, after a rescan and SIGHUP too"
 done
 is "$(log_count 'Address already in use')" 0 "no EADDRINUSE for the second name"
