@@ -161,15 +161,10 @@ static void on_dump(int err, const char *extack, void *arg)
 	(void)extack;
 	ls->running = false;
 	if (!err) {
-		struct entry *old = ls->e;
-
 		qsort(ls->ne, ls->nn, sizeof(*ls->ne), by_name);
+		free(ls->e);
 		ls->e = ls->ne;
 		ls->n = ls->nn;
-		ls->ne = old;
-		ls->ncap = ls->ncap > ls->n ? ls->ncap : ls->n;
-		/* the old array's size is not tracked: let it go */
-		free(ls->ne);
 		ls->ne = NULL;
 		ls->ncap = 0;
 		ls->at_us = now_us();
@@ -181,7 +176,8 @@ static void on_dump(int err, const char *extack, void *arg)
 	TAILQ_CONCAT(&done, &ls->waits, next);
 	while ((w = TAILQ_FIRST(&done))) {
 		TAILQ_REMOVE(&done, w, next);
-		w->done(w->arg, err);
+		if (w->done)
+			w->done(w->arg, err);
 		free(w);
 	}
 }
@@ -234,8 +230,7 @@ int linkstats_refresh(struct linkstats *ls, unsigned max_age_ms,
 
 void linkstats_cancel(struct linkstats_wait *w)
 {
-	/* the wait is found through its owner's list: keep it simple and
-	 * mark it; on_dump skips marked ones */
+	/* marked, not unlinked: on_dump frees it without a call */
 	if (w)
 		w->done = NULL;
 }
