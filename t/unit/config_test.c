@@ -1180,9 +1180,18 @@ static void test_api(void)
 			 &e);
 	if (!ok(rc == 0 && cfg && !e.n, "contrib/nsrelay.yaml parses"))
 		show_errors(&e);
-	if (cfg)
+	if (cfg) {
 		ok(cfg->n_services == 3 && cfg->ns_all,
 		   "contrib: three services, every namespace");
+		ok(cfg->limits.conns == CONFIG_DEFAULT_LIMIT_CONNS &&
+		   cfg->limits.rate == CONFIG_DEFAULT_LIMIT_RATE &&
+		   cfg->limits.burst == CONFIG_DEFAULT_LIMIT_BURST &&
+		   cfg->shutdown_grace_ms == CONFIG_DEFAULT_SHUTDOWN_GRACE_MS &&
+		   !strcmp(cfg->control.path, CONFIG_DEFAULT_CONTROL) &&
+		   cfg->control.mode == 0600 && !cfg->control.group &&
+		   !cfg->metrics.enabled,
+		   "contrib: limits, grace and control as the defaults");
+	}
 	config_free(cfg);
 	config_free(NULL);
 
