@@ -150,6 +150,61 @@ for want in \
 	fi
 done
 
+# --- limits, shutdown_grace, control, metrics, provision.removed: each bad
+# value with its position; provision.control, the old name of control.path,
+# may not say something else
+f=$T/keys.yaml
+cat >"$f" <<'EOF'
+limits: { connections_per_second: 100, burst: 0 }
+shutdown_grace: soon
+control: { path: /run/a.sock, mode: "0666" }
+metrics: { listen: "unix:/run/m.sock" }
+services:
+  s: { listen: "127.0.0.1:1", upstream: "127.0.0.1:2" }
+provision:
+  control: /run/b.sock
+  removed: forget
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 1 "--check exits 1 on bad limits, grace, control, metrics, removed"
+is "$(grep -c "^$f:" <<<"$out")" 6 "  six errors" || diag "$out"
+for want in \
+	"$f:1:47: limits.burst: must be at least 1 when connections_per_second is not 0" \
+	"$f:2:17: shutdown_grace: bad duration \"soon\": expected a number and a unit, e.g. 5s or 1h30m" \
+	"$f:3:37: control.mode: bad mode \"0666\": must not give others any access (for a group, set control.group and 0660)" \
+	"$f:4:20: metrics.listen: unix sockets are not allowed here" \
+	"$f:8:12: provision.control: \"/run/b.sock\" differs from control.path \"/run/a.sock\" at 3:18 (provision.control is its old name: give only control.path)" \
+	"$f:9:12: provision.removed: expected keep or deprovision, not \"forget\""; do
+	if grep -qxF -- "$want" <<<"$out"; then
+		pass "reported: ${want#"$f:"}"
+	else
+		fail "reported: ${want#"$f:"}" "got:" "$out"
+	fi
+done
+
+# --- and the same keys, well formed, pass
+f=$T/keys-ok.yaml
+cat >"$f" <<'EOF'
+user: nobody
+limits: { connections_per_namespace: 0, connections_per_second: 10 }
+shutdown_grace: 0
+control: { path: /run/a.sock, group: nogroup, mode: "0660" }
+metrics: { listen: "127.0.0.1:9543" }
+services:
+  s:
+    listen: "127.0.0.1:1"
+    upstream: "127.0.0.1:2"
+    limits: { connections_per_namespace: 8 }
+provision:
+  control: /run/a.sock
+  removed: deprovision
+EOF
+run_d out "$NSRELAYD" --check -c "$f"
+st=$?
+is "$st" 0 "--check accepts limits, grace 0, control, metrics, removed" ||
+	diag "$out"
+
 # --- a FIFO is refused at once (reading it would wait for a writer)
 f=$T/fifo.yaml
 mkfifo "$f"
