@@ -497,7 +497,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	d.fd_limit = raise_nofile();
-	d.grace_ms = 5000;
+	d.grace_ms = d.cfg->shutdown_grace_ms;
 	need = listeners_named(d.cfg) + fd_reserve(d.fd_limit);
 	if (need > (unsigned long)d.fd_limit)
 		fatalx("the config needs %u file descriptors for its "
