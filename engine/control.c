@@ -1,9 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* control: provision and deprovision namespaces on request.
+/* control: the daemon's control socket: status, stats, reload, and
+ * provisioning on request.
  *
- * Protocol (ctlproto.c parses it): one command per line, one answer line
- * per command, in order:
+ * Protocol (ctlproto.c parses it; documented for users in nsrelayctl(8)):
+ * one command per line, answers in the order of the commands, each answer
+ * one line unless said otherwise:
  *
+ *   status             ->  one line of JSON: the daemon (version, pid,
+ *                          start, uptime, config path and generation, last
+ *                          reload, counts)
+ *   stats [NAMESPACE]  ->  one line of JSON: the same and "namespaces", an
+ *                          array of every namespace served (or that one):
+ *                          services, listeners, counters, veth (stats.c);
+ *                          "error: no such namespace: NAME" if not served
+ *   reload             ->  "ok generation N", or "error: N errors" followed
+ *                          by N lines, one per problem (FILE:LINE:COL: ...),
+ *                          and an empty line
  *   provision USER     ->  "ok USER NAMESPACE" once the namespace is ready
  *                          and every listener of it is open; when some
  *                          could not be opened (they are retried),
@@ -12,6 +24,18 @@
  *                          "error: what went wrong".
  *   deprovision USER   ->  "ok USER NAMESPACE" or "error: ..."
  *
+ * A JSON answer starts with '{', an error with "error: ".
+ *
+ * Who may do what is decided by the peer's credentials (SO_PEERCRED, taken
+ * when it connects): uid 0 may do everything; reload, provision and
+ * deprovision are root's only; status and stats are also open to members
+ * of control.group: the peer's gid, or one of its supplementary groups
+ * (SO_PEERGROUPS: the kernel's list of the peer process, so no NSS look-up
+ * runs on the loop).  Others are answered "error: permission denied" (the
+ * socket's mode and group keep them out first).  The group's name is
+ * resolved when the socket is opened, at start-up before the loop runs;
+ * control.* can only change with a restart.
+ *
  * Clients and answers are bounded, so that no client can make the daemon
  * buffer without limit or hold a slot for ever:
  *  - a client has one request at a time; while it is in flight nothing
@@ -19,16 +43,21 @@
  *  - lines of at most CTLPROTO_LINE_MAX bytes: a longer one is answered
  *    "error: line too long" and the client is closed;
  *  - reading stops while more than OUT_MAX bytes of answers wait for a
- *    client that does not read them; a client whose answers do not move
- *    for IO_TIMEOUT seconds, or that is silent that long between
- *    commands, is dropped;
+ *    client that does not read them; a JSON answer is written a piece of
+ *    OUT_MAX at a time, the next once the client has read the last (a
+ *    stats answer for thousands of namespaces is megabytes; it never sits
+ *    whole in memory);
+ *  - a client whose answers do not move for IO_TIMEOUT seconds, or that is
+ *    silent that long between commands, is dropped;
  *  - CONTROL_CLIENTS clients at once; the next one is told
  *    "error: too many clients" and closed.
  * The socket is made with umask 0177 (never reachable by others, not even
- * for a moment) and is root's, mode 0600: users reach it through root
- * (PAM).  Under a descriptor shortage it pauses with the relay listeners.
+ * for a moment), then given control.mode (0600 by default) and group.
+ * Under a descriptor shortage it pauses with the relay listeners.
  */
 #include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +72,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "config/config.h"
 #include "engine/control.h"
 #include "engine/ctlproto.h"
 #include "engine/daemon.h"
@@ -50,25 +80,38 @@
 #include "engine/log.h"
 #include "engine/nstable.h"
 #include "engine/provreq.h"
+#include "engine/stats.h"
 
 #define CONTROL_CLIENTS		64
 #define IO_TIMEOUT		30	/* seconds */
 #define OUT_MAX			(64 * 1024)
+#define PEER_GROUPS_MAX		65536	/* NGROUPS_MAX */
 
 struct client {
 	TAILQ_ENTRY(client) entry;
 	struct control *ctl;
 	struct bufferevent *bev;
 	struct provreq_waiter *w;	/* the request being answered */
+	struct stats_walk *walk;	/* or the JSON being written */
+	bool walk_ready;		/* ... which may be stepped */
 	bool done;			/* EOF or refused: close when answered */
+	bool root, reader;		/* may change things; may read */
 };
 
 struct control {
 	struct daemon *d;
 	struct evconnlistener *lev;
+	struct stats *stats;
 	TAILQ_HEAD(, client) clients;
 	unsigned n;
+	bool have_gid;			/* control.group */
+	gid_t gid;
 };
+
+static bool busy(const struct client *c)
+{
+	return c->w || c->walk;
+}
 
 static void client_free(struct client *c)
 {
@@ -76,6 +119,7 @@ static void client_free(struct client *c)
 
 	if (c->w)
 		provreq_cancel(c->w);
+	stats_walk_free(c->walk);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->n--;
 	bufferevent_free(c->bev);
@@ -118,15 +162,101 @@ static void request_done(void *arg, int err, const char *msg,
 	client_next(c);
 }
 
+/* Write the next piece of the JSON answer; at its end, the newline, and
+ * the next command. */
+static void client_walk(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int r;
+
+	if (!c->walk || !c->walk_ready || evbuffer_get_length(out) >= OUT_MAX)
+		return;
+	r = stats_walk_step(c->walk, out, OUT_MAX);
+	if (r == 0)
+		return;		/* more once this is read */
+	stats_walk_free(c->walk);
+	c->walk = NULL;
+	if (r < 0) {
+		/* half an answer was sent: end it so the client knows */
+		evbuffer_add_printf(out, "\nerror: out of memory\n");
+		c->done = true;
+	} else {
+		evbuffer_add(out, "\n", 1);
+	}
+	client_next(c);
+}
+
+static void walk_ready(void *arg)
+{
+	struct client *c = arg;
+
+	c->walk_ready = true;
+	client_walk(c);
+}
+
+/* A line safe to send as one line: control bytes become '?'. */
+static void reply_line(struct client *c, const char *msg)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	for (const char *p = msg; *p; p++)
+		evbuffer_add(out, (unsigned char)*p < 0x20 || *p == 0x7f ?
+			     "?" : p, 1);
+	evbuffer_add(out, "\n", 1);
+}
+
+static void client_reload(struct client *c)
+{
+	struct daemon *d = c->ctl->d;
+	struct config_errors errs = { 0 };
+
+	if (daemon_reload(d, &errs) == 0) {
+		client_reply(c, "ok generation %llu",
+			     (unsigned long long)d->generation);
+	} else {
+		client_reply(c, "error: %zu errors", errs.n);
+		for (size_t i = 0; i < errs.n; i++)
+			reply_line(c, errs.msg[i]);
+		client_reply(c, "%s", "");
+	}
+	config_errors_clear(&errs);
+}
+
 static void client_command(struct client *c, const char *line, size_t len)
 {
 	struct daemon *d = c->ctl->d;
 	struct ctlproto_req req;
 	char why[128];
+	int err;
 
 	if (ctlproto_parse(line, len, &req, why, sizeof(why)) < 0) {
 		client_reply(c, "error: %s", why);
 		return;
+	}
+	if (ctlproto_verb_mutates(req.verb) ? !c->root : !c->reader) {
+		client_reply(c, "error: permission denied");
+		return;
+	}
+	switch (req.verb) {
+	case CTLPROTO_STATUS:
+	case CTLPROTO_STATS:
+		c->walk_ready = false;
+		c->walk = stats_walk_new(c->ctl->stats, req.verb == CTLPROTO_STATUS ?
+					 STATS_STATUS : STATS_JSON,
+					 req.user[0] ? req.user : NULL,
+					 walk_ready, c, &err);
+		if (!c->walk && err == -ENOENT)
+			client_reply(c, "error: no such namespace: %s",
+				     req.user);
+		else if (!c->walk)
+			client_reply(c, "error: %s", strerror(-err));
+		return;
+	case CTLPROTO_RELOAD:
+		client_reload(c);
+		return;
+	case CTLPROTO_PROVISION:
+	case CTLPROTO_DEPROVISION:
+		break;
 	}
 	if (!d->pq) {
 		client_reply(c, "error: provisioning is not configured");
@@ -150,7 +280,7 @@ static void client_next(struct client *c)
 	size_t len;
 	char *line;
 
-	while (!c->w && evbuffer_get_length(out) < OUT_MAX) {
+	while (!busy(c) && evbuffer_get_length(out) < OUT_MAX) {
 		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			len = evbuffer_get_length(in);
@@ -178,7 +308,7 @@ static void client_next(struct client *c)
 		client_command(c, line, len);
 		evbuffer_drain(in, len + (evbuffer_get_length(in) > len));
 	}
-	if (c->done && !c->w) {
+	if (c->done && !busy(c)) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		bufferevent_disable(c->bev, EV_READ);
 		if (!evbuffer_get_length(out))
@@ -187,7 +317,7 @@ static void client_next(struct client *c)
 		return;
 	}
 	/* read only what the next command needs */
-	if (c->w || evbuffer_get_length(out) >= OUT_MAX)
+	if (busy(c) || evbuffer_get_length(out) >= OUT_MAX)
 		bufferevent_disable(c->bev, EV_READ);
 	else if (!c->done)
 		bufferevent_enable(c->bev, EV_READ);
@@ -202,8 +332,10 @@ static void client_written(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	if (c->done && !c->w)
+	if (c->done && !busy(c))
 		client_free(c);
+	else if (c->walk)
+		client_walk(c);
 	else
 		client_next(c);
 }
@@ -223,17 +355,43 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 	client_free(c);
 }
 
+/* Is the peer on FD a member of GID (its gid or a supplementary group)? */
+static bool peer_in_group(int fd, gid_t peer_gid, gid_t gid)
+{
+	gid_t small[64], *g = small;
+	socklen_t len = sizeof(small);
+	bool in = peer_gid == gid;
+
+	if (in)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+		if (errno != ERANGE || len > PEER_GROUPS_MAX * sizeof(gid_t) ||
+		    !(g = malloc(len)))
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0)
+			len = 0;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (g[i] == gid)
+			in = true;
+	if (g != small)
+		free(g);
+	return in;
+}
+
 static void control_accept(struct evconnlistener *lev, evutil_socket_t fd,
 			   struct sockaddr *sa, int len, void *arg)
 {
-	static const char busy[] = "error: too many clients\n";
+	static const char busy_msg[] = "error: too many clients\n";
 	struct control *ctl = arg;
 	struct timeval tmo = { IO_TIMEOUT, 0 };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
 	struct client *c;
 
 	if (ctl->n >= CONTROL_CLIENTS) {
 		/* a fresh socket's buffer takes this whole */
-		if (write(fd, busy, sizeof(busy) - 1) < 0)
+		if (write(fd, busy_msg, sizeof(busy_msg) - 1) < 0)
 			log_debug("control: refusing a client: %s",
 				  strerror(errno));
 		close(fd);
@@ -245,6 +403,11 @@ static void control_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		free(c);
 		close(fd);
 		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+		c->root = cred.uid == 0;
+		c->reader = c->root || (ctl->have_gid &&
+					peer_in_group(fd, cred.gid, ctl->gid));
 	}
 	c->ctl = ctl;
 	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
@@ -269,27 +432,50 @@ static void control_error(struct evconnlistener *lev, void *arg)
 		log_warnx("control socket: accept: %s", strerror(err));
 }
 
+/* control.group: a name, or a number.  NSS may block: this runs at
+ * start-up, before the loop.  0 or -errno. */
+static int resolve_group(const char *name, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char *buf = NULL, *end;
+	size_t len = 1024;
+	unsigned long n;
+	int r;
+
+	errno = 0;
+	n = strtoul(name, &end, 10);
+	if (*name && !*end && errno == 0 && n < (gid_t)-1) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	do {
+		char *nb = realloc(buf, len *= 2);
+
+		if (!nb) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = nb;
+		r = getgrnam_r(name, &gr, buf, len, &res);
+	} while (r == ERANGE && len < (1 << 20));
+	if (res)
+		*gid = res->gr_gid;
+	free(buf);
+	return res ? 0 : r ? -r : -ENOENT;
+}
+
 struct control *control_open(struct daemon *d, const char *path, int *err)
 {
+	const struct config_control *cc = &d->cfg->control;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char dir[sizeof(sun.sun_path)], *slash;
 	struct control *ctl;
 	mode_t old;
-	int fd, r;
+	int fd = -1, r;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		*err = -ENAMETOOLONG;
 		return NULL;
-	}
-	strcpy(sun.sun_path, path);
-	strcpy(dir, path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			*err = -errno;
-			return NULL;
-		}
 	}
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
@@ -298,6 +484,33 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 	}
 	TAILQ_INIT(&ctl->clients);
 	ctl->d = d;
+	ctl->stats = stats_new(d);
+	if (!ctl->stats) {
+		free(ctl);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (cc->group) {
+		r = resolve_group(cc->group, &ctl->gid);
+		if (r < 0) {
+			log_warnx("control.group: \"%s\": %s", cc->group,
+				  r == -ENOENT ? "no such group" :
+				  strerror(-r));
+			stats_free(ctl->stats);
+			free(ctl);
+			*err = r;
+			return NULL;
+		}
+		ctl->have_gid = true;
+	}
+	strcpy(sun.sun_path, path);
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			goto fail;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -306,7 +519,10 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 	old = umask(0177);
 	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0)
+	/* the group first, then the mode that lets it in */
+	if (r < 0 || (ctl->have_gid && chown(path, (uid_t)-1, ctl->gid) < 0) ||
+	    chmod(path, cc->mode ? cc->mode & 0660 : 0600) < 0 ||
+	    listen(fd, 64) < 0)
 		goto fail;
 	ctl->lev = evconnlistener_new(d->base, control_accept, ctl,
 				      LEV_OPT_CLOSE_ON_FREE |
@@ -322,6 +538,7 @@ fail:
 	*err = -errno;
 	if (fd >= 0)
 		close(fd);
+	stats_free(ctl->stats);
 	free(ctl);
 	return NULL;
 }
@@ -336,5 +553,6 @@ void control_close(struct control *ctl)
 		client_free(c);
 	listener_set_unwatch(ctl->d->ls);
 	evconnlistener_free(ctl->lev);
+	stats_free(ctl->stats);
 	free(ctl);
 }

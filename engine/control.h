@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* control: the root-only unix socket that provisions namespaces on request
- * (what the PAM module calls at login). */
+/* control: the daemon's unix control socket: status and stats (JSON),
+ * reload, and provisioning on request (what the PAM module calls at login).
+ * The protocol is described in control.c and nsrelayctl(8). */
 #ifndef NSRELAY_CONTROL_H
 #define NSRELAY_CONTROL_H
 
@@ -8,8 +9,11 @@ struct control;
 struct daemon;
 
 /* Listen on PATH (its directory is created 0755; a stale socket is
- * replaced), mode 0600 from the start, so that only root may connect.
- * Call as root.  Returns the socket, or NULL with *err = -errno. */
+ * replaced), mode 0600 from the start, then control.mode and
+ * control.group of D's config (the group's name is resolved here, with
+ * NSS: call before the loop runs).  Call as root.  Returns the socket, or
+ * NULL with *err = -errno (-ENOENT also for a group that does not exist,
+ * logged). */
 struct control *control_open(struct daemon *d, const char *path, int *err);
 
 /* Close the socket and every client; pending requests complete unseen.

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* ctlproto: parse "VERB ARGUMENT" request lines of the control socket.
+/* ctlproto: parse "VERB [ARGUMENT]" request lines of the control socket.
  *
  * Grammar: a line is words separated by spaces or tabs, optionally ended by
- * CR.  "provision USER" and "deprovision USER".  Every byte is checked:
- * the line comes from another process, and a NUL or an odd byte in a user
- * name must not turn into another name along the way.
+ * CR.  "provision USER", "deprovision USER", "status", "stats",
+ * "stats NAMESPACE" and "reload".  Every byte is checked: the line comes
+ * from another process, and a NUL or an odd byte in a name must not turn
+ * into another name along the way.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -13,13 +14,27 @@
 
 #include "engine/ctlproto.h"
 
+/* ARGS: 1 required, 0 none, 2 optional */
 static const struct {
 	const char *name;
 	enum ctlproto_verb verb;
+	unsigned char args;
+	bool mutates;
 } verbs[] = {
-	{ "provision", CTLPROTO_PROVISION },
-	{ "deprovision", CTLPROTO_DEPROVISION },
+	{ "provision", CTLPROTO_PROVISION, 1, true },
+	{ "deprovision", CTLPROTO_DEPROVISION, 1, true },
+	{ "status", CTLPROTO_STATUS, 0, false },
+	{ "stats", CTLPROTO_STATS, 2, false },
+	{ "reload", CTLPROTO_RELOAD, 0, true },
 };
+
+bool ctlproto_verb_mutates(enum ctlproto_verb verb)
+{
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (verbs[i].verb == verb)
+			return verbs[i].mutates;
+	return true;
+}
 
 const char *ctlproto_verb_name(enum ctlproto_verb verb)
 {
@@ -85,17 +100,29 @@ int ctlproto_parse(const char *line, size_t len, struct ctlproto_req *req,
 		    memcmp(verbs[i].name, w[0], wl[0]) == 0)
 			break;
 	if (i == sizeof(verbs) / sizeof(verbs[0]))
-		return fail(why, whylen, "unknown command (try: provision "
-			    "USER, deprovision USER)");
+		return fail(why, whylen, "unknown command (try: status, "
+			    "stats [NAMESPACE], reload, provision USER, "
+			    "deprovision USER)");
 	req->verb = verbs[i].verb;
-	if (nw != 2)
+	req->user[0] = '\0';
+	if (verbs[i].args == 0 && nw > 1)
+		return fail(why, whylen, "too many arguments");
+	if (verbs[i].args == 1 && nw != 2)
 		return fail(why, whylen, nw < 2 ? "missing user name" :
 			    "too many arguments");
+	if (nw > 2)
+		return fail(why, whylen, "too many arguments");
+	if (nw == 1)
+		return 0;
 	if (wl[1] > CTLPROTO_USER_MAX)
-		return fail(why, whylen, "user name too long");
+		return fail(why, whylen, verbs[i].args == 1 ?
+			    "user name too long" : "namespace name too long");
 	for (i = 0; i < wl[1]; i++)
 		if (!user_char(w[1][i], i == 0, i + 1 == wl[1]))
-			return fail(why, whylen, "bad user name: use letters, "
+			return fail(why, whylen, req->verb == CTLPROTO_STATS ?
+				    "bad namespace name: use letters, "
+				    "digits, '_', '-', '.'" :
+				    "bad user name: use letters, "
 				    "digits, '_', '-', '.'");
 	memcpy(req->user, w[1], wl[1]);
 	req->user[wl[1]] = '\0';

@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: MIT */
+/* stats: the daemon's state as JSON and as Prometheus text.
+ *
+ * Theory of operation
+ *
+ * A walk takes a snapshot of the names of the namespaces served (their
+ * order of arrival), then writes them one by one as its reader drains what
+ * was written: the control socket steps it when a client's output has gone,
+ * the metrics page once per loop turn.  Each step writes whole namespaces up
+ * to a byte budget, so a document for thousands of namespaces never stalls
+ * the loop and never sits whole in memory for a control client; a namespace
+ * that goes away meanwhile is skipped, one that comes is not shown.  The
+ * numbers of one namespace are read in one go, so they agree with each
+ * other; across namespaces a document is not one instant.
+ *
+ * The model, per namespace: its services (the listeners of one service
+ * summed), each with its listeners and their state; the kernel's counters
+ * of its host veth when the daemon provisioned it (read before the walk
+ * starts, from a cache at most STATS_VETH_MAX_AGE_MS old).  bytes_in counts
+ * client -> upstream, bytes_out upstream -> client.  connect_failures are
+ * connections closed as connect-failed; timeouts those closed by any of the
+ * three timeouts (connect, idle, fin); "closed" has every close reason by
+ * its name (relay_close_name()).
+ *
+ * The Prometheus text groups every sample of a metric: the walk goes over
+ * the namespaces once per metric family.
+ *
+ * Strings are escaped for their format: JSON (quotes, backslashes, control
+ * bytes, and bytes that are not UTF-8 as \u00XX) and label values
+ * (backslash, quote, newline).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "engine/daemon.h"
+#include "engine/listener.h"
+#include "engine/nstable.h"
+#include "engine/provisioned.h"
+#include "engine/relay.h"
+#include "engine/stats.h"
+#include "netns/linkstats.h"
+#include "netns/pool.h"
+
+/* a string literal, its length counted by the compiler */
+#define ADD(out, lit)	evbuffer_add((out), (lit), sizeof(lit) - 1)
+
+struct stats {
+	struct daemon *d;
+	struct linkstats *links;
+};
+
+struct svc_sum {
+	const char *name;
+	uint64_t active, accepted, bytes_in, bytes_out;
+	uint64_t closed[RELAY_CLOSE_MAX];
+	const struct listener *last;	/* latest failed connection */
+};
+
+/* Prometheus families, in the order written */
+enum fam {
+	F_INFO, F_START, F_GEN, F_RELOAD_OK, F_RELOAD_AT, F_NS, F_LST,
+	F_LST_UP, F_CONNS,
+	F_FIRST_NS,
+	F_ACTIVE = F_FIRST_NS, F_ACCEPTED, F_BYTES_IN, F_BYTES_OUT,
+	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_LISTENER_UP,
+	F_RX_BYTES, F_TX_BYTES, F_RX_PACKETS, F_TX_PACKETS,
+	F_MAX
+};
+
+static const struct {
+	const char *name, *type, *help;
+} fams[F_MAX] = {
+	[F_INFO] = { "nsrelay_info", "gauge",
+		"Version of nsrelayd (always 1)." },
+	[F_START] = { "nsrelay_start_time_seconds", "gauge",
+		"When nsrelayd started, Unix time." },
+	[F_GEN] = { "nsrelay_config_generation", "gauge",
+		"Config generation: 1 at start, one more per good reload." },
+	[F_RELOAD_OK] = { "nsrelay_last_reload_success", "gauge",
+		"1 if the last reload succeeded (or none was made), else 0." },
+	[F_RELOAD_AT] = { "nsrelay_last_reload_timestamp_seconds", "gauge",
+		"When the last reload was made, Unix time (0: never)." },
+	[F_NS] = { "nsrelay_namespaces", "gauge", "Namespaces served." },
+	[F_LST] = { "nsrelay_listeners", "gauge",
+		"Listening sockets wanted." },
+	[F_LST_UP] = { "nsrelay_listeners_listening", "gauge",
+		"Listening sockets open." },
+	[F_CONNS] = { "nsrelay_connections", "gauge",
+		"Connections relayed now." },
+	[F_ACTIVE] = { "nsrelay_connections_active", "gauge",
+		"Connections of the service relayed now." },
+	[F_ACCEPTED] = { "nsrelay_connections_accepted_total", "counter",
+		"Connections accepted." },
+	[F_BYTES_IN] = { "nsrelay_bytes_in_total", "counter",
+		"Bytes relayed from clients to the upstream." },
+	[F_BYTES_OUT] = { "nsrelay_bytes_out_total", "counter",
+		"Bytes relayed from the upstream to clients." },
+	[F_CONNFAIL] = { "nsrelay_connect_failures_total", "counter",
+		"Upstream connections refused or unreachable." },
+	[F_TIMEOUTS] = { "nsrelay_timeouts_total", "counter",
+		"Connections closed by the connect, idle or fin timeout." },
+	[F_CLOSED] = { "nsrelay_connections_closed_total", "counter",
+		"Connections closed, by reason." },
+	[F_LISTENER_UP] = { "nsrelay_listener_up", "gauge",
+		"1 if the listener is open, else 0." },
+	[F_RX_BYTES] = { "nsrelay_veth_receive_bytes_total", "counter",
+		"Bytes received by the host end of the namespace's veth "
+		"(sent by the namespace)." },
+	[F_TX_BYTES] = { "nsrelay_veth_transmit_bytes_total", "counter",
+		"Bytes sent by the host end of the namespace's veth "
+		"(received by the namespace)." },
+	[F_RX_PACKETS] = { "nsrelay_veth_receive_packets_total", "counter",
+		"Packets received by the host end of the namespace's veth." },
+	[F_TX_PACKETS] = { "nsrelay_veth_transmit_packets_total", "counter",
+		"Packets sent by the host end of the namespace's veth." },
+};
+
+struct stats_walk {
+	struct daemon *d;
+	struct stats *s;
+	enum stats_format fmt;
+	char **names;
+	size_t n, i;
+	unsigned fam;			/* PROM: the family being written */
+	bool head, done;
+	size_t emitted;			/* JSON: namespaces written */
+	void (*ready)(void *arg);
+	void *arg;
+	struct event *defer;
+	struct linkstats_wait *lw;
+	struct evbuffer *out;		/* during a step */
+	struct svc_sum *sum;
+	size_t nsum, capsum;
+	int err;			/* during a step: -ENOMEM */
+};
+
+struct stats *stats_new(struct daemon *d)
+{
+	struct stats *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->d = d;
+	s->links = linkstats_new(d->base);
+	if (!s->links) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void stats_free(struct stats *s)
+{
+	if (!s)
+		return;
+	linkstats_free(s->links);
+	free(s);
+}
+
+/* ------------------------------------------------------------ escaping */
+
+/* Length of the valid UTF-8 sequence at S (of at most N bytes), 0 if
+ * none. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+static void json_str(struct evbuffer *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)(str ? str : "");
+	size_t n = strlen((const char *)s), i = 0, run;
+
+	if (!str) {
+		ADD(out, "null");
+		return;
+	}
+	ADD(out, "\"");
+	while (i < n) {
+		run = i;
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f &&
+		       s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			evbuffer_add(out, s + i, run - i);
+			i = run;
+			continue;
+		}
+		if (s[i] == '"' || s[i] == '\\') {
+			char e[2] = { '\\', (char)s[i] };
+
+			evbuffer_add(out, e, 2);
+			i++;
+		} else if (s[i] >= 0x80 && (run = utf8_len(s + i, n - i))) {
+			evbuffer_add(out, s + i, run);
+			i += run;
+		} else {
+			evbuffer_add_printf(out, "\\u%04x", s[i]);
+			i++;
+		}
+	}
+	ADD(out, "\"");
+}
+
+static void label_str(struct evbuffer *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			ADD(out, "\\\\");
+		else if (*s == '"')
+			ADD(out, "\\\"");
+		else if (*s == '\n')
+			ADD(out, "\\n");
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+static void json_time(struct evbuffer *out, const struct timeval *tv)
+{
+	if (!tv->tv_sec && !tv->tv_usec)
+		ADD(out, "null");
+	else
+		evbuffer_add_printf(out, "%lld.%03ld", (long long)tv->tv_sec,
+				    (long)tv->tv_usec / 1000);
+}
+
+/* ------------------------------------------------------------ the model */
+
+static void sum_services(struct stats_walk *w, const struct listener_group *g)
+{
+	const struct listener *l;
+	struct svc_sum *s;
+	size_t i;
+
+	w->nsum = 0;
+	if (!g)
+		return;
+	TAILQ_FOREACH(l, &g->members, entry) {
+		for (i = 0; i < w->nsum; i++)
+			if (strcmp(w->sum[i].name, l->svc.name) == 0)
+				break;
+		if (i == w->nsum) {
+			if (w->nsum == w->capsum) {
+				size_t cap = w->capsum ? w->capsum * 2 : 8;
+				struct svc_sum *n = realloc(w->sum,
+							    cap * sizeof(*n));
+
+				if (!n) {
+					w->err = -ENOMEM;
+					return;
+				}
+				w->sum = n;
+				w->capsum = cap;
+			}
+			memset(&w->sum[i], 0, sizeof(w->sum[i]));
+			w->sum[i].name = l->svc.name;
+			w->nsum++;
+		}
+		s = &w->sum[i];
+		s->active += l->origin.cnt.active;
+		s->accepted += l->origin.cnt.accepted;
+		s->bytes_in += l->origin.cnt.bytes_in;
+		s->bytes_out += l->origin.cnt.bytes_out;
+		for (int r = 0; r < RELAY_CLOSE_MAX; r++)
+			s->closed[r] += l->origin.cnt.closed[r];
+		if (l->last_fail_at.tv_sec &&
+		    (!s->last || timercmp(&l->last_fail_at,
+					  &s->last->last_fail_at, >)))
+			s->last = l;
+	}
+}
+
+static uint64_t timeouts(const struct svc_sum *s)
+{
+	return s->closed[RELAY_CLOSE_CONNECT_TIMEOUT] +
+	       s->closed[RELAY_CLOSE_IDLE_TIMEOUT] +
+	       s->closed[RELAY_CLOSE_FIN_TIMEOUT];
+}
+
+/* The host veth of NS, when the daemon provisioned it and its counters are
+ * known. */
+static const char *veth_of(const struct stats_walk *w, const char *ns,
+			   struct linkstats_counters *c)
+{
+	const struct prov_spec *spec;
+	const char *user;
+
+	if (!w->d->provd)
+		return NULL;
+	spec = provisioned_find_ns(w->d->provd, ns, &user);
+	if (!spec || linkstats_get(w->s->links, spec->host_if, c) < 0)
+		return NULL;
+	return spec->host_if;
+}
+
+static const char *state_name(enum listener_state s)
+{
+	switch (s) {
+	case LISTENER_LISTENING: return "listening";
+	case LISTENER_FAILED: return "error";
+	default: return "closed";
+	}
+}
+
+/* ------------------------------------------------------------ JSON */
+
+static void json_head(struct stats_walk *w)
+{
+	struct daemon *d = w->d;
+	struct evbuffer *out = w->out;
+	struct timeval now, up;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, &d->started, &up);
+	evbuffer_add_printf(out, "{\"version\":");
+	json_str(out, PACKAGE_VERSION);
+	evbuffer_add_printf(out, ",\"pid\":%ld,\"started\":", (long)getpid());
+	json_time(out, &d->started);
+	evbuffer_add_printf(out, ",\"uptime\":%lld.%03ld,\"config\":{\"path\":",
+			    (long long)up.tv_sec, (long)up.tv_usec / 1000);
+	json_str(out, d->cfg_path);
+	evbuffer_add_printf(out, ",\"generation\":%llu},\"last_reload\":",
+			    (unsigned long long)d->generation);
+	if (!d->reloaded.tv_sec) {
+		ADD(out, "null");
+	} else {
+		evbuffer_add_printf(out, "{\"ok\":%s,\"at\":",
+				    d->reload_ok ? "true" : "false");
+		json_time(out, &d->reloaded);
+		ADD(out, "}");
+	}
+	evbuffer_add_printf(out, ",\"stopping\":%s,\"counts\":{"
+			    "\"namespaces\":%zu,\"listeners\":%u,"
+			    "\"listening\":%u,\"connections\":%llu}",
+			    d->stopping ? "true" : "false",
+			    nstable_count(d->nst),
+			    nstable_listener_count(d->nst),
+			    nstable_listening_count(d->nst),
+			    (unsigned long long)listener_set_conn_count(d->ls));
+}
+
+static void json_service(struct stats_walk *w,
+			 const struct listener_group *g,
+			 const struct svc_sum *s)
+{
+	struct evbuffer *out = w->out;
+	const struct listener *l;
+	bool first = true;
+
+	ADD(out, "{\"name\":");
+	json_str(out, s->name);
+	ADD(out, ",\"listeners\":[");
+	TAILQ_FOREACH(l, &g->members, entry) {
+		if (strcmp(l->svc.name, s->name) != 0)
+			continue;
+		evbuffer_add_printf(out, "%s{\"address\":", first ? "" : ",");
+		first = false;
+		json_str(out, l->addr->text);
+		evbuffer_add_printf(out, ",\"state\":\"%s\"",
+				    state_name(l->state));
+		if (l->state != LISTENER_LISTENING && l->err) {
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s%s%s",
+				 l->err_what ? l->err_what : "",
+				 l->err_what ? ": " : "", strerror(l->err));
+			ADD(out, ",\"error\":");
+			json_str(out, why);
+			ADD(out, ",\"since\":");
+			json_time(out, &l->err_at);
+		}
+		ADD(out, "}");
+	}
+	ADD(out, "]");
+	/* the upstream of the first listener: every listener of a service
+	 * has the same after a reload */
+	TAILQ_FOREACH(l, &g->members, entry)
+		if (strcmp(l->svc.name, s->name) == 0)
+			break;
+	if (l) {
+		ADD(out, ",\"upstream\":");
+		json_str(out, l->svc.upstream.text);
+	}
+	evbuffer_add_printf(out, ",\"active\":%llu,\"accepted\":%llu,"
+			    "\"bytes_in\":%llu,\"bytes_out\":%llu,"
+			    "\"connect_failures\":%llu,\"timeouts\":%llu,"
+			    "\"closed\":{",
+			    (unsigned long long)s->active,
+			    (unsigned long long)s->accepted,
+			    (unsigned long long)s->bytes_in,
+			    (unsigned long long)s->bytes_out,
+			    (unsigned long long)
+			    s->closed[RELAY_CLOSE_CONNECT_FAILED],
+			    (unsigned long long)timeouts(s));
+	for (int r = 0; r < RELAY_CLOSE_MAX; r++)
+		evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "",
+				    relay_close_name(r),
+				    (unsigned long long)s->closed[r]);
+	ADD(out, "},\"last_error\":");
+	if (!s->last) {
+		ADD(out, "null");
+	} else {
+		evbuffer_add_printf(out, "{\"reason\":\"%s\",\"at\":",
+				    relay_close_name(s->last->last_fail));
+		json_time(out, &s->last->last_fail_at);
+		ADD(out, "}");
+	}
+	ADD(out, "}");
+}
+
+static void json_ns(void *arg, const char *name,
+		    const struct listener_group *g, int err)
+{
+	struct stats_walk *w = arg;
+	struct evbuffer *out = w->out;
+	struct linkstats_counters c;
+	const char *veth, *user = NULL;
+
+	sum_services(w, g);
+	if (w->err)
+		return;
+	if (w->emitted++)
+		ADD(out, ",");
+	ADD(out, "{\"name\":");
+	json_str(out, name);
+	ADD(out, ",\"error\":");
+	json_str(out, err ? strerror(err < 0 ? -err : err) : NULL);
+	if (w->d->provd)
+		provisioned_find_ns(w->d->provd, name, &user);
+	ADD(out, ",\"provisioned_for\":");
+	json_str(out, user);
+	evbuffer_add_printf(out, ",\"active\":%llu,\"services\":[",
+			    (unsigned long long)(g ? g->active : 0));
+	for (size_t i = 0; i < w->nsum; i++) {
+		if (i)
+			ADD(out, ",");
+		json_service(w, g, &w->sum[i]);
+	}
+	ADD(out, "],\"veth\":");
+	veth = veth_of(w, name, &c);
+	if (!veth) {
+		ADD(out, "null");
+	} else {
+		ADD(out, "{\"name\":");
+		json_str(out, veth);
+		evbuffer_add_printf(out, ",\"rx_bytes\":%llu,\"tx_bytes\":%llu,"
+				    "\"rx_packets\":%llu,\"tx_packets\":%llu,"
+				    "\"rx_dropped\":%llu,\"tx_dropped\":%llu}",
+				    (unsigned long long)c.rx_bytes,
+				    (unsigned long long)c.tx_bytes,
+				    (unsigned long long)c.rx_packets,
+				    (unsigned long long)c.tx_packets,
+				    (unsigned long long)c.rx_dropped,
+				    (unsigned long long)c.tx_dropped);
+	}
+	ADD(out, "}");
+}
+
+/* ------------------------------------------------------------ Prometheus */
+
+static void prom_labels(struct evbuffer *out, const char *ns,
+			const char *k2, const char *v2, const char *k3,
+			const char *v3)
+{
+	ADD(out, "{namespace=\"");
+	label_str(out, ns);
+	if (k2) {
+		evbuffer_add_printf(out, "\",%s=\"", k2);
+		label_str(out, v2);
+	}
+	if (k3) {
+		evbuffer_add_printf(out, "\",%s=\"", k3);
+		label_str(out, v3);
+	}
+	ADD(out, "\"}");
+}
+
+static void prom_u64(struct evbuffer *out, uint64_t v)
+{
+	evbuffer_add_printf(out, " %llu\n", (unsigned long long)v);
+}
+
+static void prom_head(struct stats_walk *w)
+{
+	struct daemon *d = w->d;
+	struct evbuffer *out = w->out;
+	const char *n;
+
+	for (int f = 0; f < F_FIRST_NS; f++) {
+		n = fams[f].name;
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", n,
+				    fams[f].help, n, fams[f].type);
+		switch (f) {
+		case F_INFO:
+			evbuffer_add_printf(out, "%s{version=\"", n);
+			label_str(out, PACKAGE_VERSION);
+			ADD(out, "\"} 1\n");
+			break;
+		case F_START:
+			evbuffer_add_printf(out, "%s %lld.%03ld\n", n,
+					    (long long)d->started.tv_sec,
+					    (long)d->started.tv_usec / 1000);
+			break;
+		case F_GEN:
+			evbuffer_add_printf(out, "%s %llu\n", n,
+					    (unsigned long long)d->generation);
+			break;
+		case F_RELOAD_OK:
+			evbuffer_add_printf(out, "%s %d\n", n,
+					    !d->reloaded.tv_sec || d->reload_ok);
+			break;
+		case F_RELOAD_AT:
+			evbuffer_add_printf(out, "%s %lld.%03ld\n", n,
+					    (long long)d->reloaded.tv_sec,
+					    (long)d->reloaded.tv_usec / 1000);
+			break;
+		case F_NS:
+			evbuffer_add_printf(out, "%s %zu\n", n,
+					    nstable_count(d->nst));
+			break;
+		case F_LST:
+			evbuffer_add_printf(out, "%s %u\n", n,
+					    nstable_listener_count(d->nst));
+			break;
+		case F_LST_UP:
+			evbuffer_add_printf(out, "%s %u\n", n,
+					    nstable_listening_count(d->nst));
+			break;
+		case F_CONNS:
+			evbuffer_add_printf(out, "%s %llu\n", n,
+					    (unsigned long long)
+					    listener_set_conn_count(d->ls));
+			break;
+		}
+	}
+}
+
+static void prom_ns(void *arg, const char *name,
+		    const struct listener_group *g, int err)
+{
+	struct stats_walk *w = arg;
+	struct evbuffer *out = w->out;
+	const char *fn = fams[w->fam].name;
+	struct linkstats_counters c;
+	const struct listener *l;
+	const char *veth;
+	uint64_t v;
+
+	(void)err;
+	if (w->fam >= F_RX_BYTES) {
+		veth = veth_of(w, name, &c);
+		if (!veth)
+			return;
+		v = w->fam == F_RX_BYTES ? c.rx_bytes :
+		    w->fam == F_TX_BYTES ? c.tx_bytes :
+		    w->fam == F_RX_PACKETS ? c.rx_packets : c.tx_packets;
+		evbuffer_add(out, fn, strlen(fn));
+		prom_labels(out, name, "interface", veth, NULL, NULL);
+		prom_u64(out, v);
+		return;
+	}
+	if (w->fam == F_LISTENER_UP) {
+		if (!g)
+			return;
+		TAILQ_FOREACH(l, &g->members, entry) {
+			evbuffer_add(out, fn, strlen(fn));
+			prom_labels(out, name, "service", l->svc.name,
+				    "address", l->addr->text);
+			evbuffer_add_printf(out, " %d\n",
+					    l->state == LISTENER_LISTENING);
+		}
+		return;
+	}
+	sum_services(w, g);
+	for (size_t i = 0; i < w->nsum && !w->err; i++) {
+		const struct svc_sum *s = &w->sum[i];
+
+		if (w->fam == F_CLOSED) {
+			for (int r = 0; r < RELAY_CLOSE_MAX; r++) {
+				evbuffer_add(out, fn, strlen(fn));
+				prom_labels(out, name, "service", s->name,
+					    "reason", relay_close_name(r));
+				prom_u64(out, s->closed[r]);
+			}
+			continue;
+		}
+		v = w->fam == F_ACTIVE ? s->active :
+		    w->fam == F_ACCEPTED ? s->accepted :
+		    w->fam == F_BYTES_IN ? s->bytes_in :
+		    w->fam == F_BYTES_OUT ? s->bytes_out :
+		    w->fam == F_CONNFAIL ?
+		    s->closed[RELAY_CLOSE_CONNECT_FAILED] : timeouts(s);
+		evbuffer_add(out, fn, strlen(fn));
+		prom_labels(out, name, "service", s->name, NULL, NULL);
+		prom_u64(out, v);
+	}
+}
+
+/* ------------------------------------------------------------ walks */
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	struct stats_walk *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->ready(w->arg);
+}
+
+static void on_links(void *arg, int err)
+{
+	struct stats_walk *w = arg;
+
+	(void)err;	/* without fresh counters: the last known, or none */
+	w->lw = NULL;
+	w->ready(w->arg);
+}
+
+static void collect(void *arg, const char *name,
+		    const struct listener_group *g, int err)
+{
+	struct stats_walk *w = arg;
+
+	(void)g;
+	(void)err;
+	if (w->err)
+		return;
+	w->names[w->n] = strdup(name);
+	if (!w->names[w->n])
+		w->err = -ENOMEM;
+	else
+		w->n++;
+}
+
+struct stats_walk *stats_walk_new(struct stats *s, enum stats_format fmt,
+				  const char *ns, void (*ready)(void *arg),
+				  void *arg, int *err)
+{
+	struct daemon *d = s->d;
+	struct stats_walk *w = calloc(1, sizeof(*w));
+	size_t cap = fmt == STATS_STATUS ? 0 : ns ? 1 : nstable_count(d->nst);
+	int r = 1;
+
+	if (!w)
+		goto nomem;
+	w->d = d;
+	w->s = s;
+	w->fmt = fmt;
+	w->ready = ready;
+	w->arg = arg;
+	w->names = calloc(cap ? cap : 1, sizeof(*w->names));
+	if (!w->names)
+		goto nomem;
+	if (ns && fmt != STATS_STATUS &&
+	    nstable_get(d->nst, ns, collect, w) < 0) {
+		stats_walk_free(w);
+		*err = -ENOENT;
+		return NULL;
+	}
+	if (!ns && cap)
+		nstable_foreach(d->nst, collect, w);
+	if (w->err)
+		goto nomem;
+	if (fmt != STATS_STATUS && d->provd)
+		r = linkstats_refresh(s->links, STATS_VETH_MAX_AGE_MS,
+				      on_links, w, &w->lw);
+	if (r != 0) {
+		/* fresh enough, or unreadable: go on without waiting */
+		w->defer = event_new(d->base, -1, 0, on_defer, w);
+		if (!w->defer ||
+		    event_add(w->defer, &(struct timeval){ 0, 0 }) < 0)
+			goto nomem;
+	}
+	return w;
+nomem:
+	stats_walk_free(w);
+	*err = -ENOMEM;
+	return NULL;
+}
+
+void stats_walk_free(struct stats_walk *w)
+{
+	if (!w)
+		return;
+	linkstats_cancel(w->lw);
+	if (w->defer)
+		event_free(w->defer);
+	for (size_t i = 0; i < w->n; i++)
+		free(w->names[i]);
+	free(w->names);
+	free(w->sum);
+	free(w);
+}
+
+int stats_walk_step(struct stats_walk *w, struct evbuffer *out,
+		    size_t budget)
+{
+	size_t start = evbuffer_get_length(out);
+
+	if (w->done)
+		return 1;
+	w->out = out;
+	w->err = 0;
+	if (!w->head) {
+		w->head = true;
+		if (w->fmt == STATS_PROM) {
+			prom_head(w);
+		} else {
+			json_head(w);
+			if (w->fmt == STATS_STATUS) {
+				ADD(out, "}");
+				w->done = true;
+				return 1;
+			}
+			ADD(out, ",\"namespaces\":[");
+		}
+	}
+	if (w->fmt == STATS_JSON) {
+		while (w->i < w->n &&
+		       evbuffer_get_length(out) - start < budget && !w->err)
+			(void)nstable_get(w->d->nst, w->names[w->i++],
+					  json_ns, w);
+		if (w->i == w->n && !w->err) {
+			ADD(out, "]}");
+			w->done = true;
+		}
+	} else {
+		if (w->fam < F_FIRST_NS)
+			w->fam = F_FIRST_NS;
+		while (w->fam < F_MAX &&
+		       evbuffer_get_length(out) - start < budget && !w->err) {
+			if (w->i == 0)
+				evbuffer_add_printf(out, "# HELP %s %s\n"
+						    "# TYPE %s %s\n",
+						    fams[w->fam].name,
+						    fams[w->fam].help,
+						    fams[w->fam].name,
+						    fams[w->fam].type);
+			if (w->i < w->n)
+				(void)nstable_get(w->d->nst,
+						  w->names[w->i++], prom_ns,
+						  w);
+			if (w->i >= w->n) {
+				w->i = 0;
+				w->fam++;
+			}
+		}
+		w->done = w->fam == F_MAX && !w->err;
+	}
+	w->out = NULL;
+	if (w->err)
+		return w->err;
+	return w->done ? 1 : 0;
+}
