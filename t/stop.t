@@ -1,0 +1,132 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Graceful stop.  At SIGTERM the listeners close at once (a new connection
+# is refused) while a connection in flight finishes its transfer intact,
+# and the daemon exits 0 as soon as it has ended, well before the grace
+# period.  Connections that outlive shutdown_grace are closed when it ends:
+# one with bytes still pending for its client is reset, an idle one gets a
+# FIN; the daemon then exits 0.  A second SIGTERM stops at once;
+# shutdown_grace: 0s stops at once.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+
+netns_new NS
+start_server echo echo
+start_server slow source --bytes 2MiB --seed 4 --rate 1MiB \
+	--progress "$T/slow.progress"
+start_server fast source --bytes 64MiB --seed 5 --progress "$T/fast.progress"
+
+conf() {	# conf GRACE
+	conf_begin "$T/stop.yaml" "$NS"
+	conf_text "shutdown_grace: $1"
+	conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
+	conf_service slow "127.0.0.1:$slow_port" 127.0.0.1:7001
+	conf_service fast "127.0.0.1:$fast_port" 127.0.0.1:7002
+}
+
+# refused NS PORT: a connect to 127.0.0.1:PORT in NS is refused
+refused() {
+	in_ns "$1" "$PYTHON" -c '
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit(1)' "$2"
+}
+progress_over() { [ "$(cat "$T/slow.progress" 2>/dev/null || echo 0)" -gt "$1" ]; }
+ms_since() { echo $(( ($(_now_us) - $1) / 1000 )); }
+
+# 1. A transfer in flight finishes, then the daemon exits at once.
+conf 10s
+daemon_up -d "daemon 1: listeners up" "$CONF"
+start_bg get ip netns exec "$NS" "$PYTHON" "$PEER" fetch --port 7001 \
+	--bytes 2MiB --seed 4 --timeout 10
+wait_for 10 progress_over 262144 || bail "the transfer did not start"
+t0=$(_now_us)
+kill -TERM "$DPID"
+check_within 2 "at SIGTERM the listeners close: a new connection is refused" \
+	refused "$NS" 7000
+check_within 2 "the stop is logged with the connection and the grace period" \
+	grep -q "stopping; 1 connections may finish within 10000 ms" "$DLOG"
+check "the daemon waits for the connection in flight" daemon_alive
+check_bg 10 get "the connection in flight finishes: 2 MiB intact, then EOF"
+t1=$(_now_us)
+wait_for 5 _gone "$DPID"
+waited=$(ms_since "$t1")
+cmp_ok "$waited" -lt 1000 "the daemon exits once it has ended (${waited} ms after)"
+cmp_ok "$(( (t1 - t0) / 1000 ))" -lt 10000 "well within the grace period"
+stop_daemon
+is "$DSTATUS" 0 "daemon 1 exits 0"
+
+# 2. Connections outliving the grace period (2 s)
+conf 2s
+daemon_up -d "daemon 2: listeners up" "$CONF"
+start_bg stalled ip netns exec "$NS" "$PYTHON" "$PEER" expect-reset \
+	--port 7002 --seed 5 --go-file "$T/go" --timeout 20
+start_bg idle ip netns exec "$NS" "$PYTHON" "$PEER" drain --port 7000 \
+	--timeout 20
+wait_for 5 grep -q connected "$stalled_out" || bail "stalled client did not connect"
+# the idle connection is through once the echo server's side is up
+check_within 5 "idle connection open" eval \
+	"ss -Htn state established 'dport = :$echo_port' | grep -q ."
+# the stalled one: the source is blocked (the relay's buffers toward the
+# client are full), its progress no longer moves
+stalled_full() {
+	local a b
+	a=$(cat "$T/fast.progress" 2>/dev/null || echo 0)
+	sleep 0.3
+	b=$(cat "$T/fast.progress" 2>/dev/null || echo 0)
+	[ "$a" = "$b" ] && [ "$b" -gt 1048576 ]
+}
+check_within 20 "stalled connection: the relay holds bytes for its client" stalled_full
+t0=$(_now_us)
+kill -TERM "$DPID"
+check_within 2 "daemon 2: listeners closed at once" refused "$NS" 7000
+wait_for 10 _gone "$DPID"
+took=$(ms_since "$t0")
+if [ "$took" -ge 1800 ] && [ "$took" -lt 4000 ]; then
+	pass "the daemon stops at the end of the grace period ($took ms)"
+else
+	fail "the daemon stops at the end of the grace period" "$took ms after SIGTERM, grace 2 s"
+fi
+stop_daemon
+is "$DSTATUS" 0 "daemon 2 exits 0"
+check "the log says how many connections the grace period closed" \
+	grep -q "grace period over: closing 2 connections" "$DLOG"
+touch "$T/go"
+check_bg 10 stalled "a connection with bytes pending for its client is reset"
+check_bg 10 idle "an idle connection is closed"
+like "$(cat "$idle_out")" '^eof 0 ' "the idle one with a FIN, not a reset"
+
+# 3. A second SIGTERM does not wait
+conf 30s
+daemon_up -d "daemon 3: listeners up" "$CONF"
+start_bg idle2 ip netns exec "$NS" "$PYTHON" "$PEER" drain --port 7000 \
+	--timeout 20
+check_within 5 "daemon 3: a connection open" grep -q "upstream connected" "$DLOG"
+kill -TERM "$DPID"
+check_within 2 "daemon 3: draining" grep -q "may finish within 30000 ms" "$DLOG"
+t0=$(_now_us)
+kill -TERM "$DPID"
+wait_for 5 _gone "$DPID"
+took=$(ms_since "$t0")
+cmp_ok "$took" -lt 1000 "a second SIGTERM stops at once ($took ms)"
+stop_daemon
+is "$DSTATUS" 0 "daemon 3 exits 0"
+
+# 4. shutdown_grace: 0s
+conf 0s
+daemon_up -d "daemon 4: listeners up" "$CONF"
+start_bg idle3 ip netns exec "$NS" "$PYTHON" "$PEER" drain --port 7000 \
+	--timeout 20
+check_within 5 "daemon 4: a connection open" grep -q "upstream connected" "$DLOG"
+t0=$(_now_us)
+kill -TERM "$DPID"
+wait_for 5 _gone "$DPID"
+took=$(ms_since "$t0")
+cmp_ok "$took" -lt 1000 "shutdown_grace: 0s stops at once ($took ms)"
+stop_daemon
+is "$DSTATUS" 0 "daemon 4 exits 0"
+
+done_testing
