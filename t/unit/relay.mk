@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# The relay alone: a unit test over local sockets (no namespaces).
+# The relay alone (a unit test over local sockets, no namespaces), the
+# per-namespace limits under floods, and the latency and start-up benches.
 
 check_PROGRAMS += t/unit/relay_test
 TESTS += t/unit/relay_test
@@ -7,5 +8,7 @@ t_unit_relay_test_SOURCES = t/unit/relay_test.c t/unit/tap.h \
 	engine/relay.c engine/relay.h engine/log.c engine/log.h
 t_unit_relay_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS)
 t_unit_relay_test_LDADD = $(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS)
+
+INTEGRATION_TESTS += t/limits.t
 
 EXTRA_DIST += t/unit/relay.mk
