@@ -11,3 +11,5 @@ nsrelayctl_LDADD = libnsrconfig.a $(LIBYAML_LIBS)
 dist_man8_MANS += man/nsrelayctl.8
 
 EXTRA_DIST += engine/local.mk
+INTEGRATION_TESTS += t/stats.t t/nsrelayctl.t t/status-abuse.t
+EXTRA_DIST += t/stats.t t/nsrelayctl.t t/status-abuse.t

@@ -104,6 +104,9 @@ static int conn_send(struct conn *c, const char *line)
 		n = send(c->fd, line + done, len - done, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* refused at once ("too many clients"): its answer waits */
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return 0;
 		if (n < 0) {
 			fprintf(stderr, "nsrelayctl: sending: %s\n",
 				strerror(errno));
