@@ -13,3 +13,5 @@ dist_man8_MANS += man/nsrelayctl.8
 EXTRA_DIST += engine/local.mk
 INTEGRATION_TESTS += t/stats.t t/nsrelayctl.t t/status-abuse.t
 EXTRA_DIST += t/stats.t t/nsrelayctl.t t/status-abuse.t
+INTEGRATION_TESTS += t/metrics.t
+EXTRA_DIST += t/metrics.t

@@ -1,0 +1,168 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# /metrics: served on metrics.listen, in the Prometheus text format that
+# `promtool check metrics` accepts (HELP and TYPE lines, _total on
+# counters), with namespace and service labels; after traffic, every number
+# of every namespace and service matches the control socket's JSON, the
+# veth counters too; other paths are 404; a reload that moves the port
+# moves the endpoint.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+: "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
+[ -x "$NSRELAYCTL" ] || bail "nsrelayctl not found: $NSRELAYCTL"
+command -v promtool >/dev/null || skip_all "promtool not found (Debian: prometheus)"
+getent passwd daemon >/dev/null || skip_all "no user daemon"
+
+B=$((14000 + ($$ % 250) * 4 + 1))	# this run's index (stats.t has +0)
+pre="nsmt-$$-"
+netns_adopt "${pre}daemon"
+link_adopt "nsm$B"
+ctl=$T/control.sock
+port=$((20000 + $$ % 10000))
+port2=$((port + 1))
+
+netns_new A
+netns_new Z
+start_server echo echo
+conf_begin "$T/metrics.yaml" "$A" "$Z"
+conf_service talk "127.0.0.1:$echo_port" 127.0.0.1:7000 "[::1]:7000"
+conf_service refused "127.0.0.1:1" 127.0.0.1:7001
+write_tail() {	# write_tail PORT
+	cat <<EOF
+control:
+  path: $ctl
+metrics:
+  listen: "127.0.0.1:$1"
+provision:
+  users:
+    - { name: daemon, index: $B }
+  uid_base: 0
+  namespace: "$pre%u"
+  host_interface: "nsm%i"
+EOF
+}
+cp "$CONF" "$T/base.yaml"
+write_tail "$port" >>"$CONF"
+daemon_up "$CONF"
+serving() { grep -q "metrics: serving http://127.0.0.1:$port/metrics" "$DLOG"; }
+# the daemon opens the endpoint only when main.c calls metrics_open()
+wait_for 5 serving || skip_all "this nsrelayd does not open metrics.listen"
+pass "metrics: serving on 127.0.0.1:$port"
+
+fetch() {	# fetch URL: the body on stdout; HTTP status in $T/code
+	"$PYTHON" - "$1" "$T/code" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=10)
+    code, body = r.status, r.read()
+    ctype = r.headers.get("Content-Type", "")
+except urllib.error.HTTPError as e:
+    code, body, ctype = e.code, e.read(), ""
+open(sys.argv[2], "w").write("%d %s\n" % (code, ctype))
+sys.stdout.buffer.write(body)
+PY
+}
+
+# --- traffic: A/talk 3 connections, A/refused 2 failures; Z nothing
+for i in 1 2 3; do
+	peer_in "$A" echo --port 7000 --bytes $((i * 1000)) >/dev/null || fail "echo $i"
+done
+for i in 1 2; do
+	peer_in "$A" expect-close --port 7001 --within 5 >/dev/null || fail "refused $i"
+done
+quiet() { "$NSRELAYCTL" -s "$ctl" status --json | grep -q '"connections":0}'; }
+wait_for 5 quiet
+check_within 20 "the provisioned namespace is served" \
+	sh -c "'$NSRELAYCTL' -s '$ctl' stats --json | grep -q '\"veth\":{\"name\":\"nsm$B\"'"
+
+fetch "http://127.0.0.1:$port/metrics" >"$T/page"
+like "$(cat "$T/code")" "^200 text/plain; version=0.0.4" "GET /metrics: 200, text/plain version 0.0.4"
+check "promtool check metrics accepts the page" sh -c "promtool check metrics <'$T/page'"
+like "$(grep -c '^# TYPE nsrelay_[a-z_]* counter$' "$T/page")" '^[1-9]' "counters are typed"
+check "every counter ends in _total" sh -c "! grep '^# TYPE' '$T/page' | grep ' counter\$' | grep -v '_total counter\$'"
+check "every metric has HELP and TYPE" "$PYTHON" - "$T/page" <<'PY'
+import re, sys
+helps, types, names = set(), set(), set()
+for line in open(sys.argv[1]):
+    m = re.match(r"# (HELP|TYPE) (\S+)", line)
+    if m:
+        (helps if m.group(1) == "HELP" else types).add(m.group(2))
+    elif line.strip():
+        names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
+bad = [n for n in names if n not in helps or n not in types or not n.startswith("nsrelay_")]
+sys.exit("without HELP/TYPE or prefix: %s" % bad if bad else 0)
+PY
+grep "namespace=\"$A\",service=\"talk\"" "$T/page" | head -8 | while IFS= read -r l; do diag "$l"; done
+
+"$NSRELAYCTL" -s "$ctl" stats --json >"$T/stats.json"
+check "the page's numbers match the JSON, every namespace and service, veth included" \
+	"$PYTHON" - "$T/page" "$T/stats.json" "$A" "$Z" <<'PY'
+import json, re, sys
+page, js, A, Z = sys.argv[1:]
+d = json.load(open(js))
+samples = {}
+for line in open(page):
+    if line.startswith("#") or not line.strip():
+        continue
+    m = re.match(r'([a-z_]+)(\{(.*)\})? (\S+)$', line.rstrip("\n"))
+    labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")))
+    samples[(m.group(1), labels)] = float(m.group(4))
+bad = []
+def want(name, labels, v):
+    got = samples.get((name, tuple(sorted(labels.items()))))
+    if got != v:
+        bad.append("%s%s: page %s, JSON %s" % (name, labels, got, v))
+keys = {"connections_active": "active", "connections_accepted_total": "accepted",
+        "bytes_in_total": "bytes_in", "bytes_out_total": "bytes_out",
+        "connect_failures_total": "connect_failures", "timeouts_total": "timeouts"}
+n = 0
+for ns in d["namespaces"]:
+    for s in ns["services"]:
+        lab = {"namespace": ns["name"], "service": s["name"]}
+        for k, j in keys.items():
+            want("nsrelay_" + k, lab, s[j]); n += 1
+        for r, v in s["closed"].items():
+            want("nsrelay_connections_closed_total", dict(lab, reason=r), v)
+        for l in s["listeners"]:
+            want("nsrelay_listener_up", dict(lab, address=l["address"]),
+                 1 if l["state"] == "listening" else 0)
+    if ns["veth"]:
+        lab = {"namespace": ns["name"], "interface": ns["veth"]["name"]}
+        # counted again by the page, a moment later: at least the JSON's
+        for k in ("receive_bytes", "transmit_bytes", "receive_packets", "transmit_packets"):
+            j = {"receive": "rx", "transmit": "tx"}[k.split("_")[0]] + "_" + k.split("_")[1]
+            got = samples.get(("nsrelay_veth_%s_total" % k, tuple(sorted(lab.items()))))
+            if got is None or got < ns["veth"][j]:
+                bad.append("veth %s: page %s, JSON %s" % (k, got, ns["veth"][j]))
+want("nsrelay_namespaces", {}, d["counts"]["namespaces"])
+want("nsrelay_listeners", {}, d["counts"]["listeners"])
+want("nsrelay_config_generation", {}, d["config"]["generation"])
+# the exchange itself
+talk = [s for ns in d["namespaces"] if ns["name"] == A for s in ns["services"] if s["name"] == "talk"][0]
+if (talk["accepted"], talk["bytes_in"], talk["bytes_out"]) != (3, 6000, 6000):
+    bad.append("A/talk in the JSON: %s" % talk)
+want("nsrelay_connect_failures_total", {"namespace": A, "service": "refused"}, 2)
+want("nsrelay_bytes_in_total", {"namespace": Z, "service": "talk"}, 0)
+if not any(ns["veth"] for ns in d["namespaces"]):
+    bad.append("no veth in the JSON")
+print("%d per-service numbers compared" % n)
+sys.exit("\n".join(bad) if bad else 0)
+PY
+
+fetch "http://127.0.0.1:$port/other" >/dev/null
+like "$(cat "$T/code")" "^404" "another path: 404"
+
+# --- a reload that moves the endpoint
+cp "$T/base.yaml" "$CONF"
+write_tail "$port2" >>"$CONF"
+out=$("$NSRELAYCTL" -s "$ctl" reload)
+is "$out" "ok generation 2" "reload with metrics.listen moved"
+fetch "http://127.0.0.1:$port2/metrics" >"$T/page2"
+like "$(grep '^nsrelay_config_generation' "$T/page2")" ' 2$' "the new port serves, generation 2"
+fetch "http://127.0.0.1:$port/metrics" >/dev/null 2>&1
+check "the old port is closed" sh -c "! ss -Hltn 'sport = :$port' | grep -q ."
+
+check "nsrelayd still runs" daemon_alive
+stop_daemon
+is "$DSTATUS" 0 "nsrelayd exits 0"
+done_testing
