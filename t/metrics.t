@@ -43,11 +43,14 @@ EOF
 }
 cp "$CONF" "$T/base.yaml"
 write_tail "$port" >>"$CONF"
-daemon_up "$CONF"
+start_daemon "$CONF"
+started() { grep -q "started: " "$DLOG"; }
 serving() { grep -q "metrics: serving http://127.0.0.1:$port/metrics" "$DLOG"; }
+wait_for 10 started || bail "nsrelayd did not start: $(cat "$DLOG")"
 # the daemon opens the endpoint only when main.c calls metrics_open()
-wait_for 5 serving || skip_all "this nsrelayd does not open metrics.listen"
+serving || skip_all "this nsrelayd does not open metrics.listen"
 pass "metrics: serving on 127.0.0.1:$port"
+check "listeners up" wait_listeners "$A" "${CONF_LISTEN[@]}"
 
 fetch() {	# fetch URL: the body on stdout; HTTP status in $T/code
 	"$PYTHON" - "$1" "$T/code" <<'PY'
