@@ -11,4 +11,4 @@ t_unit_relay_test_LDADD = $(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS)
 
 INTEGRATION_TESTS += t/limits.t
 
-EXTRA_DIST += t/unit/relay.mk
+EXTRA_DIST += t/unit/relay.mk t/bench/latency-bench.sh t/bench/startup-bench.sh
