@@ -22,10 +22,12 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -45,6 +47,8 @@
 
 struct scrape {
 	LIST_ENTRY(scrape) entry;
+	uint64_t begun, work, longest;	/* us: for the debug line */
+	unsigned steps;
 	struct metrics *m;
 	struct evhttp_request *req;
 	struct stats_walk *walk;
@@ -73,15 +77,28 @@ static void scrape_free(struct scrape *s)
 	free(s);
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void scrape_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct scrape *s = arg;
 	struct evkeyvalq *h;
+	uint64_t t0 = now_us(), t;
 	int r;
 
 	(void)fd;
 	(void)what;
 	r = stats_walk_step(s->walk, s->page, STEP_BUDGET);
+	t = now_us() - t0;
+	s->work += t;
+	s->longest = t > s->longest ? t : s->longest;
+	s->steps++;
 	if (r == 0) {
 		if (event_add(s->step, &(struct timeval){ 0, 0 }) == 0)
 			return;
@@ -93,6 +110,12 @@ static void scrape_step(evutil_socket_t fd, short what, void *arg)
 		h = evhttp_request_get_output_headers(s->req);
 		evhttp_add_header(h, "Content-Type",
 				  "text/plain; version=0.0.4; charset=utf-8");
+		log_debug("metrics: page of %zu bytes in %u loop turns, "
+			  "%llu us of work (longest turn %llu us), %llu us "
+			  "from the request", evbuffer_get_length(s->page),
+			  s->steps, (unsigned long long)s->work,
+			  (unsigned long long)s->longest,
+			  (unsigned long long)(now_us() - s->begun));
 		evhttp_send_reply(s->req, HTTP_OK, "OK", s->page);
 	}
 	scrape_free(s);
@@ -127,6 +150,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	}
 	s->m = m;
 	s->req = req;
+	s->begun = now_us();
 	LIST_INSERT_HEAD(&m->scrapes, s, entry);
 	m->n++;
 	s->page = evbuffer_new();
