@@ -25,6 +25,6 @@ contrib/nsrelay.service: contrib/nsrelay.service.in Makefile
 	mv $@.tmp $@
 CLEANFILES = contrib/nsrelay.service
 
-INTEGRATION_TESTS += t/sdnotify.t t/reload.t t/stop.t
+INTEGRATION_TESTS += t/sdnotify.t t/reload.t t/stop.t t/install.t
 EXTRA_DIST += contrib/local.mk t/tools/reload_traffic.py
 
