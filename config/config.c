@@ -210,11 +210,6 @@ void config_free(struct config *cfg)
 	for (i = 0; i < cfg->provision.n_users; i++)
 		free(cfg->provision.users[i].name);
 	free(cfg->provision.users);
-	free(cfg->provision.ipv4_pool);
-	free(cfg->provision.ipv6_pool);
-	free(cfg->provision.ns_template);
-	free(cfg->provision.host_template);
-	free(cfg->provision.peer_template);
 	free(cfg->provision.control);
 	free(cfg->provision.hosts_file);
 	free(cfg->provision.domain);

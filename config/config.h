@@ -95,12 +95,6 @@ struct config_provision {
 	size_t n_users;
 	uint32_t uid_base;		/* default CONFIG_DEFAULT_UID_BASE */
 	struct prov_pool pool;		/* templates, pools, uid_base */
-	/* As written (NULL: not set), with their positions.  Only for
-	 * messages; the engine uses pool. */
-	char *ipv4_pool, *ipv6_pool;
-	char *ns_template, *host_template, *peer_template;
-	struct config_loc ipv4_pool_at, ipv6_pool_at, ns_template_at,
-			  host_template_at, peer_template_at;
 	char *control;		/* when enabled: a copy of control.path (the
 				 * old key provision.control is an alias) */
 	char *hosts_file;	/* NULL: none */

@@ -187,36 +187,20 @@ static void h_string(struct config_ctx *c, void *obj, size_t off)
 		set_str(c, dst, v);
 }
 
-/* A pool or a template of provision: (OFF is that of the string as
- * written in struct config_provision).  Checked and set into the pool by
- * netns/pool.c, whose reasons are used as they are; names made from a
- * template are checked further by config_tmpl_problem().  The string and
- * its position are kept for messages. */
+/* A pool or a template of provision:, set into the pool by netns/pool.c,
+ * whose reasons are used as they are; names made from a template are
+ * checked further by config_tmpl_problem().  OFF is not an offset here but
+ * which one: '4', '6', or a template: 'n', 'h', 'p'. */
 static void h_pool(struct config_ctx *c, void *obj, size_t off)
 {
-	static const struct {
-		size_t str, at;
-		char which;	/* '4', '6', or a template: 'n', 'h', 'p' */
-	} map[] = {
-#define LOC(f, w) { offsetof(struct config_provision, f), \
-		    offsetof(struct config_provision, f##_at), w }
-		LOC(ipv4_pool, '4'), LOC(ipv6_pool, '6'),
-		LOC(ns_template, 'n'), LOC(host_template, 'h'),
-		LOC(peer_template, 'p'),
-#undef LOC
-	};
 	struct config_provision *p = obj;
-	struct mark m = config_here(c);
-	struct config_loc *at;
 	const char *v = nonempty(c), *why = NULL;
-	size_t i;
+	char which = (char)off;
 	int r;
 
-	for (i = 0; i < ARRAY_SIZE(map) && map[i].str != off; i++)
-		;
-	if (!v || i == ARRAY_SIZE(map))
+	if (!v)
 		return;
-	switch (map[i].which) {
+	switch (which) {
 	case '4':
 		r = prov_pool_set_v4(&p->pool, v);
 		break;
@@ -224,21 +208,13 @@ static void h_pool(struct config_ctx *c, void *obj, size_t off)
 		r = prov_pool_set_v6(&p->pool, v);
 		break;
 	default:
-		why = config_tmpl_problem(map[i].which, v);
-		r = why ? -EINVAL : prov_pool_set_tmpl(&p->pool, map[i].which,
-							 v);
+		why = config_tmpl_problem(which, v);
+		r = why ? -EINVAL : prov_pool_set_tmpl(&p->pool, which, v);
 		break;
 	}
-	if (r < 0) {
-		config_error_at(c, m, "bad value \"%s\": %s", v,
-				why ? why : prov_pool_strerror(r,
-							       map[i].which));
-		return;
-	}
-	at = (struct config_loc *)(void *)((char *)obj + map[i].at);
-	at->line = m.line;
-	at->col = m.col;
-	h_string(c, obj, off);
+	if (r < 0)
+		config_error_at(c, config_here(c), "bad value \"%s\": %s", v,
+				why ? why : prov_pool_strerror(r, which));
 }
 
 static void h_glob(struct config_ctx *c, void *obj, size_t off)
@@ -581,11 +557,11 @@ static const struct field prov_fields[] = {
 		       offsetof(struct config_provision, f), false }
 	{ "users", N_SEQ, h_prov_users, 0, false },
 	{ "uid_base", N_SCALAR, h_uid_base, 0, false },
-	PF("ipv4_pool", ipv4_pool, h_pool),
-	PF("ipv6_pool", ipv6_pool, h_pool),
-	PF("namespace", ns_template, h_pool),
-	PF("host_interface", host_template, h_pool),
-	PF("namespace_interface", peer_template, h_pool),
+	{ "ipv4_pool", N_SCALAR, h_pool, '4', false },
+	{ "ipv6_pool", N_SCALAR, h_pool, '6', false },
+	{ "namespace", N_SCALAR, h_pool, 'n', false },
+	{ "host_interface", N_SCALAR, h_pool, 'h', false },
+	{ "namespace_interface", N_SCALAR, h_pool, 'p', false },
 	{ "control", N_SCALAR, h_prov_control, 0, false },
 	PF("hosts_file", hosts_file, h_abs_path),
 	PF("domain", domain, h_string),

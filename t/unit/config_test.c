@@ -359,10 +359,6 @@ static void check_provision(const struct config *cfg)
 	is_int(config_provision_index(cfg, "dave"), -1,
 	       "provision: unknown user index -1");
 	is_int(p->uid_base, 2000, "provision: uid_base");
-	is_str(p->ipv4_pool, "100.80.0.0/12", "provision: ipv4_pool");
-	is_int(p->ipv4_pool_at.line, 15, "provision: ipv4_pool line");
-	is_int(p->ipv4_pool_at.col, 14, "provision: ipv4_pool column");
-	is_str(p->host_template, "veth_%U_out", "provision: host template");
 	is_str(p->control, "/run/nsrelay/ctl.sock", "provision: control");
 	is_str(cfg->control.path, "/run/nsrelay/ctl.sock",
 	       "provision: the old key provision.control sets control.path");
