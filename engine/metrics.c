@@ -42,7 +42,7 @@
 #include "engine/stats.h"
 
 #define SCRAPES_MAX	4
-#define STEP_BUDGET	(256 * 1024)	/* bytes per loop turn */
+#define STEP_BUDGET	(64 * 1024)	/* bytes per loop turn */
 #define HTTP_TIMEOUT	30		/* seconds */
 
 struct scrape {

@@ -68,6 +68,8 @@ struct conn {
 	int fd;
 	char *buf;
 	size_t len, cap, off;
+	size_t seen;			/* bytes after off known to hold no
+					 * newline (a long line is scanned once) */
 };
 
 static int conn_open(struct conn *c, const char *path)
@@ -126,14 +128,17 @@ static char *conn_line(struct conn *c)
 	ssize_t n;
 
 	for (;;) {
-		nl = c->len > c->off ? memchr(c->buf + c->off, '\n',
-					      c->len - c->off) : NULL;
+		nl = c->len > c->off + c->seen ?
+		     memchr(c->buf + c->off + c->seen, '\n',
+			    c->len - c->off - c->seen) : NULL;
 		if (nl) {
 			*nl = '\0';
 			line = c->buf + c->off;
 			c->off = (size_t)(nl - c->buf) + 1;
+			c->seen = 0;
 			return line;
 		}
+		c->seen = c->len - c->off;
 		if (c->off) {
 			memmove(c->buf, c->buf + c->off, c->len - c->off);
 			c->len -= c->off;
