@@ -99,8 +99,36 @@ static void group_unref(struct listener_group *g)
  * namespace's limits hold it. */
 static bool may_accept(const struct listener *l)
 {
-	return !l->set->fd_paused && !l->burst_paused &&
+	return !l->set->fd_paused && !l->burst_paused && !l->svc_held &&
 	       !(l->grp && l->grp->held);
+}
+
+static void listener_update(struct listener *l);
+
+/* A service's own limit in a namespace (limits.connections_per_namespace
+ * of the service): live connections of all its listeners there.  Pause
+ * or resume them together. */
+static void service_check(struct listener *l)
+{
+	unsigned cap = l->svc.limits.conns;
+	uint64_t live = 0;
+	struct listener *o;
+	bool hold;
+
+	if (!cap || !l->grp)
+		return;
+	TAILQ_FOREACH(o, &l->grp->members, entry)
+		if (!strcmp(o->svc.name, l->svc.name))
+			live += o->origin.cnt.active;
+	hold = live >= cap;
+	TAILQ_FOREACH(o, &l->grp->members, entry)
+		if (!strcmp(o->svc.name, l->svc.name) && o->svc_held != hold) {
+			o->svc_held = hold;
+			listener_update(o);
+		}
+	if (hold)
+		log_debug("ns %s: %s: service connection limit %u reached",
+			  l->grp->name, l->svc.name, cap);
 }
 
 static void listener_update(struct listener *l)
@@ -308,6 +336,8 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 	g->active--;
 	if (g->held)
 		group_check(g);
+	if (l->svc_held)
+		service_check(l);
 	listener_unref(l);
 }
 
@@ -404,6 +434,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if ((g->lim.conns && g->active >= g->lim.conns) ||
 	    (g->lim.rate && g->tokens < 1))
 		group_check(g);
+	if (l->svc.limits.conns)
+		service_check(l);
 }
 
 static bool fd_shortage(int err)

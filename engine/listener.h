@@ -72,6 +72,7 @@ struct listener {
 	enum relay_close last_fail;
 	struct timeval last_fail_at;
 	bool burst_paused;
+	bool svc_held;			/* its service's limit in the ns */
 	bool mark;			/* scratch for a reload */
 	struct timeval turn;		/* loop turn of the current burst */
 	unsigned turn_accepts;

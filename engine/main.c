@@ -135,42 +135,6 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	notify_status(d);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* What a reload cannot change: it needs a restart.  NULL if all is
- * well, else the key. */
-static const char *fixed_key(const struct config *a, const struct config *b)
-{
-	const struct config_provision *p = &a->provision, *q = &b->provision;
-
-	if (!same_str(a->netns_dir, b->netns_dir))
-		return "namespaces.dir";
-	if (!same_str(a->user, b->user))
-		return "user";
-	if (p->enabled != q->enabled)
-		return "provision";
-	if (!p->enabled)
-		return NULL;
-	if (!same_str(p->control, q->control))
-		return "provision.control";
-	if (p->uid_base != q->uid_base)
-		return "provision.uid_base";
-	if (!same_str(p->ipv4_pool, q->ipv4_pool))
-		return "provision.ipv4_pool";
-	if (!same_str(p->ipv6_pool, q->ipv6_pool))
-		return "provision.ipv6_pool";
-	if (!same_str(p->ns_template, q->ns_template))
-		return "provision.namespace";
-	if (!same_str(p->host_template, q->host_template))
-		return "provision.host_interface";
-	if (!same_str(p->peer_template, q->peer_template))
-		return "provision.namespace_interface";
-	return NULL;
-}
-
 static void start_done(void *arg, int err, const char *msg, const char *user,
 		       const char *ns);
 
@@ -182,6 +146,8 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 {
 	struct config_errors mine = { 0 };
 	struct config *cfg, *old = d->cfg;
+	struct config_diff diff;
+	bool have_diff = false;
 	const char *key;
 	struct timespec ts;
 	int r = -1;
@@ -200,7 +166,7 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 			  (unsigned long long)d->generation);
 		goto out;
 	}
-	key = fixed_key(old, cfg);
+	key = config_fixed_key(old, cfg);
 	if (key) {
 		char msg[256];
 
@@ -221,14 +187,31 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 		}
 		goto out;
 	}
+	if (config_diff(old, cfg, &diff) == 0) {
+		log_info("reload: services +%zu -%zu ~%zu, namespaces +%zu -%zu, "
+			 "provisioned users +%zu -%zu", diff.n_services_added,
+			 diff.n_services_removed, diff.n_services_changed,
+			 diff.n_namespaces_added, diff.n_namespaces_removed,
+			 diff.n_users_added, diff.n_users_removed);
+		have_diff = true;
+	}
 	nstable_reload(d->nst, cfg);
 	if (d->provd) {
 		provisioned_set_config(d->provd, cfg);
 		provreq_set_config(d->pq, cfg);
 	}
 	d->cfg = cfg;
+	d->grace_ms = cfg->shutdown_grace_ms;
 	config_free(old);
 	d->generation++;
+	/* users that left provision.users: kept, or removed by policy */
+	if (d->pq && have_diff &&
+	    cfg->provision.removed == CONFIG_REMOVED_DEPROVISION)
+		for (size_t i = 0; i < diff.n_users_removed; i++)
+			if (!provreq_submit(d->pq, diff.users_removed[i], true,
+					    start_done, NULL))
+				log_warnx("deprovisioning %s: out of memory",
+					  diff.users_removed[i]);
 	if (d->pq)
 		for (size_t i = 0; i < cfg->provision.n_users; i++)
 			if (!provreq_submit(d->pq, cfg->provision.users[i].name,
@@ -241,6 +224,8 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 		 nstable_listener_count(d->nst));
 	r = 0;
 out:
+	if (have_diff)
+		config_diff_free(&diff);
 	d->reload_ok = r == 0;
 	event_base_gettimeofday_cached(d->base, &d->reloaded);
 	sd_notify(0, "READY=1");

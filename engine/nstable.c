@@ -47,11 +47,6 @@
 #define RETRY_MIN_MS		25
 #define NOT_NS_WINDOW_MS	5000
 
-/* Limits per namespace, until the config sets them. */
-#define DEFAULT_CONNS		256
-#define DEFAULT_RATE		200
-#define DEFAULT_BURST		400
-
 struct ns {
 	TAILQ_ENTRY(ns) entry;
 	struct ns *by_name;		/* hash chains */
@@ -330,9 +325,9 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void limits_of(const struct config *cfg, struct listener_limits *lim)
 {
-	lim->conns = DEFAULT_CONNS;
-	lim->rate = DEFAULT_RATE;
-	lim->burst = DEFAULT_BURST;
+	lim->conns = cfg->limits.conns;
+	lim->rate = cfg->limits.rate;
+	lim->burst = cfg->limits.burst;
 }
 
 static struct ns *ns_get(struct nstable *t, const char *name)

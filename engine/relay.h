@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* relay: one accepted connection relayed to its upstream by a bufferevent
- * pair, with backpressure, half-close, reset propagation and timeouts.
+/* relay: one accepted connection relayed to its upstream (splice(2)
+ * through a pipe between TCP sockets, else read/write), with backpressure,
+ * half-close, reset propagation and timeouts.
  *
  * The relay knows nothing of listeners or namespaces: a connection comes
  * from a struct relay_origin, which the layer above owns and keeps alive
@@ -19,6 +20,11 @@
 #define RELAY_HIGH_WATER	(256 * 1024)
 /* One readv() at most: with libevent's chain header, a 64 KiB allocation */
 #define RELAY_READ_CHUNK	(60 * 1024)
+/* Pipes for splice(2) at most (two descriptors each), and never more than
+ * 1/32 of RLIMIT_NOFILE: 9,000 connections (18,000 descriptors) and 512
+ * pipes fit under 20,000.  NSRELAY_PIPES=N in the environment sets another
+ * number; NSRELAY_COPY_ONLY=1 (or NSRELAY_PIPES=0) never splices. */
+#define RELAY_MAX_PIPES		512
 
 /* Why a connection ended.  Append only: the names are shown to admins and
  * scripts will depend on them. */
@@ -81,6 +87,19 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 
 /* Live connections. */
 uint64_t relay_count(const struct relay_set *set);
+
+/* Pipes open (in use or kept for reuse): two descriptors each, on top of
+ * the two per connection. */
+unsigned relay_pipe_count(const struct relay_set *set);
+
+/* How the bytes went, for the curious (tests, benchmarks). */
+struct relay_stats {
+	uint64_t spliced;		/* bytes moved by splice(2) */
+	uint64_t copied;		/* bytes read into user space */
+	uint64_t pipe_misses;		/* no pipe to be had: copied */
+	unsigned pipes, pipes_free, max_pipes;
+};
+void relay_get_stats(const struct relay_set *set, struct relay_stats *st);
 
 /* Close every live connection (at shutdown): a connection with bytes
  * still buffered for a peer resets that peer; the others end with FIN. */

@@ -35,7 +35,7 @@ FUZZ_CC = clang
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CONFIG_C = config/config.c config/walk.c config/schema.c \
-	config/values.c config/check.c config/util.c netns/pool.c
+	config/values.c config/check.c config/util.c config/diff.c netns/pool.c
 FUZZ_CTLPROTO_C = engine/ctlproto.c
 
 fuzz: t/fuzz/fuzz-config t/fuzz/fuzz-ctlproto
