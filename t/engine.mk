@@ -14,3 +14,5 @@ INTEGRATION_TESTS += t/hostsfile.t
 EXTRA_DIST += t/hostsfile.t
 INTEGRATION_TESTS += t/provision-race.t
 EXTRA_DIST += t/provision-race.t
+INTEGRATION_TESTS += t/svclimit.t
+EXTRA_DIST += t/svclimit.t
