@@ -164,21 +164,28 @@ static void group_refill(struct listener_group *g, const struct timeval *now)
 		g->tokens = g->lim.burst;
 }
 
-static void group_hold(struct listener_group *g, const char *why,
+/* Pause G at limit LIMIT (0 connections, 1 rate): one log line per
+ * limit every LIMIT_LOG_S, so that one does not hide the other. */
+static void group_hold(struct listener_group *g, int limit,
 		       const struct timeval *now)
 {
+	static const char *const why[] = {
+		"connection limit reached", "connection rate limit reached",
+	};
+
 	if (!g->held) {
 		g->held = true;
-		g->held_count++;
+		g->held_count[limit]++;
 		group_update(g);
 	}
-	if (now->tv_sec - g->logged.tv_sec >= LIMIT_LOG_S) {
+	if (now->tv_sec - g->logged[limit].tv_sec >= LIMIT_LOG_S) {
 		log_warnx("ns %s: %s: accepting paused (%llu times since the "
-			  "last report; %llu connections live)", g->name, why,
-			  (unsigned long long)g->held_count,
+			  "last report; %llu connections live)", g->name,
+			  why[limit],
+			  (unsigned long long)g->held_count[limit],
 			  (unsigned long long)g->active);
-		g->logged = *now;
-		g->held_count = 0;
+		g->logged[limit] = *now;
+		g->held_count[limit] = 0;
 	}
 }
 
@@ -190,13 +197,13 @@ static void group_check(struct listener_group *g)
 	event_base_gettimeofday_cached(g->set->base, &now);
 	group_refill(g, &now);
 	if (g->lim.conns && g->active >= g->lim.conns) {
-		group_hold(g, "connection limit reached", &now);
+		group_hold(g, 0, &now);
 		return;
 	}
 	if (g->lim.rate && g->tokens < 1) {
 		double wait = (1 - g->tokens) / g->lim.rate;
 
-		group_hold(g, "connection rate limit reached", &now);
+		group_hold(g, 1, &now);
 		tv.tv_sec = (time_t)wait;
 		tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6) + 1;
 		evtimer_add(g->resume, &tv);

@@ -42,8 +42,10 @@ struct listener_group {
 	struct timeval refill;		/* when tokens were last added */
 	bool held;			/* paused at a limit */
 	struct event *resume;		/* rate limit: resume later */
-	uint64_t held_count;		/* times held since the last log line */
-	struct timeval logged;
+	/* per limit (connections, rate): times held since its last log
+	 * line, and when that was */
+	uint64_t held_count[2];
+	struct timeval logged[2];
 	unsigned refs;
 };
 
