@@ -13,8 +13,13 @@
  * stderr, "max loop gap: N us" is the longest time between two of its turns
  * (how long the event loop was held up at most), and "loop stalls: K over
  * 10 ms, S us in all" counts the gaps of 10 ms or more and adds them up
- * (how long it was held up in all: one blocking kernel call per namespace
- * adds up to tens of ms per namespace; scheduling noise to a few gaps).
+ * (how long it was held up in all, for whatever reason), and "loop
+ * blocked: B us in stalls" is the part of those gaps in which the loop
+ * thread was neither on a CPU nor waiting for one (from
+ * /proc/thread-self/schedstat): blocked inside the kernel - a sendmsg()
+ * waiting for RCU or RTNL, an unmount - rather than preempted.  A busy
+ * machine makes many gaps but few blocked ms; blocking calls on the loop
+ * make tens of blocked ms each.  B is -1 without schedstat.
  * "open" calls netns_open() on each NAME in DIR (default /run/netns) and
  * prints "NAME ok" or "NAME ERRNO-NAME" (ENOENT, ELOOP, EAGAIN, ENOTTY, or
  * the number).
@@ -65,7 +70,23 @@ static void usage(void)
 /* -g: the longest time between two turns of a 1 ms timer, and the gaps of
  * GAP_STALL_US or more: how many, how long in all. */
 #define GAP_STALL_US	10000
-static long long gap_last, gap_max, stall_n, stall_sum;
+static long long gap_last, gap_max, stall_n, stall_sum, blocked_sum;
+static long long sched_last = -1;	/* on CPU + waiting for one, us */
+
+/* Time the calling thread spent on a CPU or runnable, in us; -1 if the
+ * kernel does not say (no CONFIG_SCHED_INFO). */
+static long long sched_us(void)
+{
+	unsigned long long run, wait;
+	FILE *f = fopen("/proc/thread-self/schedstat", "re");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "%llu %llu", &run, &wait);
+	fclose(f);
+	return n == 2 ? (long long)((run + wait) / 1000) : -1;
+}
 
 static long long now_us(void)
 {
@@ -77,15 +98,22 @@ static long long now_us(void)
 
 static void gap_cb(evutil_socket_t fd, short what, void *arg)
 {
-	long long t = now_us();
+	long long t = now_us(), sched = sched_us();
 
 	if (gap_last && t - gap_last > gap_max)
 		gap_max = t - gap_last;
 	if (gap_last && t - gap_last >= GAP_STALL_US) {
 		stall_n++;
 		stall_sum += t - gap_last;
+		/* the part of the gap spent neither running nor runnable */
+		if (sched >= 0 && sched_last >= 0 &&
+		    t - gap_last > sched - sched_last)
+			blocked_sum += t - gap_last - (sched - sched_last);
 	}
-	gap_last = t;
+	if (sched < 0)
+		blocked_sum = -1;
+	gap_last = now_us();
+	sched_last = sched_us();
 }
 
 static unsigned long num(const char *s, const char *what)
@@ -300,13 +328,15 @@ int main(int argc, char **argv)
 		if (!gap_ev || event_add(gap_ev, &ms) < 0)
 			goto out;
 		gap_last = now_us();
+		sched_last = sched_us();
 	}
 	if (outstanding)
 		event_base_dispatch(base);
 	if (gap_ev)
 		fprintf(stderr, "max loop gap: %lld us\nloop stalls: %lld over "
-			"%d ms, %lld us in all\n", gap_max, stall_n,
-			GAP_STALL_US / 1000, stall_sum);
+			"%d ms, %lld us in all\nloop blocked: %lld us in "
+			"stalls\n", gap_max, stall_n, GAP_STALL_US / 1000,
+			stall_sum, blocked_sum < 0 ? -1 : blocked_sum);
 	ret = failed ? 1 : 0;
 out:
 	if (gap_ev)
