@@ -74,7 +74,7 @@ int ctlproto_parse(const char *line, size_t len, struct ctlproto_req *req,
 
 	if (len > CTLPROTO_LINE_MAX)
 		return fail(why, whylen, "line too long");
-	if (memchr(line, '\0', len))
+	if (len && memchr(line, '\0', len))
 		return fail(why, whylen, "NUL byte in the line");
 	if (len && line[len - 1] == '\r')
 		len--;

@@ -13,6 +13,7 @@ struct event;
 struct control;
 struct event_base;
 struct listener_set;
+struct metrics;
 struct nstable;
 struct prov;
 struct provisioned_set;
@@ -29,7 +30,8 @@ struct daemon {
 	struct prov *prov;
 	struct provisioned_set *provd;
 	struct provreq *pq;
-	struct control *ctl;
+	struct control *ctl;		/* always (NULL once stopping) */
+	struct metrics *metrics;	/* NULL: no metrics: section */
 	struct timeval started;		/* wall clock */
 	/* config generations: 1 at start, one more per good reload */
 	uint64_t generation;

@@ -29,6 +29,7 @@
 #include "engine/dirwatch.h"
 #include "engine/listener.h"
 #include "engine/log.h"
+#include "engine/metrics.h"
 #include "engine/nstable.h"
 #include "engine/privs.h"
 #include "engine/provisioned.h"
@@ -204,6 +205,7 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 	d->grace_ms = cfg->shutdown_grace_ms;
 	config_free(old);
 	d->generation++;
+	metrics_open(d, &d->metrics);	/* a failure is logged */
 	/* users that left provision.users: kept, or removed by policy */
 	if (d->pq && have_diff &&
 	    cfg->provision.removed == CONFIG_REMOVED_DEPROVISION)
@@ -515,16 +517,21 @@ int main(int argc, char **argv)
 	d.nst = d.ls ? nstable_new(d.base, d.cfg, d.ls) : NULL;
 	if (!d.nst)
 		fatalx("out of memory");
+	/* as root: the socket is root's, given its group */
+	d.ctl = control_open(&d, d.cfg->control.path, &r);
+	if (!d.ctl) {
+		errno = -r;
+		fatal("control socket %s", d.cfg->control.path);
+	}
+	/* as root too: a port below 1024 may be asked for */
+	if (metrics_open(&d, &d.metrics) < 0)
+		fatalx("metrics: cannot listen on %s",
+		       d.cfg->metrics.listen.text);
 	if (d.cfg->provision.enabled) {
-		char *state = state_path(d.cfg->provision.control);
+		char *state = state_path(d.cfg->control.path);
 
-		/* as root: the socket is root's, the netlink socket opened
-		 * with every credential */
-		d.ctl = control_open(&d, d.cfg->provision.control, &r);
-		if (!d.ctl) {
-			errno = -r;
-			fatal("control socket %s", d.cfg->provision.control);
-		}
+		/* as root: the netlink socket opened with every
+		 * credential */
 		d.prov = prov_new(d.base, d.cfg->netns_dir);
 		if (!d.prov)
 			fatal("starting the provisioner");
@@ -588,6 +595,7 @@ int main(int argc, char **argv)
 	if (d.drain)
 		event_free(d.drain);
 	control_close(d.ctl);
+	metrics_close(d.metrics);
 	prov_free(d.prov);
 	provreq_free(d.pq);
 	provisioned_free(d.provd);

@@ -437,16 +437,18 @@ start_server() {	# start_server NAME [-n NS] KIND ARGS...: NAME_port
 # ------------------------------------------------------------------ config
 
 # conf_begin FILE [--retry DUR] [--dir DIR] [--all GLOB] [--user U] [NS...]
-# Start a service map in FILE: the daemon runs as U (nobody), retries
+# Start a service map in FILE: the control socket is at PATH ($T/control.sock;
+# --control none: the test writes its own control: section), the daemon runs as U (nobody), retries
 # listeners with bind_retry_max DUR (1s), and serves the namespaces NS... by
 # name (in DIR, default /run/netns), or with --all every namespace of DIR
 # whose name matches GLOB.  The conf_* helpers below append to it; daemon_up
 # waits for what they listed.  Sets CONF=FILE and CONF_NS=(NS...).
 conf_begin() {
-	local file=$1 retry=1s dir= all= user=nobody
+	local file=$1 retry=1s dir= all= user=nobody ctl=$T/control.sock
 	shift
 	while [ $# -gt 0 ]; do
 		case $1 in
+		--control) ctl=$2; shift 2 ;;
 		--retry) retry=$2; shift 2 ;;
 		--dir) dir=$2; shift 2 ;;
 		--all) all=$2; shift 2 ;;
@@ -459,7 +461,11 @@ conf_begin() {
 	CONF_LISTEN=()
 	_conf_services=
 	{
-		printf 'user: %s\nbind_retry_max: %s\nnamespaces:\n' "$user" "$retry"
+		printf 'user: %s\nbind_retry_max: %s\n' "$user" "$retry"
+		# never the host's default socket: a daemon of its own, or
+		# another test's, may be using it
+		[ "$ctl" = none ] || printf 'control:\n  path: %s\n' "$ctl"
+		printf 'namespaces:\n'
 		[ -z "$dir" ] || printf '  dir: %s\n' "$dir"
 		if [ -n "$all" ]; then
 			printf '  all: true\n  match: "%s"\n' "$all"

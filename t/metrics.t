@@ -24,7 +24,7 @@ port2=$((port + 1))
 netns_new A
 netns_new Z
 start_server echo echo
-conf_begin "$T/metrics.yaml" "$A" "$Z"
+conf_begin "$T/metrics.yaml" --control none "$A" "$Z"
 conf_service talk "127.0.0.1:$echo_port" 127.0.0.1:7000 "[::1]:7000"
 conf_service refused "127.0.0.1:1" 127.0.0.1:7001
 write_tail() {	# write_tail PORT

@@ -37,7 +37,7 @@ like "$ERR" "none.sock: No such file" "... saying why"
 
 netns_new A
 start_server echo echo
-conf_begin "$T/good.yaml" "$A"
+conf_begin "$T/good.yaml" --control none "$A"
 conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
 conf_text <<EOF
 control:

@@ -23,7 +23,7 @@ netns_new Z
 ctl=$T/control.sock
 start_server hc halfclose-reply --bytes 5000
 start_server bh blackhole
-conf_begin "$T/stats.yaml" "$A" "$Z"
+conf_begin "$T/stats.yaml" --control none "$A" "$Z"
 conf_service talk "127.0.0.1:$hc_port" 127.0.0.1:7000 "[::1]:7000"
 conf_service refused "127.0.0.1:1" 127.0.0.1:7001
 conf_service slow -o connect_timeout=300ms "127.0.0.1:$bh_port" 127.0.0.1:7002

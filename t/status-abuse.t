@@ -18,7 +18,7 @@ ctl=$T/control.sock
 netns_new A
 netns_new Z
 start_server echo echo
-conf_begin "$T/abuse.yaml" "$A" "$Z"
+conf_begin "$T/abuse.yaml" --control none "$A" "$Z"
 conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000 "[::1]:7000"
 conf_service other "127.0.0.1:$echo_port" 127.0.0.1:7001
 conf_text <<EOF

@@ -30,7 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = ctlproto_parse(line, size, &req, why, sizeof(why));
 	if (rc == 0) {
 		n = strnlen(req.user, sizeof(req.user));
-		if (n == 0 || n == sizeof(req.user) || n > size)
+		/* status, reload and a bare stats take no argument */
+		if ((n == 0 && (req.verb == CTLPROTO_PROVISION ||
+				req.verb == CTLPROTO_DEPROVISION)) ||
+		    n == sizeof(req.user) || n > size)
 			abort();
 		if (strcmp(ctlproto_verb_name(req.verb), "?") == 0)
 			abort();
