@@ -551,6 +551,8 @@ static int on_readable(struct relay *r, int s)
 			do
 				n = read(src->fd, set->scratch, asked);
 			while (n < 0 && errno == EINTR);
+			if (n < 0)
+				n = -errno;
 		} else if (dst->pipe ||
 			   (direct && r->tcp && set->max_pipes &&
 			    (dst->pipe = pipe_get(set)))) {
@@ -574,6 +576,8 @@ static int on_readable(struct relay *r, int s)
 			do
 				n = read(src->fd, set->scratch, asked);
 			while (n < 0 && errno == EINTR);
+			if (n < 0)
+				n = -errno;
 			if (n > 0) {
 				ssize_t w;
 
