@@ -22,19 +22,7 @@ U0=$((64000 + ($$ % 100) * 4))
 UB=$((U0 - I0))
 pre="hxh-$$-"
 U="hxh$$"
-_users=()
-test_cleanup() {
-	local u
-	for u in "${_users[@]}"; do
-		getent passwd "$u" >/dev/null || continue
-		wait_for 20 userdel -f "$u" 2>/dev/null || echo "# userdel $u failed"
-	done
-}
-getent passwd "$U" >/dev/null && bail "user $U exists"
-getent passwd "$U0" >/dev/null && bail "uid $U0 is taken"
-_users+=("$U")
-wait_for 20 useradd -M -N -u "$U0" -d /nonexistent -s /usr/sbin/nologin "$U" ||
-	bail "useradd $U failed"
+user_add "$U" "$U0"
 netns_adopt "$pre$U"
 link_adopt "hxh$I0"
 v4() { echo "100.$((64 + $1 / 256)).$(($1 % 256)).$2"; }

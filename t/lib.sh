@@ -15,6 +15,7 @@
 #             start_server NAME [-n NS] KIND ARGS...   peer.py serve KIND;
 #                                       also sets NAME_port (or "ready")
 #             stop_pid PID              TERM, bounded wait, KILL
+# Users:      user_add NAME UID (a throwaway user, removed at exit)
 # Namespaces: netns_new VAR; netns_reserve VAR (name only, created later by
 #             netns_create NAME); in_ns NS CMD...; peer ARGS...;
 #             peer_in NS ARGS... (a peer.py client inside NS)
@@ -75,6 +76,7 @@ _pids=()
 _bgnames=()
 _netns=()
 _links=()
+_users=()
 _nsn=0
 _dlogs=()
 _groups=()
@@ -302,6 +304,12 @@ _cleanup() {
 	for i in "${_links[@]}"; do
 		ip link del "$i" 2>/dev/null
 	done
+	for i in "${_users[@]}"; do
+		getent passwd "$i" >/dev/null || continue
+		# /etc/passwd is locked while another userdel runs: retry
+		wait_for 20 userdel -f "$i" 2>/dev/null ||
+			echo "# userdel $i failed"
+	done
 	# a test's own clean-up, if it defines one
 	declare -F test_cleanup >/dev/null && test_cleanup
 	[ -n "$T" ] && [ -z "${KEEP_TMP-}" ] && rm -rf "$T"
@@ -326,6 +334,17 @@ netns_adopt() {	# netns_adopt NAME: remove NAME at exit (made by others)
 
 link_adopt() {	# link_adopt NAME: delete host link NAME at exit if present
 	_links+=("$1")
+}
+
+# user_add NAME UID: a throwaway user (no home, no shell), removed at exit
+# (after the namespaces and links, so that nothing of it is still used)
+user_add() {
+	getent passwd "$1" >/dev/null && bail "user $1 exists"
+	getent passwd "$2" >/dev/null && bail "uid $2 is taken"
+	_users+=("$1")
+	# /etc/passwd is locked while another useradd runs: retry
+	wait_for 20 useradd -M -N -u "$2" -d /nonexistent -s /usr/sbin/nologin "$1" ||
+		bail "useradd $1 failed"
 }
 
 netns_create() {	# netns_create NAME: create, bring lo up

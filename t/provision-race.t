@@ -21,22 +21,6 @@ U0=$((64400 + ($$ % 100) * 4))
 UB=$((U0 - I0))
 pre="hxp-$$-"
 users=("hxp$$a" "hxp$$b")
-_users=()
-test_cleanup() {
-	local u
-	for u in "${_users[@]}"; do
-		getent passwd "$u" >/dev/null || continue
-		wait_for 20 userdel -f "$u" 2>/dev/null || echo "# userdel $u failed"
-	done
-}
-user_add() {	# user_add NAME UID
-	getent passwd "$1" >/dev/null && bail "user $1 exists"
-	getent passwd "$2" >/dev/null && bail "uid $2 is taken"
-	_users+=("$1")
-	# /etc/passwd is locked while another useradd runs: retry
-	wait_for 20 useradd -M -N -u "$2" -d /nonexistent -s /usr/sbin/nologin "$1" ||
-		bail "useradd $1 failed"
-}
 for k in 0 1; do
 	user_add "${users[k]}" $((U0 + k))
 	netns_adopt "$pre${users[k]}"
