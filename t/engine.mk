@@ -16,3 +16,5 @@ INTEGRATION_TESTS += t/provision-race.t
 EXTRA_DIST += t/provision-race.t
 INTEGRATION_TESTS += t/svclimit.t
 EXTRA_DIST += t/svclimit.t
+INTEGRATION_TESTS += t/stop-provision.t
+EXTRA_DIST += t/stop-provision.t
