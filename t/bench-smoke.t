@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The benchmarks cannot rot: each runs every row for about a second (make
+# bench-smoke) and prints every row of its table, no cell FAIL.  The
+# figures of such a run mean nothing and are not looked at.
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
+tap_init
+
+B=$top_srcdir/t/bench
+export NSRELAYD top_srcdir top_builddir
+
+# table_has FILE LABEL...: every LABEL begins a line of FILE's table
+table_has() {
+	local f=$1 l missing=
+	shift
+	for l in "$@"; do
+		grep -q -- "^$l" "$f" || missing+=" [$l]"
+	done
+	[ -z "$missing" ] || { diag "rows missing:$missing"; return 1; }
+}
+
+bash "$B/peers-bench.sh" --smoke >"$T/peers.out" 2>"$T/peers.err"
+rc=$?
+[ "$rc" = 0 ] || diag "peers-bench exit $rc: $(tail -5 "$T/peers.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "peers-bench --smoke runs to the end, no cell FAIL"
+ok "$(table_has "$T/peers.out" "bulk Gbit/s" "bulk GB per proxy CPU-second" \
+	"rate conns/s" "rate p50 us" "rate p99 us" "rate p99.9 us" \
+	"ping-pong p50 us" "ping-pong p99 us" "idle KiB per connection"; echo $?)" \
+	"peers-bench prints the bulk, rate, ping-pong and idle rows"
+hdr=$(grep -m1 '^row ' "$T/peers.out")
+like "$hdr" "direct +nsrelayd +nsrelayd-copy +haproxy +haproxy-splice +socket-proxyd" \
+	"peers-bench has every column"
+ok "$(awk '/^row /{t=1; next} t && /^[a-z]/ && $0 !~ /skipped/ {n++} END{exit !(n >= 9)}' \
+	"$T/peers.out"; echo $?)" "peers-bench: the nsrelayd columns have figures"
+
+BENCH_BYTES=$((32 << 20)) BENCH_CONNS=200 BENCH_IDLE=50 \
+	bash "$B/relay-bench.sh" >"$T/relay.out" 2>"$T/relay.err"
+rc=$?
+[ "$rc" = 0 ] || diag "relay-bench exit $rc: $(tail -5 "$T/relay.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "relay-bench (small sizes) runs to the end, no cell FAIL"
+ok "$(table_has "$T/relay.out" "down " "up " "rate " "idle KiB per connection"; echo $?)" \
+	"relay-bench prints its rows"
+
+if [ -x "$top_builddir/t/tools/nsprov" ]; then
+	NSPROV=$top_builddir/t/tools/nsprov bash "$B/provision-bench.sh" 3 \
+		>"$T/prov.out" 2>"$T/prov.err"
+	rc=$?
+	[ "$rc" = 0 ] || diag "provision-bench exit $rc: $(tail -5 "$T/prov.err")"
+	ok "$([ "$rc" = 0 ]; echo $?)" "provision-bench with 3 namespaces runs to the end"
+else
+	pass "provision-bench skipped: t/tools/nsprov not built"
+fi
+done_testing
