@@ -15,13 +15,12 @@ command -v strace >/dev/null || skip_all "strace not found"
 ctl=$T/control.sock
 start_server echo echo
 write_conf() {	# write_conf FILE CONTROL
-	conf_begin "$1" --all "hxca-$$-*"
+	conf_begin "$1" --control "$2" --all "hxca-$$-*"
 	conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
 	conf_text <<EOF
 provision:
   namespace: "hxca-$$-%u"
   host_interface: "hxca%i"
-  control: $2
 EOF
 }
 
