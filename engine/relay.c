@@ -89,6 +89,7 @@ enum { CLIENT, UPSTREAM };
 
 struct relay_pipe {
 	int fd[2];			/* read end, write end */
+	size_t size;			/* capacity */
 	struct relay_pipe *next;	/* in the free list */
 };
 
@@ -131,7 +132,6 @@ struct relay_set {
 	unsigned pipes;			/* open, in use or free */
 	unsigned n_free;
 	struct relay_pipe *free_pipes;
-	size_t pipe_size;		/* capacity of a pipe */
 	struct relay_stats stats;
 	/* common timeouts, by duration */
 	struct {
@@ -176,6 +176,7 @@ static void reset_fd(int fd)
 static struct relay_pipe *pipe_get(struct relay_set *set)
 {
 	struct relay_pipe *p = set->free_pipes;
+	int sz;
 
 	if (p) {
 		set->free_pipes = p->next;
@@ -192,11 +193,13 @@ static struct relay_pipe *pipe_get(struct relay_set *set)
 		set->stats.pipe_misses++;
 		return NULL;
 	}
-	if (!set->pipe_size) {
-		int sz = fcntl(p->fd[0], F_GETPIPE_SZ);
-
-		set->pipe_size = sz > 0 ? (size_t)sz : 4096;
-	}
+	/* as large as the copy path's high-water mark: fewer calls per byte;
+	 * past the user's pipe-user-pages-soft this fails, and the pipe keeps
+	 * the size it has */
+	sz = fcntl(p->fd[0], F_SETPIPE_SZ, RELAY_HIGH_WATER);
+	if (sz < 0)
+		sz = fcntl(p->fd[0], F_GETPIPE_SZ);
+	p->size = sz > 0 ? (size_t)sz : 4096;
 	set->pipes++;
 	return p;
 }
@@ -556,7 +559,7 @@ static int on_readable(struct relay *r, int s)
 		} else if (dst->pipe ||
 			   (direct && r->tcp && set->max_pipes &&
 			    (dst->pipe = pipe_get(set)))) {
-			asked = set->pipe_size - dst->piped;
+			asked = dst->pipe->size - dst->piped;
 			if (!asked) {
 				src->paused = true;
 				break;
@@ -672,7 +675,10 @@ static void relay_settle(struct relay *r)
 			continue;
 		if (s == CLIENT && !r->connected)
 			continue;	/* shut after the connect */
-		shutdown(dst->fd, SHUT_WR);
+		/* unless the other direction is over too: then the close()
+		 * that follows at once sends the FIN */
+		if (src->fd >= 0 && !(dst->eof && src->shut))
+			shutdown(dst->fd, SHUT_WR);
 		dst->shut = true;
 	}
 	for (int s = CLIENT; s <= UPSTREAM; s++) {

@@ -534,6 +534,7 @@ user: nobody
 namespaces:
   all: false
   names: [$NS]
+limits: { connections_per_namespace: 0, connections_per_second: 0 }
 services:
   greet:
     listen: "127.0.0.1:$P_NSR"
