@@ -11,7 +11,8 @@
 #         SOCKET_PROXYD (/lib/systemd/systemd-socket-proxyd),
 #         PB_BYTES bulk bytes (4 GiB), PB_CONNS connections of the rate row
 #         (20000), PB_CONC in flight (32), PB_PINGS ping-pongs (20000),
-#         PB_IDLE idle connections held (9000)
+#         PB_IDLE idle connections held (9000), PB_REPEAT runs of the
+#         bulk, rate and ping-pong rows, medians shown (3)
 #
 # Columns, in one namespace nspb-$$ (lo up), upstreams on the host's
 # 127.0.0.1, every client in the namespace except direct's:
@@ -40,10 +41,10 @@ SMOKE=
 [ "${1:-}" = --smoke ] && SMOKE=1
 if [ -n "$SMOKE" ]; then
 	: "${PB_BYTES:=$((64 * 1024 * 1024))}" "${PB_CONNS:=300}" \
-	  "${PB_CONC:=8}" "${PB_PINGS:=300}" "${PB_IDLE:=100}"
+	  "${PB_CONC:=8}" "${PB_PINGS:=300}" "${PB_IDLE:=100}" "${PB_REPEAT:=1}"
 else
 	: "${PB_BYTES:=$((4 * 1024 * 1024 * 1024))}" "${PB_CONNS:=20000}" \
-	  "${PB_CONC:=32}" "${PB_PINGS:=20000}" "${PB_IDLE:=9000}"
+	  "${PB_CONC:=32}" "${PB_PINGS:=20000}" "${PB_IDLE:=9000}" "${PB_REPEAT:=3}"
 fi
 
 NS=nspb-$$
@@ -419,7 +420,15 @@ rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
 HZ=$(getconf CLK_TCK)
-cell() { R[$1,$2]=$3; }
+# cell KEY COLUMN VALUE; under repetitions every value is kept and the
+# table shows the median
+cell() { R[$1,$2]=${R[$1,$2]:+${R[$1,$2]} }$3; }
+median() {	# the median of the words of $1 (FAIL if one is)
+	case " $1 " in *" FAIL "*) echo FAIL; return ;; esac
+	tr ' ' '\n' <<<"$1" | sort -g | awk '{v[NR] = $1} END {
+		if (NR % 2) print v[(NR + 1) / 2];
+		else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 failed() { cell "$1" "$2" FAIL; FAILED=1; echo "peers-bench: $2: $1: $3" >&2; }
 
 # ------------------------------------------------------------ set-up
@@ -620,7 +629,7 @@ bench_idle() {
 }
 
 say "peers-bench: $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)${HAPV:+, haproxy $HAPV}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-say "peers-bench: bulk $PB_BYTES bytes upstream->client, one stream; rate $PB_CONNS x (connect, 64 B echo, close), $PB_CONC in flight; ping-pong $PB_PINGS x 64 B; idle $PB_IDLE connections${SMOKE:+ (smoke run: figures mean nothing)}"
+say "peers-bench: medians of $PB_REPEAT runs (idle: one); bulk $PB_BYTES bytes upstream->client, one stream; rate $PB_CONNS x (connect, 64 B echo, close), $PB_CONC in flight; ping-pong $PB_PINGS x 64 B; idle $PB_IDLE connections${SMOKE:+ (smoke run: figures mean nothing)}"
 for col in "${COLS[@]}"; do
 	[ -n "${SKIP[$col]:-}" ] && say "peers-bench: $col skipped: ${SKIP[$col]}"
 done
@@ -638,9 +647,12 @@ for col in "${RUN[@]}"; do
 		failed warm-up "$col" "$(head -c 300 "$T/warm.err")"
 done
 for col in "${RUN[@]}"; do bench_idle "$col"; done
-for col in "${RUN[@]}"; do bench_ping "$col"; done
-for col in "${RUN[@]}"; do bench_rate "$col"; done
-for col in "${RUN[@]}"; do bench_bulk "$col"; done
+for ((rep = 0; rep < PB_REPEAT; rep++)); do
+	for col in "${RUN[@]}"; do bench_ping "$col"; done
+	for col in "${RUN[@]}"; do bench_rate "$col"; done
+	for col in "${RUN[@]}"; do bench_bulk "$col"; done
+done
+for k in "${!R[@]}"; do R[$k]=$(median "${R[$k]}"); done
 for col in "${RUN[@]}"; do
 	pp=$(proxy_pid "$col" echo)
 	[ -z "$pp" ] || alive "$pp" || { FAILED=1; echo "peers-bench: $col died" >&2; }
