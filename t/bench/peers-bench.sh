@@ -636,17 +636,23 @@ done
 
 RUN=()
 for col in "${COLS[@]}"; do [ -z "${SKIP[$col]:-}" ] && RUN+=("$col"); done
-# one connection to each listener first: systemd-socket-activate starts
-# the proxy on the first one, and every proxy has its first allocations
-# behind it before memory is read
+# one connection to the echo and greeting listeners first:
+# systemd-socket-activate starts the proxy on the first one, and every
+# proxy has its first allocations behind it before memory is read
 for col in "${RUN[@]}"; do
 	[ "$col" = direct ] && continue
 	run_client warm "$col" ping "$(port_of "$col" echo)" 1 &&
-	run_client warm "$col" greet "$(port_of "$col" greet)" 1 &&
+	run_client warm "$col" greet "$(port_of "$col" greet)" 1 ||
+		failed warm-up "$col" "$(head -c 300 "$T/warm.err")"
+done
+# idle first: a bulk transfer's buffers would be reused by the idle
+# connections and hide their cost
+for col in "${RUN[@]}"; do bench_idle "$col"; done
+for col in "${RUN[@]}"; do
+	[ "$col" = direct ] && continue
 	run_client warm "$col" down "$(port_of "$col" source)" "$PB_BYTES" ||
 		failed warm-up "$col" "$(head -c 300 "$T/warm.err")"
 done
-for col in "${RUN[@]}"; do bench_idle "$col"; done
 for ((rep = 0; rep < PB_REPEAT; rep++)); do
 	for col in "${RUN[@]}"; do bench_ping "$col"; done
 	for col in "${RUN[@]}"; do bench_rate "$col"; done
