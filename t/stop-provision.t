@@ -86,10 +86,16 @@ check "no sanitizer report in the daemon's log" \
 
 # a restart finishes the work: every user provisioned, as specified
 start_daemon "$CONF"
+ready() { grep -q "started:" "$DLOG"; }
+wait_for 20 ready || diag "the restarted daemon did not say it started"
 all_ok=0
 for k in $(seq 0 $((N - 1))); do
-	[ "$(ask "provision ${users[k]}")" = "ok ${users[k]} $pre${users[k]}" ] &&
+	a=$(ask "provision ${users[k]}")
+	if [ "$a" = "ok ${users[k]} $pre${users[k]}" ]; then
 		all_ok=$((all_ok + 1))
+	else
+		diag "provision ${users[k]}: $a"
+	fi
 done
 is "$all_ok" "$N" "after a restart every user is provisioned"
 wired=0
