@@ -423,8 +423,9 @@ HZ=$(getconf CLK_TCK)
 # cell KEY COLUMN VALUE; under repetitions every value is kept and the
 # table shows the median
 cell() { R[$1,$2]=${R[$1,$2]:+${R[$1,$2]} }$3; }
-median() {	# the median of the words of $1 (FAIL if one is)
+median() {	# the median of the numbers in $1 (FAIL if one is; text as is)
 	case " $1 " in *" FAIL "*) echo FAIL; return ;; esac
+	[[ $1 =~ ^[0-9.\ ]+$ ]] || { echo "$1"; return; }
 	tr ' ' '\n' <<<"$1" | sort -g | awk '{v[NR] = $1} END {
 		if (NR % 2) print v[(NR + 1) / 2];
 		else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
