@@ -231,6 +231,14 @@ static void ns_try(struct ns *ns)
 	evtimer_del(ns->retry);
 	if (ns->refused || t->closed)
 		return;
+	/* nothing to open: ns_check() has seen the identity is unchanged */
+	if (ns->have_id) {
+		TAILQ_FOREACH(l, &ns->grp->members, entry)
+			if (l->state != LISTENER_LISTENING)
+				break;
+		if (!l)
+			return;
+	}
 	nsfd = netns_open(dir, ns->name, &id);
 	if (nsfd == -EAGAIN) {
 		uint64_t now = now_ms(t);
