@@ -408,9 +408,11 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct listener_group *g = l->grp;
 	struct timeval now;
 
-	/* two descriptors per connection, the reserve kept for the rest */
-	if ((long)(2 * relay_count(set->relays) + set->open + set->reserve) >=
-	    set->fd_limit) {
+	/* two descriptors per connection and per pipe of the splice path,
+	 * the reserve kept for the rest */
+	if ((long)(2 * relay_count(set->relays) +
+		   2 * relay_pipe_count(set->relays) + set->open +
+		   set->reserve) >= set->fd_limit) {
 		reset_close(fd);
 		l->origin.cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
 		l->last_fail = RELAY_CLOSE_NO_RESOURCES;
