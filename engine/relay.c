@@ -78,67 +78,7 @@
 #include "config/config.h"
 #include "engine/log.h"
 #include "engine/relay.h"
-
-enum { CLIENT, UPSTREAM };
-
-/* Reads per event at most, so that one busy connection lets the others
- * run: 16 * 60 KiB (copy) or 16 pipes' worth (splice). */
-#define READS_PER_EVENT		16
-/* Empty pipes kept for the next burst; the rest are closed. */
-#define PIPES_KEPT		16
-
-struct relay_pipe {
-	int fd[2];			/* read end, write end */
-	size_t size;			/* capacity */
-	struct relay_pipe *next;	/* in the free list */
-};
-
-struct side {
-	int fd;				/* -1 once gone */
-	short mask;			/* EV_READ|EV_WRITE the event has */
-	bool eof;			/* nothing more comes from this side */
-	bool shut;			/* SHUT_WR passed on to this side */
-	bool paused;			/* not read: the other side is full */
-	struct evbuffer *out;		/* copy: bytes for it; NULL if none */
-	struct relay_pipe *pipe;	/* splice: bytes for it; NULL if none */
-	size_t piped;			/* bytes in pipe */
-	struct event ev;
-};
-
-struct relay {
-	TAILQ_ENTRY(relay) entry;
-	struct relay_set *set;
-	struct relay_origin *o;
-	struct timeval last;		/* last byte read, either side */
-	uint64_t id;
-	uint64_t bytes[2];		/* bytes read from each side */
-	bool connected;			/* upstream connect completed */
-	bool tcp;			/* both sides TCP: splice may be used */
-	struct side side[2];
-};
-
-TAILQ_HEAD(relay_list, relay);
-
-struct relay_set {
-	struct event_base *base;
-	struct relay_list relays;
-	uint64_t n;
-	uint64_t next_id;		/* connection ids, for logs */
-	relay_shortage_fn shortage;
-	void *arg;
-	uint8_t *scratch;		/* copy path: RELAY_READ_CHUNK */
-	/* the pipe pool */
-	unsigned max_pipes;		/* 0: copy only */
-	unsigned pipes;			/* open, in use or free */
-	unsigned n_free;
-	struct relay_pipe *free_pipes;
-	struct relay_stats stats;
-	/* common timeouts, by duration */
-	struct {
-		uint64_t ms;
-		const struct timeval *tv;
-	} common[8];
-};
+#include "engine/relay_int.h"
 
 static const char *const close_names[RELAY_CLOSE_MAX] = {
 	[RELAY_CLOSE_DONE] = "done",
@@ -157,13 +97,13 @@ const char *relay_close_name(enum relay_close why)
 	return why < RELAY_CLOSE_MAX ? close_names[why] : "?";
 }
 
-static void ms_to_tv(uint64_t ms, struct timeval *tv)
+void  relay_ms_to_tv(uint64_t ms, struct timeval *tv)
 {
 	tv->tv_sec = (time_t)(ms / 1000);
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
-static void reset_fd(int fd)
+void  relay_reset_fd(int fd)
 {
 	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
@@ -204,7 +144,7 @@ static struct relay_pipe *pipe_get(struct relay_set *set)
 	return p;
 }
 
-static void pipe_close(struct relay_set *set, struct relay_pipe *p)
+void  relay_pipe_close(struct relay_set *set, struct relay_pipe *p)
 {
 	close(p->fd[0]);
 	close(p->fd[1]);
@@ -217,7 +157,7 @@ static void pipe_close(struct relay_set *set, struct relay_pipe *p)
 static void pipe_put(struct relay_set *set, struct relay_pipe *p, bool empty)
 {
 	if (!empty || set->n_free >= PIPES_KEPT) {
-		pipe_close(set, p);
+		relay_pipe_close(set, p);
 		return;
 	}
 	p->next = set->free_pipes;
@@ -240,7 +180,7 @@ static const struct timeval *common_tv(struct relay_set *set, uint64_t ms,
 		if (!set->common[i].tv)
 			break;
 	}
-	ms_to_tv(ms, tv);
+	relay_ms_to_tv(ms, tv);
 	c = event_base_init_common_timeout(set->base, tv);
 	if (!c)
 		return tv;
@@ -264,7 +204,7 @@ static uint64_t limit_ms(const struct relay *r)
 
 /* When the timer should fire, from R->last: the common timeout of the
  * period if R->last is now, else the remainder. */
-static const struct timeval *timer_tv(struct relay *r, struct timeval *tv)
+const struct timeval * relay_timer_tv(struct relay *r, struct timeval *tv)
 {
 	struct timeval now, elapsed, limit;
 	uint64_t ms = limit_ms(r);
@@ -273,7 +213,7 @@ static const struct timeval *timer_tv(struct relay *r, struct timeval *tv)
 	if (!timercmp(&now, &r->last, >))
 		return common_tv(r->set, ms, tv);
 	timersub(&now, &r->last, &elapsed);
-	ms_to_tv(ms, &limit);
+	relay_ms_to_tv(ms, &limit);
 	if (timercmp(&elapsed, &limit, <))
 		timersub(&limit, &elapsed, tv);
 	else
@@ -282,13 +222,13 @@ static const struct timeval *timer_tv(struct relay *r, struct timeval *tv)
 }
 
 /* A byte was read (or the period changed): the timer counts from now. */
-static void touch(struct relay *r)
+void  relay_touch(struct relay *r)
 {
 	struct timeval tv;
 
 	event_base_gettimeofday_cached(r->set->base, &r->last);
 	if (r->connected)
-		event_add(&r->side[CLIENT].ev, timer_tv(r, &tv));
+		event_add(&r->side[CLIENT].ev, relay_timer_tv(r, &tv));
 }
 
 /* ---- state ----------------------------------------------------------- */
@@ -312,11 +252,11 @@ static void count(struct relay *r, int s, uint64_t n)
 		r->o->cnt.bytes_out += n;
 }
 
-static void side_cb(evutil_socket_t fd, short what, void *arg);
+void  relay_side_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Give side S's event the mask its state asks for (the client's also
  * carries the timer). */
-static void side_sync(struct relay *r, int s)
+void  relay_side_sync(struct relay *r, int s)
 {
 	struct side *x = &r->side[s];
 	short want = 0;
@@ -337,14 +277,14 @@ static void side_sync(struct relay *r, int s)
 	if (s == UPSTREAM && !want)
 		return;
 	event_assign(&x->ev, r->set->base, want ? x->fd : -1,
-		     (short)(want | EV_PERSIST), side_cb, r);
-	event_add(&x->ev, s == CLIENT ? timer_tv(r, &tv) : NULL);
+		     (short)(want | EV_PERSIST), relay_side_cb, r);
+	event_add(&x->ev, s == CLIENT ? relay_timer_tv(r, &tv) : NULL);
 }
 
 /* The one way a connection ends.  RESET: both sides lose bytes, reset
  * both; otherwise a side is reset only if bytes waiting for it are being
  * discarded, and gets a FIN else.  Frees R. */
-static void relay_close(struct relay *r, enum relay_close why, bool reset)
+void  relay_close(struct relay *r, enum relay_close why, bool reset)
 {
 	struct relay_origin *o = r->o;
 	struct relay_set *set = r->set;
@@ -360,7 +300,7 @@ static void relay_close(struct relay *r, enum relay_close why, bool reset)
 		event_del(&x->ev);
 		if (x->fd >= 0) {
 			if (reset || pending(x))
-				reset_fd(x->fd);
+				relay_reset_fd(x->fd);
 			close(x->fd);
 		}
 		if (x->out)
@@ -425,7 +365,7 @@ static void side_eof(struct relay *r, int s)
 
 	r->side[s].eof = true;
 	if (first && r->connected)
-		touch(r);	/* from now on the fin timeout */
+		relay_touch(r);	/* from now on the fin timeout */
 }
 
 /* Write what waits for D.  Returns -1 if R was freed. */
@@ -632,12 +572,12 @@ static int on_readable(struct relay *r, int s)
 		return side_error(r, s, (int)-n);
 	}
 	if (moved)
-		touch(r);
+		relay_touch(r);
 	return 0;
 }
 
 /* A failed upstream connect is logged once per 10 s per listener. */
-static void upstream_failed(struct relay_set *set, struct relay_origin *o,
+void  relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
 			    const char *what, int err);
 
 static int on_connected(struct relay *r)
@@ -649,12 +589,12 @@ static int on_connected(struct relay *r)
 	if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
 	if (soerr) {
-		upstream_failed(r->set, r->o, "connect", soerr);
+		relay_upstream_failed(r->set, r->o, "connect", soerr);
 		relay_close(r, RELAY_CLOSE_CONNECT_FAILED, true);
 		return -1;
 	}
 	r->connected = true;
-	touch(r);
+	relay_touch(r);
 	log_debug("ns %s: %s: connection %llu: upstream connected",
 		  r->o->ns_name, r->o->svc->name, (unsigned long long)r->id);
 	return 0;
@@ -690,8 +630,8 @@ static void relay_settle(struct relay *r)
 	relay_close(r, RELAY_CLOSE_DONE, false);
 	return;
 live:
-	side_sync(r, CLIENT);
-	side_sync(r, UPSTREAM);
+	relay_side_sync(r, CLIENT);
+	relay_side_sync(r, UPSTREAM);
 }
 
 static void on_timeout(struct relay *r)
@@ -700,13 +640,13 @@ static void on_timeout(struct relay *r)
 	bool fin = r->side[CLIENT].eof || r->side[UPSTREAM].eof;
 
 	if (!r->connected) {
-		upstream_failed(r->set, r->o, "connect timed out", 0);
+		relay_upstream_failed(r->set, r->o, "connect timed out", 0);
 		relay_close(r, RELAY_CLOSE_CONNECT_TIMEOUT, true);
 		return;
 	}
 	event_base_gettimeofday_cached(r->set->base, &now);
 	timersub(&now, &r->last, &elapsed);
-	ms_to_tv(limit_ms(r), &limit);
+	relay_ms_to_tv(limit_ms(r), &limit);
 	if (!timercmp(&elapsed, &limit, <)) {
 		relay_close(r, fin ? RELAY_CLOSE_FIN_TIMEOUT :
 				     RELAY_CLOSE_IDLE_TIMEOUT, false);
@@ -716,7 +656,7 @@ static void on_timeout(struct relay *r)
 	event_add(&r->side[CLIENT].ev, &limit);
 }
 
-static void side_cb(evutil_socket_t fd, short what, void *arg)
+void  relay_side_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 	int s = fd >= 0 && fd == r->side[UPSTREAM].fd ? UPSTREAM : CLIENT;
@@ -737,241 +677,4 @@ static void side_cb(evutil_socket_t fd, short what, void *arg)
 	    on_readable(r, s) < 0)
 		return;
 	relay_settle(r);
-}
-
-/* A missing unix socket is ENOENT: say what is missing. */
-static const char *upstream_strerror(const struct relay_origin *o, int err)
-{
-	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ENOENT)
-		return "the socket does not exist";
-	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ECONNREFUSED)
-		return "nothing listens on the socket";
-	return strerror(err);
-}
-
-static void upstream_failed(struct relay_set *set, struct relay_origin *o,
-			    const char *what, int err)
-{
-	struct relay_counters *c = &o->cnt;
-	struct timeval now;
-
-	c->upstream_unlogged++;
-	event_base_gettimeofday_cached(set->base, &now);
-	if (c->upstream_logged.tv_sec &&
-	    now.tv_sec - c->upstream_logged.tv_sec < 10)
-		return;
-	log_warnx("ns %s: %s: upstream %s: %s%s%s (%llu failures since last "
-		  "report)", o->ns_name, o->svc->name, o->svc->upstream.text,
-		  what, err ? ": " : "", err ? upstream_strerror(o, err) : "",
-		  (unsigned long long)c->upstream_unlogged);
-	c->upstream_logged = now;
-	c->upstream_unlogged = 0;
-}
-
-static void peer_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-		snprintf(buf, len, "%s:%u", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-		snprintf(buf, len, "[%s]:%u", host, port);
-	} else {
-		snprintf(buf, len, "?");
-	}
-}
-
-static bool shortage(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
-	       err == ENOMEM;
-}
-
-/* No connection could be set up: reset the client, count, report. */
-static int start_failed(struct relay_set *set, struct relay_origin *o,
-			int fd, enum relay_close why, const char *what,
-			int err)
-{
-	if (fd >= 0) {
-		reset_fd(fd);
-		close(fd);
-	}
-	o->cnt.closed[why]++;
-	if (why == RELAY_CLOSE_CONNECT_FAILED)
-		upstream_failed(set, o, what, err);
-	else if (shortage(err))
-		set->shortage(set->arg, err);
-	else
-		log_warnx("ns %s: %s: cannot relay a connection: %s: %s",
-			  o->ns_name, o->svc->name, what, strerror(err));
-	return -err;
-}
-
-static bool is_inet(int family)
-{
-	return family == AF_INET || family == AF_INET6;
-}
-
-int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
-		const struct sockaddr *peer)
-{
-	const struct config_sockaddr *up = &o->svc->upstream;
-	struct relay *r;
-	int ufd, err, family;
-	bool connected = false;
-
-	ufd = socket(up->sa.ss_family,
-		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ufd < 0)
-		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
-				    "socket", errno);
-	/* a unix socket connects (or fails) at once, and its errno is what
-	 * the admin needs to read */
-	if (connect(ufd, (const struct sockaddr *)&up->sa, up->len) == 0) {
-		connected = true;
-	} else if (errno != EINPROGRESS && errno != EAGAIN) {
-		err = errno;
-		close(ufd);
-		return start_failed(set, o, fd, shortage(err) ?
-				    RELAY_CLOSE_NO_RESOURCES :
-				    RELAY_CLOSE_CONNECT_FAILED, "connect", err);
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		close(ufd);
-		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
-				    "calloc", ENOMEM);
-	}
-	if (peer) {
-		family = peer->sa_family;
-	} else {
-		socklen_t len = sizeof(family);
-
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
-			family = AF_UNSPEC;
-	}
-	r->tcp = is_inet(family) && is_inet(up->sa.ss_family);
-	r->set = set;
-	r->o = o;
-	r->id = ++set->next_id;
-	r->side[CLIENT].fd = fd;
-	r->side[UPSTREAM].fd = ufd;
-	for (int s = CLIENT; s <= UPSTREAM; s++)
-		event_assign(&r->side[s].ev, set->base, -1, EV_PERSIST,
-			     side_cb, r);
-	o->cnt.accepted++;
-	o->cnt.active++;
-	TAILQ_INSERT_TAIL(&set->relays, r, entry);
-	set->n++;
-	event_base_gettimeofday_cached(set->base, &r->last);
-	r->connected = connected;
-	/* the client's event carries the timer: always added */
-	r->side[CLIENT].mask = -1;
-	side_sync(r, CLIENT);
-	side_sync(r, UPSTREAM);
-	if (log_verbose()) {
-		char from[INET6_ADDRSTRLEN + 8] = "?";
-
-		if (peer)
-			peer_text(peer, from, sizeof(from));
-		log_debug("ns %s: %s: connection %llu from %s to %s%s",
-			  o->ns_name, o->svc->name, (unsigned long long)r->id,
-			  from, up->text, connected ? " (connected)" : "");
-	}
-	return 0;
-}
-
-uint64_t relay_count(const struct relay_set *set)
-{
-	return set->n;
-}
-
-unsigned relay_pipe_count(const struct relay_set *set)
-{
-	return set->pipes;
-}
-
-void relay_get_stats(const struct relay_set *set, struct relay_stats *st)
-{
-	*st = set->stats;
-	st->pipes = set->pipes;
-	st->pipes_free = set->n_free;
-	st->max_pipes = set->max_pipes;
-}
-
-/* How many pipes: NSRELAY_COPY_ONLY=1 none, NSRELAY_PIPES=N that many,
- * else RELAY_MAX_PIPES, within 1/32 of the descriptor limit (two
- * descriptors a pipe: at most a sixteenth of the limit). */
-static unsigned pipes_allowed(void)
-{
-	const char *e = getenv("NSRELAY_COPY_ONLY");
-	struct rlimit rl;
-	unsigned long max = RELAY_MAX_PIPES;
-
-	if (e && *e && strcmp(e, "0"))
-		return 0;
-	e = getenv("NSRELAY_PIPES");
-	if (e && *e) {
-		char *end;
-		unsigned long v = strtoul(e, &end, 10);
-
-		if (!*end && v <= 65536)
-			return (unsigned)v;
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur / 32 < max)
-		max = (unsigned long)(rl.rlim_cur / 32);
-	return (unsigned)max;
-}
-
-struct relay_set *relay_set_new(struct event_base *base,
-				relay_shortage_fn shortage_cb, void *arg)
-{
-	struct relay_set *set = calloc(1, sizeof(*set));
-
-	if (!set)
-		return NULL;
-	set->scratch = malloc(RELAY_READ_CHUNK);
-	if (!set->scratch) {
-		free(set);
-		return NULL;
-	}
-	set->base = base;
-	set->shortage = shortage_cb;
-	set->arg = arg;
-	set->max_pipes = pipes_allowed();
-	TAILQ_INIT(&set->relays);
-	return set;
-}
-
-void relay_close_all(struct relay_set *set)
-{
-	struct relay *r;
-	struct relay_pipe *p;
-
-	while ((r = TAILQ_FIRST(&set->relays)))
-		relay_close(r, RELAY_CLOSE_SHUTDOWN, false);
-	while ((p = set->free_pipes)) {
-		set->free_pipes = p->next;
-		set->n_free--;
-		pipe_close(set, p);
-	}
-}
-
-void relay_set_free(struct relay_set *set)
-{
-	if (!set)
-		return;
-	relay_close_all(set);
-	free(set->scratch);
-	free(set);
 }

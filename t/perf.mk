@@ -7,7 +7,8 @@ TESTS += t/unit/relay_splice_test
 # relay_splice_test.c includes relay_test.c (the relay's contract) for its
 # helpers: not listed here, or it would be linked twice
 t_unit_relay_splice_test_SOURCES = t/unit/relay_splice_test.c t/unit/tap.h \
-	engine/relay.c engine/relay.h engine/log.c engine/log.h
+	engine/relay.c engine/relay.h engine/relay_set.c engine/relay_int.h \
+	engine/log.c engine/log.h
 t_unit_relay_splice_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS)
 t_unit_relay_splice_test_LDADD = $(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS)
 

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* relay_int: what relay.c (the state machine of one connection) and
+ * relay_set.c (starting connections, the set and its pipes) share.
+ * Private to those two files. */
+#ifndef NSRELAY_RELAY_INT_H
+#define NSRELAY_RELAY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "engine/relay.h"
+
+enum { CLIENT, UPSTREAM };
+
+/* Reads per event at most, so that one busy connection lets the others
+ * run: 16 * 60 KiB (copy) or 16 pipes' worth (splice). */
+#define READS_PER_EVENT		16
+/* Empty pipes kept for the next burst; the rest are closed. */
+#define PIPES_KEPT		16
+
+struct relay_pipe {
+	int fd[2];			/* read end, write end */
+	size_t size;			/* capacity */
+	struct relay_pipe *next;	/* in the free list */
+};
+
+struct side {
+	int fd;				/* -1 once gone */
+	short mask;			/* EV_READ|EV_WRITE the event has */
+	bool eof;			/* nothing more comes from this side */
+	bool shut;			/* SHUT_WR passed on to this side */
+	bool paused;			/* not read: the other side is full */
+	struct evbuffer *out;		/* copy: bytes for it; NULL if none */
+	struct relay_pipe *pipe;	/* splice: bytes for it; NULL if none */
+	size_t piped;			/* bytes in pipe */
+	struct event ev;
+};
+
+struct relay {
+	TAILQ_ENTRY(relay) entry;
+	struct relay_set *set;
+	struct relay_origin *o;
+	struct timeval last;		/* last byte read, either side */
+	uint64_t id;
+	uint64_t bytes[2];		/* bytes read from each side */
+	bool connected;			/* upstream connect completed */
+	bool tcp;			/* both sides TCP: splice may be used */
+	struct side side[2];
+};
+
+TAILQ_HEAD(relay_list, relay);
+
+struct relay_set {
+	struct event_base *base;
+	struct relay_list relays;
+	uint64_t n;
+	uint64_t next_id;		/* connection ids, for logs */
+	relay_shortage_fn shortage;
+	void *arg;
+	uint8_t *scratch;		/* copy path: RELAY_READ_CHUNK */
+	/* the pipe pool */
+	unsigned max_pipes;		/* 0: copy only */
+	unsigned pipes;			/* open, in use or free */
+	unsigned n_free;
+	struct relay_pipe *free_pipes;
+	struct relay_stats stats;
+	/* common timeouts, by duration */
+	struct {
+		uint64_t ms;
+		const struct timeval *tv;
+	} common[8];
+};
+
+/* relay.c */
+void relay_side_cb(evutil_socket_t fd, short what, void *arg);
+void relay_side_sync(struct relay *r, int s);
+/* The one way a connection ends (see relay.c); frees R. */
+void relay_close(struct relay *r, enum relay_close why, bool reset);
+void relay_reset_fd(int fd);
+void relay_pipe_close(struct relay_set *set, struct relay_pipe *p);
+void relay_ms_to_tv(uint64_t ms, struct timeval *tv);
+const struct timeval *relay_timer_tv(struct relay *r, struct timeval *tv);
+void relay_touch(struct relay *r);
+/* relay_set.c: a failed upstream connect, logged once per 10 s per
+ * listener with a count */
+void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
+			   const char *what, int err);
+#endif

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/* relay_set: starting a connection (the upstream connect, what a failure
+ * costs the client), the set of live connections, its pipe pool's size and
+ * the figures it keeps.  The state machine of a connection is relay.c's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "config/config.h"
+#include "engine/log.h"
+#include "engine/relay.h"
+#include "engine/relay_int.h"
+
+/* A missing unix socket is ENOENT: say what is missing. */
+static const char *upstream_strerror(const struct relay_origin *o, int err)
+{
+	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ENOENT)
+		return "the socket does not exist";
+	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ECONNREFUSED)
+		return "nothing listens on the socket";
+	return strerror(err);
+}
+
+void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
+			    const char *what, int err)
+{
+	struct relay_counters *c = &o->cnt;
+	struct timeval now;
+
+	c->upstream_unlogged++;
+	event_base_gettimeofday_cached(set->base, &now);
+	if (c->upstream_logged.tv_sec &&
+	    now.tv_sec - c->upstream_logged.tv_sec < 10)
+		return;
+	log_warnx("ns %s: %s: upstream %s: %s%s%s (%llu failures since last "
+		  "report)", o->ns_name, o->svc->name, o->svc->upstream.text,
+		  what, err ? ": " : "", err ? upstream_strerror(o, err) : "",
+		  (unsigned long long)c->upstream_unlogged);
+	c->upstream_logged = now;
+	c->upstream_unlogged = 0;
+}
+
+static void peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", host, port);
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+static bool shortage(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
+}
+
+/* No connection could be set up: reset the client, count, report. */
+static int start_failed(struct relay_set *set, struct relay_origin *o,
+			int fd, enum relay_close why, const char *what,
+			int err)
+{
+	if (fd >= 0) {
+		relay_reset_fd(fd);
+		close(fd);
+	}
+	o->cnt.closed[why]++;
+	if (why == RELAY_CLOSE_CONNECT_FAILED)
+		relay_upstream_failed(set, o, what, err);
+	else if (shortage(err))
+		set->shortage(set->arg, err);
+	else
+		log_warnx("ns %s: %s: cannot relay a connection: %s: %s",
+			  o->ns_name, o->svc->name, what, strerror(err));
+	return -err;
+}
+
+static bool is_inet(int family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
+		const struct sockaddr *peer)
+{
+	const struct config_sockaddr *up = &o->svc->upstream;
+	struct relay *r;
+	int ufd, err, family;
+	bool connected = false;
+
+	ufd = socket(up->sa.ss_family,
+		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ufd < 0)
+		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
+				    "socket", errno);
+	/* a unix socket connects (or fails) at once, and its errno is what
+	 * the admin needs to read */
+	if (connect(ufd, (const struct sockaddr *)&up->sa, up->len) == 0) {
+		connected = true;
+	} else if (errno != EINPROGRESS && errno != EAGAIN) {
+		err = errno;
+		close(ufd);
+		return start_failed(set, o, fd, shortage(err) ?
+				    RELAY_CLOSE_NO_RESOURCES :
+				    RELAY_CLOSE_CONNECT_FAILED, "connect", err);
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		close(ufd);
+		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
+				    "calloc", ENOMEM);
+	}
+	if (peer) {
+		family = peer->sa_family;
+	} else {
+		socklen_t len = sizeof(family);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+			family = AF_UNSPEC;
+	}
+	r->tcp = is_inet(family) && is_inet(up->sa.ss_family);
+	r->set = set;
+	r->o = o;
+	r->id = ++set->next_id;
+	r->side[CLIENT].fd = fd;
+	r->side[UPSTREAM].fd = ufd;
+	for (int s = CLIENT; s <= UPSTREAM; s++)
+		event_assign(&r->side[s].ev, set->base, -1, EV_PERSIST,
+			     relay_side_cb, r);
+	o->cnt.accepted++;
+	o->cnt.active++;
+	TAILQ_INSERT_TAIL(&set->relays, r, entry);
+	set->n++;
+	event_base_gettimeofday_cached(set->base, &r->last);
+	r->connected = connected;
+	/* the client's event carries the timer: always added */
+	r->side[CLIENT].mask = -1;
+	relay_side_sync(r, CLIENT);
+	relay_side_sync(r, UPSTREAM);
+	if (log_verbose()) {
+		char from[INET6_ADDRSTRLEN + 8] = "?";
+
+		if (peer)
+			peer_text(peer, from, sizeof(from));
+		log_debug("ns %s: %s: connection %llu from %s to %s%s",
+			  o->ns_name, o->svc->name, (unsigned long long)r->id,
+			  from, up->text, connected ? " (connected)" : "");
+	}
+	return 0;
+}
+
+uint64_t relay_count(const struct relay_set *set)
+{
+	return set->n;
+}
+
+unsigned relay_pipe_count(const struct relay_set *set)
+{
+	return set->pipes;
+}
+
+void relay_get_stats(const struct relay_set *set, struct relay_stats *st)
+{
+	*st = set->stats;
+	st->pipes = set->pipes;
+	st->pipes_free = set->n_free;
+	st->max_pipes = set->max_pipes;
+}
+
+/* How many pipes: NSRELAY_COPY_ONLY=1 none, NSRELAY_PIPES=N that many,
+ * else RELAY_MAX_PIPES, within 1/32 of the descriptor limit (two
+ * descriptors a pipe: at most a sixteenth of the limit). */
+static unsigned pipes_allowed(void)
+{
+	const char *e = getenv("NSRELAY_COPY_ONLY");
+	struct rlimit rl;
+	unsigned long max = RELAY_MAX_PIPES;
+
+	if (e && *e && strcmp(e, "0"))
+		return 0;
+	e = getenv("NSRELAY_PIPES");
+	if (e && *e) {
+		char *end;
+		unsigned long v = strtoul(e, &end, 10);
+
+		if (!*end && v <= 65536)
+			return (unsigned)v;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 32 < max)
+		max = (unsigned long)(rl.rlim_cur / 32);
+	return (unsigned)max;
+}
+
+struct relay_set *relay_set_new(struct event_base *base,
+				relay_shortage_fn shortage_cb, void *arg)
+{
+	struct relay_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	set->scratch = malloc(RELAY_READ_CHUNK);
+	if (!set->scratch) {
+		free(set);
+		return NULL;
+	}
+	set->base = base;
+	set->shortage = shortage_cb;
+	set->arg = arg;
+	set->max_pipes = pipes_allowed();
+	TAILQ_INIT(&set->relays);
+	return set;
+}
+
+void relay_close_all(struct relay_set *set)
+{
+	struct relay *r;
+	struct relay_pipe *p;
+
+	while ((r = TAILQ_FIRST(&set->relays)))
+		relay_close(r, RELAY_CLOSE_SHUTDOWN, false);
+	while ((p = set->free_pipes)) {
+		set->free_pipes = p->next;
+		set->n_free--;
+		relay_pipe_close(set, p);
+	}
+}
+
+void relay_set_free(struct relay_set *set)
+{
+	if (!set)
+		return;
+	relay_close_all(set);
+	free(set->scratch);
+	free(set);
+}
