@@ -15,7 +15,7 @@ t_unit_relay_splice_test_LDADD = $(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS)
 # the relay suite again with NSRELAY_COPY_ONLY=1
 INTEGRATION_TESTS += t/relay-copy.t t/halfclose-copy.t t/failure-copy.t
 
-EXTRA_DIST += t/perf.mk t/relay-copy.t t/halfclose-copy.t t/failure-copy.t
+EXTRA_DIST += t/relaypath.mk t/relay-copy.t t/halfclose-copy.t t/failure-copy.t
 
 # make bench-smoke: every bench, every row, about a second each (also part
 # of make check through t/bench-smoke.t)
