@@ -12,18 +12,17 @@
 tap_init
 command -v socat >/dev/null || skip_all "socat not found"
 
-B=$((12000 + ($$ % 250) * 4))	# this run's indexes: B .. B+3 (12000..12999: the
-				# bench takes 13000.., provision.t 15000..)
+pool_claim B UB			# this run's indexes: B .. B+3
 pre="nsrc-$$-"
 ctl=$T/control.sock
 hosts=$T/hosts
 v4() { echo "100.$((64 + $1 / 256)).$(($1 % 256)).$2"; }
 v6() { printf 'fd75:6272:7370:%x::%s' "$1" "$2"; }
 # a user of this run's own, provisioned on request: index = uid - uid_base
-# (0) falls in this run's range, so that concurrent runs never share a veth
+# falls in this run's range, so that concurrent runs never share a veth
 # name or an address
 lpu=nsrc$$
-uid_lp=$((B + 3))
+uid_lp=$((UB + B + 3))
 for u in daemon bin sync games "$lpu"; do netns_adopt "$pre$u"; done
 for i in 0 1 2 3; do link_adopt "nc$((B + i))"; done
 for u in daemon bin; do getent passwd "$u" >/dev/null || skip_all "no user $u"; done
@@ -53,7 +52,7 @@ provision:
     - { name: bin, index: $((B + 1)) }
     - { name: sync, index: $((B + 2)) }
     - { name: games, index: 20000 }
-  uid_base: 0
+  uid_base: $UB
   namespace: "$pre%u"
   host_interface: "nc%i"
   control: $ctl
@@ -191,7 +190,7 @@ is "$(cat "$T/a1") / $(cat "$T/a2")" "ok $lpu $pre$lpu / ok $lpu $pre$lpu" \
 	"two concurrent provision calls: both told success"
 is "$(ip netns list | awk '{print $1}' | grep -cx "$pre$lpu")" 1 \
 	"... and one namespace"
-check "$lpu: as specified (index = uid - uid_base)" spec_ok "$lpu" "$uid_lp"
+check "$lpu: as specified (index = uid - uid_base)" spec_ok "$lpu" $((B + 3))
 check "its listener is open when ok is answered" \
 	peer_in "$pre$lpu" echo --port 7000 --bytes 4KiB --timeout 2
 is "$(ask "provision $lpu")" "ok $lpu $pre$lpu" "a repeated call is a no-op success"

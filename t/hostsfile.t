@@ -15,11 +15,9 @@ tap_init
 command -v socat >/dev/null || skip_all "socat not found"
 command -v useradd >/dev/null || skip_all "useradd not found"
 
-# a throwaway user; its index (10000..10799) and uid (64000..64399) are
-# this test's alone
-I0=$((10000 + ($$ % 200) * 4))
-U0=$((64000 + ($$ % 100) * 4))
-UB=$((U0 - I0))
+# a throwaway user; its index and uid (pool_claim) are this test's alone
+pool_claim I0 UB
+U0=$((UB + I0))
 pre="hxh-$$-"
 U="hxh$$"
 user_add "$U" "$U0"

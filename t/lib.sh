@@ -50,6 +50,12 @@
 #                                       to that group (Ctrl-C: INT)
 #             group_procs NAME          PIDs still in NAME's process group
 # Mounts:     mount_adopt PATH          unmount PATH at exit (lazily)
+# Pool:       pool_claim VAR_I0 [VAR_UB]   a block of POOL_BLOCK provisioning
+#                                       indexes (I0..I0+63 of 1000..8999:
+#                                       their addresses, host interfaces and
+#                                       uids UB+I0.. are this test's alone
+#                                       while it runs); UB, the uid_base, is
+#                                       POOL_UID_BASE.  Released at exit.
 # Everything created is removed by an EXIT trap, even when a test fails
 # (KEEP_TMP=1 keeps the temporary directory with the logs, for debugging).
 # On failure the daemon's log and the servers' stderr are printed as diag.
@@ -81,6 +87,7 @@ _nsn=0
 _dlogs=()
 _groups=()
 _mounts=()
+_claims=()
 CONF=
 CONF_NS=()
 CONF_LISTEN=()
@@ -312,6 +319,7 @@ _cleanup() {
 	done
 	# a test's own clean-up, if it defines one
 	declare -F test_cleanup >/dev/null && test_cleanup
+	_pool_release
 	[ -n "$T" ] && [ -z "${KEEP_TMP-}" ] && rm -rf "$T"
 	if [ -z "$_tap_done" ]; then
 		printf '1..%d\n' "$_tap_n"
@@ -435,6 +443,75 @@ group_procs() {	# group_procs NAME: PIDs left in NAME's process group
 }
 
 mount_adopt() { _mounts+=("$1"); }	# mount_adopt PATH: umount at exit
+
+# ------------------------------------------------------------------ pool
+# Tests run in parallel, and the daemon derives a namespace's addresses and
+# host interface from its index (uid - uid_base): two tests on one index
+# fight over the same /30 and the same interface name.  Claims are files
+# /run/nsrelay-tests/slot.N holding "PID STARTTIME" of the test; making one
+# is serialized by a lock on /run/nsrelay-tests/lock, and a claim whose
+# process is gone (a test killed before its trap ran) is free again.  Slots
+# are handed out in turn, so one just released (its namespaces may still
+# be going away in the kernel) is the last to be taken again.  The default
+# pool has 16384 indexes; the benches use 9000.. and never claim.
+POOL_DIR=/run/nsrelay-tests
+POOL_FIRST=1000
+POOL_BLOCK=64
+POOL_SLOTS=125			# indexes 1000..8999
+POOL_UID_BASE=199000		# uids 200000..207999: above any login range
+
+_starttime() {	# _starttime PID: field 22 of /proc/PID/stat
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $stat
+	echo "${20}"
+}
+
+_pool_free() {	# _pool_free FILE: no live test holds this claim
+	local pid st
+	[ -e "$1" ] || return 0
+	read -r pid st <"$1" 2>/dev/null || return 0
+	[ "$(_starttime "$pid")" != "$st" ]
+}
+
+pool_claim() {	# pool_claim VAR_I0 [VAR_UB]
+	local lk next k slot f i0 u me
+	mkdir -p "$POOL_DIR" && chmod 0700 "$POOL_DIR" || bail "mkdir $POOL_DIR"
+	exec {lk}>>"$POOL_DIR/lock" || bail "cannot open $POOL_DIR/lock"
+	flock -w 30 "$lk" || bail "$POOL_DIR/lock: held for 30 s"
+	me="$$ $(_starttime $$)"
+	read -r next <"$POOL_DIR/next" 2>/dev/null
+	[[ "${next-}" =~ ^[0-9]+$ ]] || next=$(($$ % POOL_SLOTS))
+	for ((k = 0; k < POOL_SLOTS; k++)); do
+		slot=$(((next + k) % POOL_SLOTS))
+		f=$POOL_DIR/slot.$slot
+		_pool_free "$f" || continue
+		i0=$((POOL_FIRST + slot * POOL_BLOCK))
+		for ((u = POOL_UID_BASE + i0; u < POOL_UID_BASE + i0 + POOL_BLOCK; u++)); do
+			getent passwd "$u" >/dev/null && continue 2
+		done
+		echo "$me" >"$f"
+		echo $(((slot + 1) % POOL_SLOTS)) >"$POOL_DIR/next"
+		exec {lk}>&-
+		_claims+=("$f")
+		printf -v "$1" '%s' "$i0"
+		[ $# -lt 2 ] || printf -v "$2" '%s' "$POOL_UID_BASE"
+		return 0
+	done
+	exec {lk}>&-
+	bail "no free block of provisioning indexes in $POOL_DIR"
+}
+
+_pool_release() {
+	local f me pid st
+	me="$$ $(_starttime $$)"
+	for f in "${_claims[@]}"; do
+		read -r pid st <"$f" 2>/dev/null
+		[ "$pid $st" = "$me" ] && rm -f "$f"
+	done
+}
 
 _has_line() { [ -s "$1" ] && [ "$(tail -c1 "$1" | od -An -c | tr -d ' ')" = '\n' ]; }
 

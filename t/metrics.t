@@ -13,7 +13,7 @@ tap_init
 command -v promtool >/dev/null || skip_all "promtool not found (Debian: prometheus)"
 getent passwd daemon >/dev/null || skip_all "no user daemon"
 
-B=$((14000 + ($$ % 250) * 4 + 1))	# this run's index (stats.t has +0)
+pool_claim B			# this run's index
 pre="nsmt-$$-"
 netns_adopt "${pre}daemon"
 link_adopt "nsm$B"

@@ -12,9 +12,6 @@
 #   pam_service NAME      /etc/pam.d/NAME from stdin, removed at exit
 #   pam_cleanup           call from the test's test_cleanup
 #   ns_inode NAME         inode of /run/netns/NAME; net_inode: this shell's
-#   pam_pool VAR_I0 VAR_UBASE N   N free uids whose daemon indexes do not
-#                         collide with other tests': sets I0 (first index)
-#                         and UBASE (uid_base); the uids are UBASE+I0...
 
 : "${PAM_MODULE:=$top_builddir/contrib/pam/pam_nsrelay.so}"
 [ -f "$PAM_MODULE" ] || bail "module not built: $PAM_MODULE"
@@ -58,20 +55,3 @@ pam_cleanup() {
 
 ns_inode() { stat -L -c %i "/run/netns/$1"; }
 net_inode() { local l; l=$(readlink /proc/self/ns/net); l=${l#net:[}; echo "${l%]}"; }
-
-pam_pool() {	# pam_pool VAR_I0 VAR_UBASE N
-	local n=$3 i0 ub i try
-	for try in 0 1 2 3 4 5 6 7; do
-		# indexes 14100..16283 (other tests use 12000..14000), uids
-		# from 61000 up: above Debian's UID_MAX, never allocated
-		i0=$((14100 + ((($$ + try * 37) % 91) * 24)))
-		ub=$((61000 + ((($$ + try * 53) % 97) * 24) - i0))
-		for ((i = 0; i < n; i++)); do
-			getent passwd $((ub + i0 + i)) >/dev/null && continue 2
-		done
-		printf -v "$1" '%s' "$i0"
-		printf -v "$2" '%s' "$ub"
-		return 0
-	done
-	bail "no free uid range"
-}

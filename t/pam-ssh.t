@@ -24,7 +24,7 @@ test_cleanup() {
 	[ -z "$made_run_sshd" ] || rmdir /run/sshd 2>/dev/null
 }
 
-pam_pool I0 UB 1
+pool_claim I0 UB
 user="nsrs$$"
 pre="nsrs-$$-"
 home=$T/home

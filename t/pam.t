@@ -17,7 +17,7 @@ command -v useradd >/dev/null || skip_all "useradd not found"
 test_cleanup() { pam_cleanup; }
 
 NU=10
-pam_pool I0 UB $NU
+pool_claim I0 UB
 pre="nsrp-$$-"
 users=()
 for ((i = 0; i < NU; i++)); do

@@ -14,11 +14,10 @@ tap_init
 command -v useradd >/dev/null || skip_all "useradd not found"
 command -v socat >/dev/null || skip_all "socat not found"
 
-# two throwaway users; their indexes (10800..11599) and uids (64400..64799)
-# are this test's alone
-I0=$((10800 + ($$ % 200) * 4))
-U0=$((64400 + ($$ % 100) * 4))
-UB=$((U0 - I0))
+# two throwaway users; their indexes and uids (pool_claim) are this
+# test's alone
+pool_claim I0 UB
+U0=$((UB + I0))
 pre="hxp-$$-"
 users=("hxp$$a" "hxp$$b")
 for k in 0 1; do

@@ -12,14 +12,14 @@
 # others can write to; tells what netns_open() makes of odd files.  Needs root.
 #
 # Driver: $NSPROV if set, else $top_builddir/t/tools/nsprov.  Test pool:
-# indexes 16000 + $$ % 300 (+0..8) of 100.64.0.0/10 and fd75:6272:7370::/48;
+# a block of indexes from pool_claim (t/lib.sh) of 100.64.0.0/10 and fd75:6272:7370::/48;
 # names nsrp<pid><letter>.  Everything created is removed by an EXIT trap.
 
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 : "${NSPROV:=$top_builddir/t/tools/nsprov}"
 
 P=nsrp$$			# prefix of every name we make
-B=$((16000 + $$ % 300))		# first index
+pool_claim B			# first index: B..B+8, and B+10..B+59
 
 netns_names() { local i; for i in /run/netns/*; do [ -e "$i" ] && echo "${i##*/}"; done | sort; }
 host_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
@@ -441,7 +441,7 @@ is "$(comm -13 <(echo "$links_before") <(echo "$links_after") | grep "^$P" |
 # themselves are only shown (a load average of 13 on 2 cores made 32 gaps,
 # 475 ms).  Without schedstat, the sum of the gaps is bounded instead
 # (250 ms).
-GI=$((15000 + ($$ % 20) * 50))
+GI=$((B + 10))
 gargs=()
 for i in $(seq 0 49); do gargs+=("${P}g$i" $((GI + i))); done
 out=$("$NSPROV" -q provision "${gargs[@]}")

@@ -11,11 +11,10 @@ tap_init
 command -v socat >/dev/null || skip_all "socat not found"
 command -v useradd >/dev/null || skip_all "useradd not found"
 
-# two throwaway users; their indexes (9000..9799) and uids (63500..63899)
-# are this test's alone
-I0=$((9000 + ($$ % 200) * 4))
-U0=$((63500 + ($$ % 100) * 4))
-UB=$((U0 - I0))
+# two throwaway users; their indexes and uids (pool_claim) are this
+# test's alone
+pool_claim I0 UB
+U0=$((UB + I0))
 pre="hxr-$$-"
 users=("hxr$$a" "hxr$$b")
 for k in 0 1; do

@@ -12,7 +12,7 @@ tap_init
 : "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
 [ -x "$NSRELAYCTL" ] || bail "nsrelayctl not found: $NSRELAYCTL"
 
-B=$((14000 + ($$ % 250) * 4))	# this run's index (14000..14999)
+pool_claim B			# this run's index
 pre="nsst-$$-"
 for u in daemon; do netns_adopt "$pre$u"; done
 link_adopt "nst$B"

@@ -12,9 +12,8 @@ command -v socat >/dev/null || skip_all "socat not found"
 command -v useradd >/dev/null || skip_all "useradd not found"
 
 N=8
-I0=$((11000 + ($$ % 100) * 10))
-U0=$((64800 + ($$ % 50) * 10))
-UB=$((U0 - I0))
+pool_claim I0 UB
+U0=$((UB + I0))
 pre="hxs-$$-"
 users=()
 for k in $(seq 0 $((N - 1))); do
