@@ -41,6 +41,26 @@ ok "$([ "$rc" = 0 ]; echo $?)" "relay-bench (small sizes) runs to the end, no ce
 ok "$(table_has "$T/relay.out" "down " "up " "rate " "idle KiB per connection"; echo $?)" \
 	"relay-bench prints its rows"
 
+# scale-bench: namespaces nssc-<its PID>-*, which it must remove
+bash "$B/scale-bench.sh" --smoke >"$T/scale.out" 2>"$T/scale.err" &
+spid=$!
+wait "$spid"
+rc=$?
+[ "$rc" = 0 ] || diag "scale-bench exit $rc: $(tail -5 "$T/scale.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "scale-bench --smoke runs to the end, no cell FAIL"
+ok "$(table_has "$T/scale.out" "20 namespaces x 4 listeners" \
+	"  start s until all accept" "  RSS MiB listening" "  RSS MiB after 80 probes" \
+	"  fds" "  RSS MiB with 0 namespaces" "  KiB per listener" \
+	"10000 x 4 on paper: RSS MiB"; echo $?)" "scale-bench prints every row"
+like "$(grep -m1 '^row ' "$T/scale.out")" "nsrelayd +haproxy$" "scale-bench has both columns"
+# the nsrelayd column (after a 40-character label) is figures in every row;
+# haproxy's may read "fails: ..." or "skipped"
+ok "$(awk '/^  / { n++; if (substr($0, 41, 11) ~ /^ *[0-9.]+$/) f++ }
+	END { exit !(n == 6 && f == 6) }' "$T/scale.out"; echo $?)" \
+	"scale-bench: the nsrelayd column has figures"
+ok "$(compgen -G "/run/netns/nssc-$spid-*" >/dev/null; [ $? = 1 ]; echo $?)" \
+	"scale-bench removed its namespaces"
+
 if [ -x "$top_builddir/t/tools/nsprov" ]; then
 	NSPROV=$top_builddir/t/tools/nsprov bash "$B/provision-bench.sh" 3 \
 		>"$T/prov.out" 2>"$T/prov.err"

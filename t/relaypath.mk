@@ -20,7 +20,7 @@ EXTRA_DIST += t/relaypath.mk t/relay-copy.t t/halfclose-copy.t t/failure-copy.t
 # make bench-smoke: every bench, every row, about a second each (also part
 # of make check through t/bench-smoke.t)
 INTEGRATION_TESTS += t/bench-smoke.t
-EXTRA_DIST += t/bench-smoke.t t/bench/peers-bench.sh
+EXTRA_DIST += t/bench-smoke.t t/bench/peers-bench.sh t/bench/scale-bench.sh
 bench-smoke: nsrelayd t/tools/nsprov
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS=t/bench-smoke.t
 .PHONY: bench-smoke
