@@ -51,7 +51,7 @@ ok "$([ "$rc" = 0 ]; echo $?)" "scale-bench --smoke runs to the end, no cell FAI
 ok "$(table_has "$T/scale.out" "20 namespaces x 4 listeners" \
 	"  start s until all accept" "  RSS MiB listening" "  RSS MiB after 80 probes" \
 	"  fds" "  RSS MiB with 0 namespaces" "  KiB per listener" \
-	"10000 x 4 on paper: RSS MiB"; echo $?)" "scale-bench prints every row"
+	"10000 x 4 on paper: RSS MiB" "10000 x 4 on paper: fds"; echo $?)" "scale-bench prints every row"
 like "$(grep -m1 '^row ' "$T/scale.out")" "nsrelayd +haproxy$" "scale-bench has both columns"
 # the nsrelayd column (after a 40-character label) is figures in every row;
 # haproxy's may read "fails: ..." or "skipped"

@@ -561,7 +561,8 @@ haproxy_config() {	# haproxy_config FILE NAMESFILE
 	} >"$1"
 }
 
-HAPV= HAP_SKIP=
+HAPV=
+HAP_SKIP=
 if ! command -v "$HAPROXY" >/dev/null 2>&1; then
 	HAP_SKIP="not installed"
 elif ! grep -q -- '+NS' <<<"$("$HAPROXY" -vv 2>/dev/null)"; then
@@ -656,6 +657,7 @@ cell_base() {
 		fi
 	fi
 	R[base,$n,$col]=$(rss_settled "$DPID")
+	R[basefds,$n,$col]=$(nfds "$DPID")
 	stop_relay
 }
 
@@ -745,7 +747,7 @@ say "scale-bench: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 
 num() { [[ $1 =~ ^[0-9.]+$ ]]; }
 val() {	# val KEY N COLUMN: the cell as shown
-	local k=$1 n=$2 c=$3 v b r
+	local k=$1 n=$2 c=$3 v b
 	[ "$c" = haproxy ] && [ -n "$HAP_SKIP" ] && { echo skipped; return; }
 	case $k in
 	start) v=${R[start,$n,$c]:-} ;;
@@ -759,12 +761,21 @@ val() {	# val KEY N COLUMN: the cell as shown
 			[ "$l" -gt 0 ] && v=$(awk -v a="$v" -v b="$b" -v l="$l" \
 				'BEGIN{printf "%.2f", (a - b) / l}') || v=
 		else v=; fi ;;
-	plan)
-		v=${R[rss,$n,$c]:-} b=${R[base,$n,$c]:-}
-		if num "$v" && num "$b"; then
-			v=$(awk -v a="$v" -v b="$b" -v l=$((n * NPORTS)) -v p=$((10000 * NPORTS)) \
-				'BEGIN{printf "%.1f", (b + (a - b) / l * p) / 1024}')
-		else v=; fi ;;
+	plan|planfds)
+		# from the largest N with figures: 0 namespaces plus 10,000 / N
+		# times what N namespaces added
+		local i m a
+		v=
+		for ((i = ${#NS_LIST[@]} - 1; i >= 0; i--)); do
+			m=${NS_LIST[$i]}
+			if [ "$k" = plan ]; then a=${R[rss,$m,$c]:-} b=${R[base,$m,$c]:-}
+			else a=${R[fds,$m,$c]:-} b=${R[basefds,$m,$c]:-}; fi
+			num "$a" && num "$b" || continue
+			v=$(awk -v a="$a" -v b="$b" -v m="$m" -v k="$k" 'BEGIN{
+				v = b + (a - b) * 10000 / m
+				if (k == "plan") printf "%.1f", v / 1024; else printf "%d", v }')
+			break
+		done ;;
 	esac
 	echo "${v:--}"
 }
@@ -789,4 +800,5 @@ for n in "${NS_LIST[@]}"; do
 	row "  KiB per listener" per "$n"
 done
 row "10000 x $NPORTS on paper: RSS MiB" plan "$NMAX"
+row "10000 x $NPORTS on paper: fds" planfds "$NMAX"
 exit "$FAILED"
