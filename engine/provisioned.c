@@ -13,7 +13,13 @@
  *
  * The hosts and state files are rewritten at once after a change that
  * comes alone, and at most once per WRITE_DELAY_MS during a burst, so that
- * provisioning N namespaces does not write N files of N lines.
+ * provisioning N namespaces does not write N files of N lines.  A write
+ * syncs both files (fsync: tens to hundreds of ms on a busy disk), so it
+ * runs on a worker thread (netns/offload.h) on a snapshot taken in the
+ * loop: the state file first, then the hosts file.  One write at a time;
+ * changes made meanwhile mark the set dirty and are written after it.  At
+ * shutdown, provisioned_flush() waits for the write in flight and writes
+ * what is still pending on the calling thread.
  *
  * Keeping them whole: a link monitor (rtnetlink multicast) reports host
  * links deleted.  If one was the host end of a provisioned veth and the
@@ -42,6 +48,7 @@
 #include "engine/provisioned.h"
 #include "netns/monitor.h"
 #include "netns/netns.h"
+#include "netns/offload.h"
 #include "netns/provision.h"
 
 #define WRITE_DELAY_MS	50
@@ -68,6 +75,9 @@ struct provisioned_set {
 	struct event *write_ev;
 	bool dirty;
 	struct timeval written;		/* last write */
+	struct offload *writer;		/* file writes off the loop */
+	bool writing;			/* a write is on the worker */
+	bool flushing;			/* shutdown: write here only */
 	int monitor_fd;
 	struct event *monitor_ev;
 	struct reconcile *inflight;	/* reconciliations, for free */
@@ -91,50 +101,135 @@ static struct entry *find(const struct provisioned_set *set, const char *user)
 	return NULL;
 }
 
-static void write_files(struct provisioned_set *set)
-{
-	const struct config_provision *cp = &set->cfg->provision;
+/* What one write needs, copied in the loop: the worker touches nothing
+ * else (the config may be replaced by a reload meanwhile). */
+struct write_job {
+	struct provisioned_set *set;
+	char *hosts_file, *domain, *state;
 	struct hostsfile_entry *h;
 	const char **lines;
+	size_t n;
+	int r_hosts, r_state;		/* results, -errno */
+};
+
+static void write_job_free(struct write_job *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	if (w->lines)
+		for (i = 1; i <= w->n; i++)
+			free((char *)w->lines[i]);
+	free(w->lines);
+	free(w->h);
+	free(w->hosts_file);
+	free(w->domain);
+	free(w->state);
+	free(w);
+}
+
+/* The snapshot of SET to write, or NULL (out of memory). */
+static struct write_job *write_job_new(struct provisioned_set *set)
+{
+	const struct config_provision *cp = &set->cfg->provision;
+	struct write_job *w = calloc(1, sizeof(*w));
 	struct entry *e;
 	size_t i = 0;
-	int r;
 
+	if (!w)
+		return NULL;
+	w->set = set;
+	w->h = calloc(set->n + 1, sizeof(*w->h));
+	w->lines = calloc(set->n + 2, sizeof(*w->lines));
+	if (!w->h || !w->lines ||
+	    (cp->hosts_file && !(w->hosts_file = strdup(cp->hosts_file))) ||
+	    (cp->domain && !(w->domain = strdup(cp->domain))) ||
+	    (set->state && !(w->state = strdup(set->state))))
+		goto fail;
+	w->lines[0] = "# nsrelayd: users provisioned on request";
+	TAILQ_FOREACH(e, &set->entries, link) {
+		char *user = strdup(e->user);
+
+		if (!user)
+			goto fail;
+		w->lines[++i] = user;
+		w->n = i;
+		w->h[i - 1].name = user;
+		w->h[i - 1].v4 = e->spec.v4_ns;
+		w->h[i - 1].v6 = e->spec.v6_ns;
+	}
+	return w;
+fail:
+	write_job_free(w);
+	return NULL;
+}
+
+/* On the worker (or the caller's thread at shutdown): only W. */
+static void write_work(void *arg)
+{
+	struct write_job *w = arg;
+
+	w->r_state = w->state ? hostsfile_write_lines(w->state, w->lines) : 0;
+	w->r_hosts = w->hosts_file ? hostsfile_write(w->hosts_file, w->h, w->n,
+						     w->domain) : 0;
+}
+
+static void write_report(const struct write_job *w)
+{
+	if (w->r_hosts < 0)
+		log_warnx("writing %s: %s", w->hosts_file,
+			  w->r_hosts == -EPERM ? "its directory must be root's "
+			  "and writable by root only" : strerror(-w->r_hosts));
+	if (w->r_state < 0)
+		log_warnx("writing %s: %s", w->state, strerror(-w->r_state));
+}
+
+static void mark_dirty(struct provisioned_set *set);
+
+/* Back in the loop: report, and write again if the set changed since. */
+static void write_done(void *arg)
+{
+	struct write_job *w = arg;
+	struct provisioned_set *set = w->set;
+
+	write_report(w);
+	write_job_free(w);
+	set->writing = false;
+	event_base_gettimeofday_cached(set->base, &set->written);
+	if (set->dirty && !set->flushing) {
+		set->dirty = false;
+		mark_dirty(set);	/* a burst: after WRITE_DELAY_MS */
+	}
+}
+
+/* Write the files: on the worker, or here when SYNC (shutdown). */
+static void write_files(struct provisioned_set *set, bool sync)
+{
+	struct write_job *w;
+
+	if (set->writing)
+		return;		/* dirty: written when it is back */
 	set->dirty = false;
 	event_base_gettimeofday_cached(set->base, &set->written);
-	h = calloc(set->n + 1, sizeof(*h));
-	lines = calloc(set->n + 2, sizeof(*lines));
-	if (!h || !lines) {
+	w = write_job_new(set);
+	if (!w) {
 		log_warnx("writing the provisioned namespaces: out of memory");
-		goto out;
+		return;
 	}
-	lines[0] = "# nsrelayd: users provisioned on request";
-	TAILQ_FOREACH(e, &set->entries, link) {
-		h[i].name = e->user;
-		h[i].v4 = e->spec.v4_ns;
-		h[i].v6 = e->spec.v6_ns;
-		lines[++i] = e->user;
+	if (!sync && !set->flushing && (set->writer || (set->writer = offload_new(set->base))) &&
+	    offload_run(set->writer, write_work, write_done, w) == 0) {
+		set->writing = true;
+		return;
 	}
-	if (cp->hosts_file) {
-		r = hostsfile_write(cp->hosts_file, h, set->n, cp->domain);
-		if (r < 0)
-			log_warnx("writing %s: %s", cp->hosts_file,
-				  r == -EPERM ? "its directory must be root's "
-				  "and writable by root only" : strerror(-r));
-	}
-	if (set->state) {
-		r = hostsfile_write_lines(set->state, lines);
-		if (r < 0)
-			log_warnx("writing %s: %s", set->state, strerror(-r));
-	}
-out:
-	free(h);
-	free(lines);
+	write_work(w);		/* no worker: here */
+	write_report(w);
+	write_job_free(w);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	write_files(arg);
+	write_files(arg, false);
 }
 
 static void mark_dirty(struct provisioned_set *set)
@@ -145,20 +240,31 @@ static void mark_dirty(struct provisioned_set *set)
 	if (set->dirty)
 		return;
 	set->dirty = true;
+	if (set->writing)
+		return;		/* write_done() comes back to it */
 	event_base_gettimeofday_cached(set->base, &now);
 	timersub(&now, &set->written, &since);
 	if (timercmp(&since, &delay, <))
 		evtimer_add(set->write_ev, &delay);	/* a burst */
 	else
-		write_files(set);
+		write_files(set, false);
 }
 
 void provisioned_flush(struct provisioned_set *set)
 {
-	if (set && set->dirty) {
-		evtimer_del(set->write_ev);
-		write_files(set);
+	if (!set)
+		return;
+	set->flushing = true;
+	if (set->writer) {
+		/* the write in flight ends (its done runs here) */
+		offload_free(set->writer);
+		set->writer = NULL;
 	}
+	if (set->dirty) {
+		evtimer_del(set->write_ev);
+		write_files(set, true);
+	}
+	set->flushing = false;
 }
 
 void provisioned_set_user(struct provisioned_set *set, const char *user,
