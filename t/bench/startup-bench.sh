@@ -6,7 +6,10 @@
 #
 # Usage: t/bench/startup-bench.sh [N]     (default 1000, at most 2000; root)
 # Env:   NSRELAYD (default $top_builddir/nsrelayd), START_CONC (control
-#        clients at once for the concurrent rows, default 8).
+#        clients at once for the concurrent rows, default 8), SB_PERF=KEY
+#        (profile the daemon with `perf record -g` during the row KEY:
+#        noop_seq, deprov_seq, prov_seq, deprov_conc, prov_conc; into
+#        SB_PERF_OUT, default /tmp/startup-bench.KEY.perf).
 #
 # N throwaway users nsrsb0.. (uids 41000.., index = uid - 31000, so
 # 10000..: clear of the other benches and tests; host ends nsu<index>) are
@@ -35,6 +38,8 @@ set -o pipefail
 : "${top_builddir:=$top_srcdir}"
 : "${NSRELAYD:=$top_builddir/nsrelayd}"
 : "${START_CONC:=8}"
+: "${SB_PERF:=}"
+: "${SB_PERF_OUT:=/tmp/startup-bench.$SB_PERF.perf}"
 N=${1:-1000}
 UID0=41000			# uids UID0..UID0+N-1
 UID_BASE=31000			# index = uid - UID_BASE: 10000..
@@ -334,9 +339,18 @@ start_daemon() {	# start nsrelayd (DPID); probe; R[$1] = the probe's seconds
 
 declare -A R
 ctl() {	# ctl KEY VERB CONC: N requests; R[KEY] = seconds (FAIL on error)
-	local secs errs
+	local secs errs perf=
+	if [ "$SB_PERF" = "$1" ] && command -v perf >/dev/null; then
+		perf record -q -g -p "$DPID" -o "$SB_PERF_OUT" 2>"$T/perf.err" &
+		perf=$!
+		PIDS+=("$perf")
+	fi
 	read -r secs errs < <(python3 "$T/ctl.py" "$T/control.sock" "$2" \
 		"$PREFIX" "$N" "$3" 2>"$T/ctl.$1.err")
+	if [ -n "$perf" ]; then
+		kill -INT "$perf" 2>/dev/null
+		wait "$perf" 2>/dev/null
+	fi
 	if [ "${errs:-1}" != 0 ]; then
 		FAILED=1
 		R[$1]=FAIL
