@@ -20,9 +20,25 @@
  *  - copy: read() into the set's scratch buffer and write() to d at once;
  *    what d's kernel buffer does not take waits in out[d], an evbuffer that
  *    exists only while it holds bytes, and later reads go straight into it.
- * So a small message costs one read and one write after the shared
- * epoll_wait, and EPOLLOUT is asked for only when d would not take
- * everything.  No FIONREAD: a read shorter than asked emptied the socket.
+ * Which path: copy, until a read fills the whole chunk (RELAY_READ_CHUNK);
+ * then the source is in bulk and is read by splice until a short splice
+ * (under RELAY_SMALL) finds it nearly empty.  So a small message costs one
+ * read and one write after the shared epoll_wait, and a bulk transfer
+ * moves through pipes.
+ *
+ * Readiness: each socket is registered once, edge-triggered, for reading
+ * and writing (EV_ET), and its registration never changes while it is
+ * open: no epoll_ctl but the add and the removal.  Each side remembers
+ * what the kernel said: rready until a read finds the socket empty (a copy
+ * read shorter than asked, or EAGAIN; once the peer's FIN is known from
+ * EV_CLOSED, only EOF or EAGAIN: a read stops short before the FIN), and
+ * wready until a write falls short
+ * (the kernel then signals the next edge when room frees).  Work left over
+ * (the READS_PER_EVENT bound, a source resumed) is queued with
+ * event_active(), never waited for.  An upstream's first edge says its
+ * connect ended: writable without an error is connected (an error always
+ * comes with EV_READ, as libevent reports EPOLLERR/EPOLLHUP); only with
+ * EV_READ is SO_ERROR read.  No FIONREAD.
  *
  * Backpressure: when what waits for d reaches RELAY_HIGH_WATER (copy) or
  * fills the pipe (splice), reading s stops; it resumes when d has drained
@@ -238,6 +254,12 @@ static size_t pending(const struct side *x)
 	return x->piped + (x->out ? evbuffer_get_length(x->out) : 0);
 }
 
+/* Bytes from SRC go by splice from now on (if a pipe is to be had). */
+static bool splices(const struct relay *r, const struct side *src)
+{
+	return src->bulk && r->tcp && r->set->max_pipes;
+}
+
 static bool side_ready(const struct relay *r, int s)
 {
 	return r->side[s].fd >= 0 && (s == CLIENT || r->connected);
@@ -259,17 +281,9 @@ void  relay_side_cb(evutil_socket_t fd, short what, void *arg);
 void  relay_side_sync(struct relay *r, int s)
 {
 	struct side *x = &r->side[s];
-	short want = 0;
+	short want = x->fd >= 0 ? EV_READ | EV_WRITE | EV_CLOSED | EV_ET : 0;
 	struct timeval tv;
 
-	if (x->fd >= 0) {
-		if (!x->eof && !x->paused && (s == CLIENT || r->connected))
-			want |= EV_READ;
-		if (s == UPSTREAM && !r->connected)
-			want |= EV_WRITE;	/* the connect's end */
-		else if (pending(x) && !x->shut)
-			want |= EV_WRITE;
-	}
 	if (want == x->mask)
 		return;
 	x->mask = want;
@@ -384,8 +398,10 @@ static int push(struct relay *r, int d)
 			}
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0 && errno == EAGAIN)
+			if (n < 0 && errno == EAGAIN) {
+				x->wready = false;
 				break;
+			}
 			return side_error(r, d, n < 0 ? errno : EPIPE);
 		}
 		if (!x->piped) {
@@ -393,11 +409,18 @@ static int push(struct relay *r, int d)
 			x->pipe = NULL;
 		}
 	} else if (x->out) {
-		/* (libevent returns -1 for an empty buffer, errno untouched) */
-		if (evbuffer_get_length(x->out) &&
-		    evbuffer_write(x->out, x->fd) < 0 &&
-		    errno != EAGAIN && errno != EINTR)
-			return side_error(r, d, errno);
+		/* until empty or EAGAIN: one writev takes at most 128 of the
+		 * buffer's chains, so falling short proves nothing */
+		while (evbuffer_get_length(x->out)) {
+			int w = evbuffer_write(x->out, x->fd);
+
+			if (w > 0 || (w < 0 && errno == EINTR))
+				continue;
+			if (w < 0 && errno != EAGAIN)
+				return side_error(r, d, errno);
+			x->wready = false;
+			break;
+		}
 		if (!evbuffer_get_length(x->out)) {
 			evbuffer_free(x->out);
 			x->out = NULL;
@@ -482,12 +505,17 @@ static int on_readable(struct relay *r, int s)
 	int d = !s;
 	bool moved = false;
 
-	for (int i = 0; i < READS_PER_EVENT && !src->eof && !src->paused;
-	     i++) {
+	for (int i = 0; src->rready && !src->eof && !src->paused; i++) {
 		size_t asked;
 		ssize_t n;
 		bool direct = side_ready(r, d) && !pending(dst);
+		bool spliced = false;
 
+		if (i == READS_PER_EVENT) {
+			/* the others' turn; this one goes on next loop turn */
+			event_active(&src->ev, EV_READ, 0);
+			break;
+		}
 		if (dst->fd < 0) {
 			/* nobody to deliver to: read and discard */
 			asked = RELAY_READ_CHUNK;
@@ -497,8 +525,9 @@ static int on_readable(struct relay *r, int s)
 			if (n < 0)
 				n = -errno;
 		} else if (dst->pipe ||
-			   (direct && r->tcp && set->max_pipes &&
+			   (direct && splices(r, src) &&
 			    (dst->pipe = pipe_get(set)))) {
+			spliced = true;
 			asked = dst->pipe->size - dst->piped;
 			if (!asked) {
 				src->paused = true;
@@ -506,7 +535,8 @@ static int on_readable(struct relay *r, int s)
 			}
 			n = pull_splice(r, s, asked);
 			if (n == -EAGAIN && dst->piped) {
-				/* the pipe is full (slots) or d is slow */
+				/* the pipe is full (slots) or s is empty:
+				 * which, the next read after d drained says */
 				src->paused = true;
 				break;
 			}
@@ -535,12 +565,18 @@ static int on_readable(struct relay *r, int s)
 				}
 				if (w < 0)
 					w = 0;
-				if (w < n && queue(dst, set->scratch + w,
-						   (size_t)(n - w)) < 0)
-					n = -ENOMEM;
+				if (w < n) {
+					dst->wready = false;
+					if (queue(dst, set->scratch + w,
+						  (size_t)(n - w)) < 0)
+						n = -ENOMEM;
+				}
 			}
 		} else {
-			if (pending(dst) >= RELAY_HIGH_WATER) {
+			/* in bulk, wait for d to take what is queued and go
+			 * on by splice */
+			if (pending(dst) >= RELAY_HIGH_WATER ||
+			    splices(r, src)) {
 				src->paused = true;
 				break;
 			}
@@ -552,16 +588,28 @@ static int on_readable(struct relay *r, int s)
 			moved = true;
 			if (dst->pipe && direct && push(r, d) < 0)
 				return -1;
-			if ((size_t)n < asked)
-				break;	/* the socket is empty */
+			if (spliced) {
+				/* short, but the pipe's slots may have run
+				 * out first: only EAGAIN says empty */
+				if ((size_t)n < asked && (size_t)n < RELAY_SMALL)
+					src->bulk = false;
+				continue;
+			}
+			if ((size_t)n < asked && !src->rdhup) {
+				src->rready = false;	/* the socket is empty */
+				break;
+			}
+			src->bulk = true;	/* a full chunk */
 			continue;
 		}
 		if (n == 0) {
 			side_eof(r, s);
 			break;
 		}
-		if (n == -EAGAIN)
+		if (n == -EAGAIN) {
+			src->rready = false;
 			break;
+		}
 		if (n == -ENOMEM) {
 			log_warnx("ns %s: %s: connection %llu: out of memory",
 				  r->o->ns_name, r->o->svc->name,
@@ -580,19 +628,26 @@ static int on_readable(struct relay *r, int s)
 void  relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
 			    const char *what, int err);
 
-static int on_connected(struct relay *r)
+/* The upstream's first edge WHAT after connect(): writable without EV_READ
+ * is connected; with EV_READ (an error, or bytes already) SO_ERROR says. */
+static int on_connected(struct relay *r, short what)
 {
 	struct side *x = &r->side[UPSTREAM];
 	int soerr = 0;
-	socklen_t len = sizeof(soerr);
 
-	if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-		soerr = errno;
+	if (what & EV_READ) {
+		socklen_t len = sizeof(soerr);
+
+		if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			soerr = errno;
+	}
 	if (soerr) {
 		relay_upstream_failed(r->set, r->o, "connect", soerr);
 		relay_close(r, RELAY_CLOSE_CONNECT_FAILED, true);
 		return -1;
 	}
+	if (!(what & EV_WRITE))
+		return 0;	/* not yet */
 	r->connected = true;
 	relay_touch(r);
 	log_debug("ns %s: %s: connection %llu: upstream connected",
@@ -601,7 +656,7 @@ static int on_connected(struct relay *r)
 }
 
 /* After every event: resume what drained, pass FINs on, free a finished
- * connection, give both events the masks the state asks for. */
+ * connection, register a socket that changed (opened or gone). */
 static void relay_settle(struct relay *r)
 {
 	for (int s = CLIENT; s <= UPSTREAM; s++) {
@@ -609,8 +664,13 @@ static void relay_settle(struct relay *r)
 
 		if (src->paused &&
 		    (dst->fd < 0 || (dst->pipe ? !dst->piped :
-				     pending(dst) < RELAY_HIGH_WATER / 2)))
+				     splices(r, src) ? !pending(dst) :
+				     pending(dst) < RELAY_HIGH_WATER / 2))) {
 			src->paused = false;
+			/* no edge comes for what it already has */
+			if (src->rready && src->fd >= 0)
+				event_active(&src->ev, EV_READ, 0);
+		}
 		if (!src->eof || dst->fd < 0 || dst->shut || pending(dst))
 			continue;
 		if (s == CLIENT && !r->connected)
@@ -665,16 +725,23 @@ void  relay_side_cb(evutil_socket_t fd, short what, void *arg)
 		on_timeout(r);
 		return;
 	}
-	if (what & EV_WRITE) {
-		if (s == UPSTREAM && !r->connected) {
-			if (on_connected(r) < 0)
-				return;
-		}
-		if (side_ready(r, s) && push(r, s) < 0)
-			return;
-	}
-	if ((what & EV_READ) && r->side[s].fd >= 0 &&
-	    on_readable(r, s) < 0)
+	if (r->side[s].fd < 0)
 		return;
+	if (what & EV_READ)
+		r->side[s].rready = true;
+	if (what & EV_CLOSED)
+		r->side[s].rdhup = true;
+	if (what & EV_WRITE)
+		r->side[s].wready = true;
+	if (s == UPSTREAM && !r->connected && on_connected(r, what) < 0)
+		return;
+	/* room first, then what the sockets have */
+	for (int k = CLIENT; k <= UPSTREAM; k++)
+		if (r->side[k].wready && side_ready(r, k) &&
+		    pending(&r->side[k]) && push(r, k) < 0)
+			return;
+	for (int k = CLIENT; k <= UPSTREAM; k++)
+		if (side_ready(r, k) && on_readable(r, k) < 0)
+			return;
 	relay_settle(r);
 }

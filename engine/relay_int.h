@@ -20,6 +20,7 @@ enum { CLIENT, UPSTREAM };
 /* Reads per event at most, so that one busy connection lets the others
  * run: 16 * 60 KiB (copy) or 16 pipes' worth (splice). */
 #define READS_PER_EVENT		16
+#define RELAY_SMALL		(16 * 1024)	/* a splice under it: back to copy */
 /* Empty pipes kept for the next burst; the rest are closed. */
 #define PIPES_KEPT		16
 
@@ -31,10 +32,16 @@ struct relay_pipe {
 
 struct side {
 	int fd;				/* -1 once gone */
-	short mask;			/* EV_READ|EV_WRITE the event has */
+	short mask;			/* what the event has: EV_READ|EV_WRITE|
+					 * EV_ET while the socket is open */
 	bool eof;			/* nothing more comes from this side */
 	bool shut;			/* SHUT_WR passed on to this side */
 	bool paused;			/* not read: the other side is full */
+	bool rready;			/* may have bytes: not yet read empty */
+	bool wready;			/* may take bytes: no write fell short */
+	bool rdhup;			/* its FIN has come (EV_CLOSED) */
+	bool bulk;			/* its last copy read filled the chunk:
+					 * read it by splice */
 	struct evbuffer *out;		/* copy: bytes for it; NULL if none */
 	struct relay_pipe *pipe;	/* splice: bytes for it; NULL if none */
 	size_t piped;			/* bytes in pipe */

@@ -161,6 +161,8 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	set->n++;
 	event_base_gettimeofday_cached(set->base, &r->last);
 	r->connected = connected;
+	r->side[CLIENT].wready = true;		/* a new socket has room */
+	r->side[UPSTREAM].wready = connected;
 	/* the client's event carries the timer: always added */
 	r->side[CLIENT].mask = -1;
 	relay_side_sync(r, CLIENT);

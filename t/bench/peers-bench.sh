@@ -12,7 +12,11 @@
 #         PB_BYTES bulk bytes (4 GiB), PB_CONNS connections of the rate row
 #         (20000), PB_CONC in flight (32), PB_PINGS ping-pongs (20000),
 #         PB_IDLE idle connections held (9000), PB_REPEAT runs of the
-#         bulk, rate and ping-pong rows, medians shown (3)
+#         bulk, rate and ping-pong rows, medians shown (3); PB_COLS,
+#         PB_ROWS: only these columns (of the list below) and workloads
+#         (idle ping rate bulk), to look at one closely (perf record -a);
+#         PB_SYSCALLS=0 leaves out the strace pass (system calls of each
+#         proxy per connection and per ping-pong, after the timed runs)
 #
 # Columns, in one namespace nspb-$$ (lo up), upstreams on the host's
 # 127.0.0.1, every client in the namespace except direct's:
@@ -597,6 +601,52 @@ bench_ping() {
 	cell ping99 "$col" "$p99"
 }
 
+# System calls of the proxy per operation: the rate and ping-pong workloads
+# again, smaller, with strace -c -f attached to the proxy (not timed: strace
+# slows every call).  SYS[COLUMN] gets the calls per connection by name.
+declare -A SYS
+traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$1/status" 2>/dev/null; }
+strace_calls() {	# COLUMN NAME N WORKLOAD ARGS...: calls of the proxy / N
+	local col=$1 name=$2 n=$3 pp sp
+	shift 3
+	pp=$(proxy_pid "$col" echo)
+	[ -z "$pp" ] && return 1
+	strace -c -f -q -p "$pp" -o "$T/$name.$col" 2>/dev/null &
+	sp=$!
+	PIDS+=("$sp")
+	# every thread attached before the workload starts
+	wait_for 5 traced "$pp" || { stop_pid "$sp"; return 1; }
+	run_client "$name" "$col" "$@" || { stop_pid "$sp"; return 1; }
+	kill -INT "$sp" 2>/dev/null
+	wait "$sp" 2>/dev/null
+	[ -s "$T/$name.$col" ] || return 1
+	# strace -c: "% time seconds usecs/call calls [errors] syscall"
+	awk -v n="$n" '$NF == "total" { printf "%.1f", $4 / n }' "$T/$name.$col"
+}
+bench_syscalls() {
+	local col=$1 v conns=$((PB_CONNS / 10)) pings=$((PB_PINGS / 10))
+	[ "$conns" -ge 100 ] || conns=100
+	[ "$pings" -ge 100 ] || pings=100
+	if v=$(strace_calls "$col" sysrate "$conns" rate \
+		"$(port_of "$col" echo)" "$conns" "$PB_CONC"); then
+		cell sysrate "$col" "$v"
+		SYS[$col]=$(awk -v n="$conns" '
+			/^-|^%|total$|^$/ { next }
+			{ c[$NF] = $4 }
+			END { for (k in c) if (c[k] / n >= 0.05)
+				printf "%s %.2f\n", k, c[k] / n }' \
+			"$T/sysrate.$col" | sort -k2,2gr | tr '\n' ' ')
+	else
+		failed sysrate "$col" "strace pass failed"
+	fi
+	if v=$(strace_calls "$col" sysping "$pings" ping \
+		"$(port_of "$col" echo)" "$pings"); then
+		cell sysping "$col" "$v"
+	else
+		failed sysping "$col" "strace pass failed"
+	fi
+}
+
 bench_idle() {
 	local col=$1 pp before after cpid fds0 held
 	pp=$(proxy_pid "$col" greet)
@@ -636,7 +686,13 @@ for col in "${COLS[@]}"; do
 done
 
 RUN=()
-for col in "${COLS[@]}"; do [ -z "${SKIP[$col]:-}" ] && RUN+=("$col"); done
+for col in "${COLS[@]}"; do
+	[ -z "${PB_COLS:-}" ] || [[ " $PB_COLS " == *" $col "* ]] ||
+		SKIP[$col]="not in PB_COLS"
+	[ -z "${SKIP[$col]:-}" ] && RUN+=("$col")
+done
+: "${PB_ROWS:=idle ping rate bulk}"
+want_row() { [[ " $PB_ROWS " == *" $1 "* ]]; }
 # one connection to the echo and greeting listeners first:
 # systemd-socket-activate starts the proxy on the first one, and every
 # proxy has its first allocations behind it before memory is read
@@ -648,17 +704,23 @@ for col in "${RUN[@]}"; do
 done
 # idle first: a bulk transfer's buffers would be reused by the idle
 # connections and hide their cost
-for col in "${RUN[@]}"; do bench_idle "$col"; done
-for col in "${RUN[@]}"; do
+want_row idle && for col in "${RUN[@]}"; do bench_idle "$col"; done
+want_row bulk && for col in "${RUN[@]}"; do
 	[ "$col" = direct ] && continue
 	run_client warm "$col" down "$(port_of "$col" source)" "$PB_BYTES" ||
 		failed warm-up "$col" "$(head -c 300 "$T/warm.err")"
 done
 for ((rep = 0; rep < PB_REPEAT; rep++)); do
-	for col in "${RUN[@]}"; do bench_ping "$col"; done
-	for col in "${RUN[@]}"; do bench_rate "$col"; done
-	for col in "${RUN[@]}"; do bench_bulk "$col"; done
+	want_row ping && for col in "${RUN[@]}"; do bench_ping "$col"; done
+	want_row rate && for col in "${RUN[@]}"; do bench_rate "$col"; done
+	want_row bulk && for col in "${RUN[@]}"; do bench_bulk "$col"; done
 done
+if [ "${PB_SYSCALLS:-1}" != 0 ] && command -v strace >/dev/null; then
+	for col in "${RUN[@]}"; do
+		[ "$col" = direct ] && continue
+		bench_syscalls "$col"
+	done
+fi
 for k in "${!R[@]}"; do R[$k]=$(median "${R[$k]}"); done
 for col in "${RUN[@]}"; do
 	pp=$(proxy_pid "$col" echo)
@@ -703,6 +765,11 @@ row "ping-pong p50 us" ping50
 row "  x haproxy" ping50 ratio haproxy
 row "  x direct" ping50 ratio direct
 row "ping-pong p99 us" ping99
+row "syscalls per connection (rate)" sysrate
+row "syscalls per ping-pong" sysping
 row "idle KiB per connection ($PB_IDLE)" idle
 row "idle RSS MiB with them" rss
+for c in "${COLS[@]}"; do
+	[ -n "${SYS[$c]:-}" ] && printf '%s per connection: %s\n' "$c" "${SYS[$c]}"
+done
 exit "$FAILED"
