@@ -21,6 +21,12 @@
 # Columns, in one namespace nspb-$$ (lo up), upstreams on the host's
 # 127.0.0.1, every client in the namespace except direct's:
 #   direct         client on the host straight to the upstream: the floor
+#   minimal        the least a user-space relay can do: pb relay, blocking
+#                  read() and write() of 256 KiB, a thread per direction
+#                  and connection, no event loop, listener made in the
+#                  namespace by setns(2); not a proxy to run (no limits,
+#                  no timeouts), the floor of the relay columns (ping-pong,
+#                  bulk; not rate and idle: a thread pair a connection)
 #   nsrelayd       nsrelayd -f (splice between TCP sockets)
 #   nsrelayd-copy  the same with NSRELAY_COPY_ONLY=1 (read/write)
 #   haproxy        haproxy -db, nbthread 1, mode tcp, no splice
@@ -119,6 +125,8 @@ cat >"$T/pb.c" <<'EOF'
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -361,11 +369,78 @@ static void idle(int port, int n, int hold)
 		pause();
 }
 
+/* relay NSFILE PORT UPPORT: the floor of a user-space relay */
+struct rconn;
+struct pair { int from, to; struct rconn *k; };
+struct rconn { int left; pthread_mutex_t mu; struct pair p[2]; };
+static void *pump(void *arg)
+{
+	struct pair *p = arg;
+	struct rconn *k = p->k;
+	char *b = malloc(CHUNK);
+	ssize_t n;
+	int last;
+	while (b && (n = read(p->from, b, CHUNK)) > 0) {
+		for (ssize_t off = 0, w; off < n; off += w)
+			if ((w = write(p->to, b + off, n - off)) <= 0)
+				goto out;
+	}
+out:
+	shutdown(p->to, SHUT_WR);
+	free(b);
+	pthread_mutex_lock(&k->mu);
+	last = --k->left == 0;
+	pthread_mutex_unlock(&k->mu);
+	if (last) {
+		close(k->p[0].from);
+		close(k->p[0].to);
+		free(k);
+	}
+	return NULL;
+}
+static void relay(const char *nsfile, int port, int upport)
+{
+	struct sockaddr_in a = addr(port);
+	int one = 1, host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC),
+	    ns = open(nsfile, O_RDONLY | O_CLOEXEC), lfd;
+	pthread_attr_t at;
+	if (host < 0 || ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+		fail("setns");
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4096) < 0)
+		fail("listen");
+	if (setns(host, CLONE_NEWNET) < 0)
+		fail("setns back");
+	printf("%d\n", port);
+	fflush(stdout);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), u;
+		struct rconn *k;
+		pthread_t t;
+		if (c < 0)
+			continue;
+		nodelay(c);
+		u = dial(upport, 0);
+		k = calloc(1, sizeof(*k));
+		k->left = 2;
+		pthread_mutex_init(&k->mu, NULL);
+		k->p[0] = (struct pair){ c, u, k };
+		k->p[1] = (struct pair){ u, c, k };
+		if (pthread_create(&t, &at, pump, &k->p[0]) ||
+		    pthread_create(&t, &at, pump, &k->p[1]))
+			fail("pthread_create");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *m = argc > 1 ? argv[1] : "";
 	signal(SIGPIPE, SIG_IGN);
-	alarm(!strncmp(m, "serve", 5) ? 3600 : 300);
+	alarm(!strncmp(m, "serve", 5) || !strcmp(m, "relay") ? 3600 : 300);
 	if (!strcmp(m, "serve-echo"))
 		serve(0);
 	else if (!strcmp(m, "serve-greet"))
@@ -382,16 +457,18 @@ int main(int argc, char **argv)
 		idle(atoi(argv[2]), atoi(argv[3]), 1);
 	else if (!strcmp(m, "greet") && argc == 4)
 		idle(atoi(argv[2]), atoi(argv[3]), 0);
+	else if (!strcmp(m, "relay") && argc == 5)
+		relay(argv[2], atoi(argv[3]), atoi(argv[4]));
 	else {
 		fprintf(stderr, "usage: pb serve-echo|serve-greet|serve-source "
 			"BYTES|down PORT BYTES|ping PORT N|rate PORT N CONC|"
-			"idle PORT N\n");
+			"idle PORT N|relay NSFILE PORT UPPORT\n");
 		return 2;
 	}
 	return 0;
 }
 EOF
-gcc -O2 -Wall -o "$T/pb" "$T/pb.c" 2>"$T/gcc.err" || {
+gcc -O2 -Wall -pthread -o "$T/pb" "$T/pb.c" 2>"$T/gcc.err" || {
 	cat "$T/gcc.err" >&2
 	die "cannot compile the load generator"
 }
@@ -452,7 +529,7 @@ declare -A UP=([echo]=$(cat "$T/up_echo.out") [greet]=$(cat "$T/up_greet.out")
 	       [source]=$(cat "$T/up_source.out"))
 WORK=(echo greet source)	# workload w listens on PORT0 + 10 * col + w
 
-COLS=(direct nsrelayd nsrelayd-copy haproxy haproxy-splice socket-proxyd)
+COLS=(direct minimal nsrelayd nsrelayd-copy haproxy haproxy-splice socket-proxyd)
 declare -A SKIP
 port_of() {	# COLUMN WORKLOAD
 	local c w i
@@ -467,6 +544,12 @@ wait_ports() {	# COLUMN: all its listeners up within 10 s
 		wait_for 10 listening_in_ns "$(port_of "$1" "$w")" || return 1
 	done
 }
+
+# minimal: one pb relay per workload
+for w in "${WORK[@]}"; do
+	start_bg "min_$w" "$PB" relay "/run/netns/$NS" "$(port_of minimal "$w")" "${UP[$w]}"
+done
+wait_ports minimal || SKIP[minimal]="did not start: $(head -c 200 "$T/min_echo.err")"
 
 # nsrelayd, twice
 for col in nsrelayd nsrelayd-copy; do
@@ -539,6 +622,7 @@ fi
 proxy_pid() {	# COLUMN WORKLOAD: the process doing the work, or nothing
 	case $1 in
 	direct) ;;
+	minimal) echo "${PID[min_$2]}" ;;
 	socket-proxyd) echo "${PID[spd_$2]}" ;;
 	*) echo "${PID[$1]}" ;;
 	esac
@@ -579,6 +663,8 @@ bench_bulk() {
 
 bench_rate() {
 	local col=$1 p50 p99 p999 cps
+	# two threads a connection: their creation is no floor for others
+	[ "$col" = minimal ] && return
 	if ! run_client rate "$col" rate "$(port_of "$col" echo)" "$PB_CONNS" "$PB_CONC"; then
 		failed rate "$col" "$(head -c 300 "$T/rate.err")"
 		return
@@ -650,7 +736,7 @@ bench_syscalls() {
 bench_idle() {
 	local col=$1 pp before after cpid fds0 held
 	pp=$(proxy_pid "$col" greet)
-	[ -z "$pp" ] && return
+	[ -z "$pp" ] || [ "$col" = minimal ] && return
 	before=$(rss_kib "$pp")
 	fds0=$(nfds "$pp")
 	ip netns exec "$NS" "$PB" idle "$(port_of "$col" greet)" "$PB_IDLE" \
@@ -717,7 +803,7 @@ for ((rep = 0; rep < PB_REPEAT; rep++)); do
 done
 if [ "${PB_SYSCALLS:-1}" != 0 ] && command -v strace >/dev/null; then
 	for col in "${RUN[@]}"; do
-		[ "$col" = direct ] && continue
+		[ "$col" = direct ] || [ "$col" = minimal ] && continue
 		bench_syscalls "$col"
 	done
 fi
