@@ -8,7 +8,7 @@
  *   prov_read.c   reading kernel state: replies parsed into the job
  *   prov_send.c   building and sending the netlink requests of a step
  *   prov_ns.c     the namespace file: open, create, remove
- *   prov_work.c   the blocking kernel calls, run on worker threads
+ *   prov_work.c   the blocking kernel calls, run on a worker thread
  *   prov_gone.c   deprovision: seeing the kernel take a veth with its
  *                 namespace (link and nsid events)
  *
@@ -33,11 +33,6 @@ struct nlmsghdr;
 struct offload;
 
 #define PROV_DEFAULT_PARALLEL	32
-/* Workers that create namespaces (unshare + mount), next to the one for
- * the other blocking calls: namespace creation is CPU work in the kernel
- * that runs mostly outside RTNL, so two of them keep both CPUs of a small
- * machine busy while the loop sends the links' requests. */
-#define PROV_NS_WORKERS		2
 #define PROV_MSG_MAX		512
 #define PROV_REQ_BUF		1024
 #define PROV_NS_RETRIES		10	/* looks at a non-namespace file */
@@ -200,8 +195,6 @@ struct prov {
 	unsigned busy;
 	bool dying;
 	struct offload *off;		/* blocking calls (prov_work.c) */
-	struct offload *off_ns[PROV_NS_WORKERS];	/* namespace creation */
-	unsigned ns_next;		/* the next off_ns to use */
 	struct mnl_socket *wsock;	/* the worker's own: only it uses it */
 	uint32_t wseq;			/* worker only */
 
@@ -314,18 +307,12 @@ void prov_work_probe(struct prov_job *j);
  * j->gone is set; when it is and del, it is deleted (ENODEV is success). */
 void prov_work_check_link(struct prov_job *j, bool del);
 
-/* Create the placeholder j->path (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0),
- * unshare, and bind-mount the namespace on the placeholder's descriptor
- * (the mount lands on the file created, never where a symbolic link
- * points), all on a namespace worker; on success j->nsfd is the new
- * namespace and j->ns_created is set; on a later failure the placeholder is
- * removed; when the file exists already (someone else is creating it), no
- * error: step NS looks at it again.  0 (under way) or -errno (recorded). */
-int prov_work_ns_create(struct prov_job *j);
-
-/* Stop the workers (each finishes what it was given; every done callback
- * runs).  From prov_free(). */
-void prov_work_stop(struct prov *prov);
+/* unshare + bind-mount on the placeholder pfd (a descriptor of the
+ * file this job created at j->path: the mount lands on that file, never
+ * where a symbolic link points; closed by the call); on success j->nsfd is
+ * the new namespace and j->ns_created is set; on failure the placeholder is
+ * removed.  0 (under way) or -errno (recorded). */
+int prov_work_ns_create(struct prov_job *j, int pfd);
 
 /* umount2 + unlink of j->path. */
 void prov_work_ns_remove(struct prov_job *j);

@@ -6,12 +6,11 @@
  *   NS       DIR/NAME holds a network namespace (nsfs, NS_GET_NSTYPE): adopt
  *            it.  Missing: create it as `ip netns add` does (DIR 0755, made a
  *            shared mount, bound onto itself first if it is not a mount
- *            point; then, on a namespace worker (prov_work.c), the file
- *            O_EXCL mode 0; in a new namespace entered with
- *            netns_run_in(NETNS_NEW), open /proc/thread-self/ns/net, back
- *            home at once - failing that aborts - then bind-mount the
- *            namespace on the file, through the descriptor of the file
- *            created, never by its name).  A file
+ *            point; the file O_EXCL mode 0; in a new namespace entered with
+ *            netns_run_in(NETNS_NEW), open /proc/thread-self/ns/net and the
+ *            namespace's netlink socket, back home at once - failing that
+ *            aborts - then bind-mount the namespace on the file, through the
+ *            descriptor of the file created, never by its name).  A file
  *            that is not a namespace may be `ip netns add` half-way: look
  *            again a few times, 50 ms apart (only if it is an empty
  *            regular file: anything else never becomes a namespace);
@@ -143,16 +142,14 @@ out:
 	return ret;
 }
 
-/* Create the namespace at j->path: the placeholder file, the new
- * namespace and its bind mount, on a worker (prov_work.c: creating a file
- * in the directory and building a network stack both take a while in the
- * kernel).  Returns 1 (under way: step NS runs again when it is done, with
- * j->nsfd open, or without it when someone else created the file first) or
- * -errno. */
+/* Create the namespace at j->path: the placeholder file here, the new
+ * namespace and its bind mount on the worker (prov_work.c).  Returns 1
+ * (under way: step NS runs again when it is done, with j->nsfd open) or
+ * -errno (-EEXIST: someone else is creating it). */
 static int ns_create(struct prov_job *j)
 {
 	char why[PATH_MAX + 64];
-	int err;
+	int fd, err;
 
 	err = prov_dir_prepare(j->prov, why, sizeof(why));
 	if (err) {
@@ -162,8 +159,26 @@ static int ns_create(struct prov_job *j)
 	err = prov_dir_check(j);	/* it may have been made just now */
 	if (err)
 		return err;
-	err = prov_work_ns_create(j);
-	return err < 0 ? err : 1;
+	/* O_EXCL never follows a link at the name: a symbolic link planted
+	 * there is EEXIST, then "not a namespace" (O_NOFOLLOW says it too) */
+	fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		  O_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -EEXIST)	/* someone else is creating it */
+			return err;
+		prov_job_error(j, err, "create %s: %s", j->path, strerror(-err));
+		return err;
+	}
+
+	/* unshare and mount block: on the worker, which mounts on fd (and
+	 * closes it); back in step NS */
+	err = prov_work_ns_create(j, fd);
+	if (err < 0) {
+		(void)unlink(j->path);
+		return err;
+	}
+	return 1;
 }
 
 /* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
@@ -225,7 +240,13 @@ int prov_ns_open(struct prov_job *j, bool create)
 	}
 	if (!create)
 		return 0;
-	return ns_create(j);
+	err = ns_create(j);
+	if (err == -EEXIST && j->ns_tries++ < PROV_NS_RETRIES)
+		goto later;
+	if (err == -EEXIST)
+		prov_job_error(j, err, "%s appeared but never became a namespace",
+			  j->path);
+	return err;
 later:
 	/* the file is there but no namespace on it (yet) */
 	err = prov_job_sleep(j, PROV_NS_RETRY_MS);

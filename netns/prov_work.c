@@ -29,24 +29,13 @@
  * RTM_GETNSID of the namespace's descriptor, which the job leaves alone
  * meanwhile) runs here too: while the kernel tears a batch of namespaces
  * down it holds RTNL for up to hundreds of ms, and a lookup from the loop
- * would wait as long.  Creating a namespace: the worker creates the
- * placeholder file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0: on a disk-backed
- * /run that is an inode allocation, not free either; EEXIST means someone
- * else is creating it, and step NS looks at the file again), enters a new
- * namespace with netns_run_in(NETNS_NEW), keeps a descriptor of it, comes
- * back home (or aborts), and bind-mounts it on the placeholder file through
- * /proc/self/fd of the placeholder's own descriptor (the descriptor table
- * is shared): whatever is at its name by then, the mount lands on the file
- * the job created.  Removing one: umount2(MNT_DETACH | UMOUNT_NOFOLLOW) and
- * unlink.
- *
- * Workers: namespace creation runs on PROV_NS_WORKERS threads of its own,
- * taken in turn, everything else on one more.  Building a network stack is
- * CPU work in the kernel that mostly runs outside RTNL, so on a machine
- * with two CPUs two creations overlap each other and the loop's link
- * requests; a creation never waits behind a slow veth deletion either.
- * Each operation belongs to one job and carries everything it needs, so
- * the order in which creations finish does not matter.
+ * would wait as long.  Creating a namespace: the worker enters
+ * a new namespace with netns_run_in(NETNS_NEW), keeps a descriptor of it,
+ * comes back home (or aborts), and bind-mounts it on the placeholder file
+ * through /proc/self/fd of the placeholder's own descriptor (the descriptor
+ * table is shared): whatever is at its name by then, the mount lands on the
+ * file the job created.  Removing one: umount2(MNT_DETACH |
+ * UMOUNT_NOFOLLOW) and unlink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +71,7 @@ struct prov_work_op {
 	uint32_t index;		/* 0: by name */
 	unsigned timeout_ms;
 	bool del;		/* OP_CHECK_LINK: delete it if it is there */
-	bool created;		/* OP_NS_CREATE: the placeholder is ours */
+	int pfd;		/* OP_NS_CREATE: the placeholder (closed there) */
 	int probe_nsfd;		/* OP_PROBE: the job's, untouched meanwhile */
 	/* out */
 	bool exists;		/* OP_CHECK_LINK: index is still ifname */
@@ -326,31 +315,19 @@ static int ns_keep(void *arg)
 static void work_ns_create(struct prov_work_op *op)
 {
 	char src[64], dst[64];
-	int pfd;
 
-	/* O_EXCL never follows a link at the name: a symbolic link planted
-	 * there is EEXIST, then "not a namespace" (O_NOFOLLOW says it too) */
-	op->what = "create";
-	pfd = open(op->path, O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		   O_CLOEXEC, 0);
-	if (pfd < 0) {
-		op->err = -errno;	/* -EEXIST: someone else is creating it */
-		return;
-	}
-	op->created = true;
 	op->what = "unshare(CLONE_NEWNET)";
 	op->err = netns_run_in(NETNS_NEW, ns_keep, &op->nsfd);
 	if (!op->err) {
 		/* onto the placeholder's descriptor, not its name */
 		snprintf(src, sizeof(src), "/proc/self/fd/%d", op->nsfd);
-		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", pfd);
+		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", op->pfd);
 		op->what = "bind-mount the namespace";
 		if (mount(src, dst, "none", MS_BIND, NULL) < 0)
 			op->err = -errno;
 	}
-	close(pfd);
-	if (op->err)
-		(void)unlink(op->path);		/* ours, never mounted */
+	close(op->pfd);
+	op->pfd = -1;
 }
 
 static void work_ns_remove(struct prov_work_op *op)
@@ -448,18 +425,12 @@ static void op_done(void *arg)
 		j->nsid = op->nsid;
 		break;
 	case OP_NS_CREATE:
-		if (op->err == -EEXIST && !op->created) {
-			/* someone else made the file: step NS looks at it */
-			if (j->ns_tries++ >= PROV_NS_RETRIES)
-				prov_job_error(j, op->err, "%s appeared but never "
-					       "became a namespace", op->path);
-			break;
-		}
 		if (op->err) {
 			if (op->nsfd >= 0)
 				close(op->nsfd);
-			prov_job_error(j, op->err, "%s %s: %s", op->what,
-				       op->path, strerror(-op->err));
+			(void)unlink(op->path);
+			prov_job_error(j, op->err, "create namespace %s: %s: %s",
+				       op->path, op->what, strerror(-op->err));
 			break;
 		}
 		j->nsfd = op->nsfd;
@@ -486,6 +457,7 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	op->prov = j->prov;
 	op->kind = kind;
 	op->nsfd = -1;
+	op->pfd = -1;
 	op->probe_nsfd = -1;
 	op->nsid = -1;
 	op->timeout_ms = j->prov->timeout_ms;
@@ -494,28 +466,16 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	return op;
 }
 
-/* The worker for op: one of the namespace creators, or the other one. */
-static struct offload **op_worker(struct prov *prov, enum op_kind kind)
-{
-	if (kind != OP_NS_CREATE)
-		return &prov->off;
-	return &prov->off_ns[prov->ns_next++ % PROV_NS_WORKERS];
-}
-
 static int op_start(struct prov_job *j, struct prov_work_op *op,
 		    const char *what)
 {
 	struct prov *prov = j->prov;
-	struct offload **off;
 	int err = op ? 0 : -ENOMEM;
 
-	if (!err) {
-		off = op_worker(prov, op->kind);
-		if (!*off && !(*off = offload_new(prov->base)))
-			err = -errno;
-		if (!err)
-			err = offload_run(*off, op_work, op_done, op);
-	}
+	if (!err && !prov->off && !(prov->off = offload_new(prov->base)))
+		err = -errno;
+	if (!err)
+		err = offload_run(prov->off, op_work, op_done, op);
 	if (err) {
 		free(op);
 		prov_job_error(j, err, "%s: worker: %s", what, strerror(-err));
@@ -523,18 +483,6 @@ static int op_start(struct prov_job *j, struct prov_work_op *op,
 	}
 	j->pending++;
 	return 0;
-}
-
-void prov_work_stop(struct prov *prov)
-{
-	unsigned i;
-
-	offload_free(prov->off);
-	prov->off = NULL;
-	for (i = 0; i < PROV_NS_WORKERS; i++) {
-		offload_free(prov->off_ns[i]);
-		prov->off_ns[i] = NULL;
-	}
 }
 
 void prov_work_del_link(struct prov_job *j, enum req_kind kind, bool by_name)
@@ -571,9 +519,17 @@ void prov_work_check_link(struct prov_job *j, bool del)
 				  : "look up host interface");
 }
 
-int prov_work_ns_create(struct prov_job *j)
+int prov_work_ns_create(struct prov_job *j, int pfd)
 {
-	return op_start(j, op_new(j, OP_NS_CREATE), "create namespace");
+	struct prov_work_op *op = op_new(j, OP_NS_CREATE);
+	int err;
+
+	if (op)
+		op->pfd = pfd;
+	err = op_start(j, op, "create namespace");
+	if (err)
+		close(pfd);	/* op_start freed op: the worker never saw it */
+	return err;
 }
 
 void prov_work_ns_remove(struct prov_job *j)

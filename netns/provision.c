@@ -293,7 +293,7 @@ static void prov_destroy(struct prov *prov)
 		event_free(prov->kick);
 	if (prov->done_ev)
 		event_free(prov->done_ev);
-	prov_work_stop(prov);
+	offload_free(prov->off);
 	if (prov->gone_ev)
 		event_free(prov->gone_ev);
 	if (prov->gone_fd >= 0)
@@ -369,7 +369,8 @@ void prov_free(struct prov *prov)
 	prov->busy++;
 	/* the worker first: it finishes what it runs, and completed
 	 * operations, like cancelled requests, only count down (dying) */
-	prov_work_stop(prov);
+	offload_free(prov->off);
+	prov->off = NULL;
 	/* then netlink */
 	TAILQ_FOREACH(j, &prov->running, q) {
 		/* cppcheck-suppress uninitvar ; it does not follow TAILQ */
