@@ -383,10 +383,12 @@ static void probe(int port0, int nports, const char *start, double timeout)
 	printf("%.3f %d\n", last - t0, passes);
 }
 
-/* listening LIST PORT0 NPORTS PID TIMEOUT: until every namespace has
- * 127.0.0.1:PORT0.. in LISTEN (its /proc/self/net/tcp: no connection
- * made); exits 3 if PID exits first */
-static void listening(int port0, int nports, pid_t pid, double timeout)
+/* listening LIST PORT0 NPORTS PID TIMEOUT [drained]: until every
+ * namespace has 127.0.0.1:PORT0.. in LISTEN (its /proc/self/net/tcp: no
+ * connection made), with drained also an empty accept queue (rx_queue of
+ * a listener); exits 3 if PID exits first */
+static void listening(int port0, int nports, pid_t pid, double timeout,
+		      int drained)
 {
 	double t0 = now_real();
 	char *done = calloc(nnames, 1), line[512];
@@ -402,9 +404,10 @@ static void listening(int port0, int nports, pid_t pid, double timeout)
 			if (!(f = fopen("/proc/self/net/tcp", "r")))
 				fail("/proc/self/net/tcp in", names[i]);
 			while (fgets(line, sizeof(line), f)) {
-				unsigned ip, port, st;
-				if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &ip,
-					   &port, &st) == 3 && st == 0x0A &&
+				unsigned ip, port, st, rxq;
+				if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%x",
+					   &ip, &port, &st, &rxq) == 4 && st == 0x0A &&
+				    (!drained || rxq == 0) &&
 				    ip == htonl(INADDR_LOOPBACK) &&
 				    port >= (unsigned)port0 &&
 				    port < (unsigned)(port0 + nports))
@@ -446,14 +449,15 @@ int main(int argc, char **argv)
 	} else if (!strcmp(m, "probe") && argc == 7) {
 		read_names(argv[2]);
 		probe(atoi(argv[3]), atoi(argv[4]), argv[5], atof(argv[6]));
-	} else if (!strcmp(m, "listening") && argc == 7) {
+	} else if (!strcmp(m, "listening") && (argc == 7 || (argc == 8 &&
+			!strcmp(argv[7], "drained")))) {
 		read_names(argv[2]);
 		listening(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
-			  atof(argv[6]));
+			  atof(argv[6]), argc == 8);
 	} else {
 		fprintf(stderr, "usage: sc serve | lo-up LIST | probe LIST PORT0 "
 			"NPORTS START TIMEOUT | listening LIST PORT0 NPORTS PID "
-			"TIMEOUT\n");
+			"TIMEOUT [drained]\n");
 		return 2;
 	}
 	return 0;
@@ -594,7 +598,7 @@ why() {
 	l=$(grep -m1 -E 'ALERT|fatal|rror' "$T/$2.log")
 	[ -n "$l" ] || l=$(tail -1 "$T/$2.log")
 	l=$(sed -E 's/^\[[A-Z]+\] *\([0-9]+\) *: *//; s/^nsrelayd: *//' <<<"$l")
-	echo "${l:0:100}"
+	echo "${l//$T\//}"
 }
 # failed KEY N COLUMN TAG MESSAGE: nsrelayd FAIL (exit 1), haproxy "fails:
 # why"; shown in the row of KEY (base, after), else in the first row
@@ -624,11 +628,13 @@ all_gone() {
 	elif [ -x "$NSRELAYCTL" ]; then nsrelayd_idle
 	else fds_at_most "$DPID" $(($2 + 32)); fi
 }
-# nsrelayd_accepted: connections the daemon accepted, all namespaces
+# nsrelayd_accepted: connections the daemon accepted, and those it reset
+# at once for want of descriptors, all namespaces
 nsrelayd_accepted() {
-	[ -x "$NSRELAYCTL" ] || { echo "?"; return; }
+	[ -x "$NSRELAYCTL" ] || { echo "? ?"; return; }
 	"$NSRELAYCTL" -s "$T/control.sock" -t 30 stats --json 2>/dev/null |
-		grep -o '"accepted":[0-9]*' | awk -F: '{s += $2} END{print s + 0}'
+		grep -o '"accepted":[0-9]*\|"no-resources":[0-9]*' |
+		awk -F: '/accepted/ {a += $2} /no-res/ {r += $2} END{print a + 0, r + 0}'
 }
 
 # base COLUMN N: RSS of the relay with no namespace to serve
@@ -684,7 +690,7 @@ cell_listening() {
 # cell_probed COLUMN N CONFIG: exec to all N x 4 accepting, then RSS once
 # the probe's connections have gone
 cell_probed() {
-	local col=$1 n=$2 cfg=$3 tag="$1.$2.probe" ppid secs passes acc t0
+	local col=$1 n=$2 cfg=$3 tag="$1.$2.probe" ppid secs passes acc nores short t0
 	rm -f "$T/start"
 	"$SC" probe "$(names_file "$n")" "$PORT0" "$NPORTS" "$T/start" \
 		"$SC_TIMEOUT" >"$T/$tag.sc" 2>"$T/$tag.sc.err" &
@@ -705,6 +711,14 @@ cell_probed() {
 	read -r secs passes < <(tail -1 "$T/$tag.sc")
 	R[start,$n,$col]=$secs
 	R[passes,$n,$col]=$passes
+	# every accept queue empty (a relay short of descriptors leaves
+	# connections there), then the relay's connections gone
+	if ! "$SC" listening "$T/names.$n" "$PORT0" "$NPORTS" "$DPID" 60 \
+		drained >/dev/null 2>"$T/$tag.drain"; then
+		failed after "$n" "$col" "$tag" "accept queues not empty after 60 s"
+		stop_relay
+		return 1
+	fi
 	if ! wait_for 60 all_gone "$col" "${R[fds,$n,$col]:-0}"; then
 		failed after "$n" "$col" "$tag" "connections still open after 60 s ($(nfds "$DPID") fds)"
 		stop_relay
@@ -712,9 +726,10 @@ cell_probed() {
 	fi
 	R[after,$n,$col]=$(rss_settled "$DPID")
 	if [ "$col" = nsrelayd ]; then
-		acc=$(nsrelayd_accepted)
-		[ "$acc" = $((n * NPORTS)) ] ||
-			say "scale-bench: nsrelayd, $n namespaces: it accepted $acc of the $((n * NPORTS)) probe connections"
+		read -r acc nores < <(nsrelayd_accepted)
+		short=$(grep -c 'out of file descriptors' "$T/$tag.log")
+		[ "$acc" = $((n * NPORTS)) ] && [ "$short" = 0 ] ||
+			say "scale-bench: nsrelayd, $n namespaces: it accepted $acc of the $((n * NPORTS)) probe connections, reset $nores for want of descriptors (no-resources), logged $short descriptor shortages"
 	fi
 	alive "$DPID" || failed after "$n" "$col" "$tag" ""
 	stop_relay
