@@ -34,6 +34,7 @@
  * so that a deprovision is never undone by a repair.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@
 #define WRITE_DELAY_MS	50
 
 struct entry {
-	TAILQ_ENTRY(entry) link;
+	TAILQ_ENTRY(entry) link;	/* in the order provisioned */
+	struct entry *hnext;		/* in set->tab, by user */
 	char *user;
 	struct prov_spec spec;
 	struct timeval reconciled;	/* last automatic reconciliation */
@@ -66,6 +68,8 @@ struct entry {
 struct provisioned_set {
 	TAILQ_HEAD(, entry) entries;
 	size_t n;
+	struct entry **tab;		/* by user: tab_size, a power of 2 */
+	size_t tab_size;
 	struct event_base *base;
 	const struct config *cfg;
 	struct prov *prov;
@@ -91,14 +95,62 @@ struct reconcile {
 	bool orphaned;			/* the set is gone */
 };
 
+static size_t user_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static struct entry **slot(const struct provisioned_set *set,
+			   const char *user)
+{
+	return &set->tab[user_hash(user) & (set->tab_size - 1)];
+}
+
+/* Every request looks its user up (twice): a hash, not a walk of the
+ * thousands of users provisioned. */
 static struct entry *find(const struct provisioned_set *set, const char *user)
 {
 	struct entry *e;
 
-	TAILQ_FOREACH(e, &set->entries, link)
+	for (e = *slot(set, user); e; e = e->hnext)
 		if (strcmp(e->user, user) == 0)
 			return e;
 	return NULL;
+}
+
+/* Twice the buckets, once there are as many entries as buckets (kept as
+ * it is when memory is short: only slower). */
+static void tab_grow(struct provisioned_set *set)
+{
+	struct entry **old = set->tab, *e, *next;
+	size_t n = set->tab_size, i;
+
+	set->tab = calloc(n * 2, sizeof(*set->tab));
+	if (!set->tab) {
+		set->tab = old;
+		return;
+	}
+	set->tab_size = n * 2;
+	for (i = 0; i < n; i++)
+		for (e = old[i]; e; e = next) {
+			next = e->hnext;
+			e->hnext = *slot(set, e->user);
+			*slot(set, e->user) = e;
+		}
+	free(old);
+}
+
+static void tab_remove(struct provisioned_set *set, struct entry *e)
+{
+	struct entry **pp = slot(set, e->user);
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
 }
 
 /* What one write needs, copied in the loop: the worker touches nothing
@@ -277,9 +329,14 @@ void provisioned_set_user(struct provisioned_set *set, const char *user,
 		e = calloc(1, sizeof(*e));
 		if (!e || !(e->user = strdup(user)))
 			fatal("provisioned_set_user");
+		if (set->n >= set->tab_size)
+			tab_grow(set);
+		e->hnext = *slot(set, user);
+		*slot(set, user) = e;
 		TAILQ_INSERT_TAIL(&set->entries, e, link);
 		set->n++;
 	} else if (!present && e) {
+		tab_remove(set, e);
 		TAILQ_REMOVE(&set->entries, e, link);
 		set->n--;
 		free(e->user);
@@ -497,7 +554,10 @@ struct provisioned_set *provisioned_new(struct event_base *base,
 	set->arg = arg;
 	set->monitor_fd = -1;
 	set->write_ev = evtimer_new(base, write_cb, set);
-	if (!set->write_ev || (state && !(set->state = strdup(state)))) {
+	set->tab_size = 64;
+	set->tab = calloc(set->tab_size, sizeof(*set->tab));
+	if (!set->write_ev || !set->tab ||
+	    (state && !(set->state = strdup(state)))) {
 		provisioned_free(set);
 		return NULL;
 	}
@@ -525,6 +585,7 @@ void provisioned_free(struct provisioned_set *set)
 	}
 	if (set->write_ev)
 		event_free(set->write_ev);
+	free(set->tab);
 	free(set->state);
 	free(set);
 }
