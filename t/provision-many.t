@@ -3,19 +3,20 @@
 # t/provision-many.t: many namespaces in one run of the provisioner, with
 # every job in flight at once and with a parallel limit of 2.
 #
-# The provisioner creates namespaces on several workers at once
-# (PROV_NS_WORKERS), each making the placeholder file, the namespace and its
-# bind mount, and hands each job the descriptor of its own namespace; the
-# loop then wires the veth pair into that descriptor.  A mix-up anywhere
-# (a descriptor, a placeholder, a completion given to the wrong job) shows
-# as a namespace that is not distinct, or whose veth0 is not paired with
-# its own host end, or carries another index's address.  So, for 48
-# namespaces made by one nsprov call (-j 48: all in flight), then 12 more
-# with -j 2 (the limit holds jobs back; they still all finish): each file
-# holds its own network namespace (distinct nsfs inodes), veth0 inside has
-# exactly the index's address and its peer index is the host end's ifindex,
-# the host end has the host address, both default routes are there; then
-# deprovision leaves no file and no host end behind.  Needs root.
+# Many jobs run at once: their namespaces are created on the provisioner's
+# worker, each job gets the descriptor of its own namespace back, and the
+# loop wires the veth pair into that descriptor while the other jobs'
+# requests are in flight on the same sockets.  A mix-up anywhere (a
+# descriptor, a placeholder, a completion or an answer given to the wrong
+# job) shows as a namespace that is not distinct, or whose veth0 is not
+# paired with its own host end, or carries another index's address.  So,
+# for 48 namespaces made by one nsprov call (-j 48: all in flight), then 12
+# more with -j 2 (the limit holds jobs back; they still all finish): each
+# file holds its own network namespace (distinct nsfs inodes), veth0 inside
+# has exactly the index's addresses and its peer index is the host end's
+# ifindex, the host end has the host addresses, both default routes are
+# there; provisioning all 60 again changes nothing; then deprovision leaves
+# no file and no host end behind.  Needs root.
 #
 # Driver: $NSPROV if set, else $top_builddir/t/tools/nsprov.  Indexes: a
 # block from pool_claim (t/lib.sh); names nsrm<pid>-<k>.  Everything created
