@@ -29,8 +29,10 @@
 #                 connects to every listener and closes each connection at
 #                 once, again for those that refused, until all N x 4 did:
 #                 seconds from the relay's exec to the last of them; then,
-#                 once those connections have gone (descriptors back to the
-#                 listening count; nsrelayd: no connection left), VmRSS
+#                 once those connections have gone (every accept queue
+#                 empty, and haproxy's descriptors back to the listening
+#                 count, nsrelayd's status: no connection left; seconds
+#                 from the last probe to then), VmRSS
 # KiB per listener = (RSS listening - RSS with 0 namespaces) / listeners.
 # HAProxy: nbthread 1, mode tcp, one "bind ... namespace" line per listener,
 # fd-hard-limit at this shell's hard limit (the machine's: HAProxy as root
@@ -724,6 +726,8 @@ cell_probed() {
 		stop_relay
 		return 1
 	fi
+	R[gone,$n,$col]=$(awk -v a="$t0" -v s="$secs" -v b="${EPOCHREALTIME/,/.}" \
+		'BEGIN{printf "%.2f", b - a - s}')
 	R[after,$n,$col]=$(rss_settled "$DPID")
 	if [ "$col" = nsrelayd ]; then
 		read -r acc nores < <(nsrelayd_accepted)
@@ -765,7 +769,7 @@ val() {	# val KEY N COLUMN: the cell as shown
 	local k=$1 n=$2 c=$3 v b
 	[ "$c" = haproxy ] && [ -n "$HAP_SKIP" ] && { echo skipped; return; }
 	case $k in
-	start) v=${R[start,$n,$c]:-} ;;
+	start|gone) v=${R[$k,$n,$c]:-} ;;
 	rss|after|base) v=${R[$k,$n,$c]:-}; ! num "$v" || v=$(mib "$v") ;;
 	fds) v=${R[fds,$n,$c]:-} ;;
 	per)
@@ -809,6 +813,7 @@ for n in "${NS_LIST[@]}"; do
 	say "$n namespaces x $NPORTS listeners ($l)"
 	row "  start s until all accept" start "$n"
 	row "  RSS MiB listening" rss "$n"
+	row "  s until the probes have gone" gone "$n"
 	row "  RSS MiB after $l probes" after "$n"
 	row "  fds" fds "$n"
 	row "  RSS MiB with 0 namespaces" base "$n"
