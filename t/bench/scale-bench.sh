@@ -436,6 +436,34 @@ static void listening(int port0, int nports, pid_t pid, double timeout)
 	printf("%.3f\n", now_real() - t0);
 }
 
+/* queued LIST PORT0 NPORTS: connections waiting in the accept queues of
+ * the listeners 127.0.0.1:PORT0.. of every namespace (rx_queue of a
+ * listener in /proc/self/net/tcp), and in how many queues */
+static void queued(int port0, int nports)
+{
+	unsigned long conns = 0, queues = 0;
+	char line[512];
+	for (size_t i = 0; i < nnames; i++) {
+		FILE *f;
+		enter(names[i]);
+		if (!(f = fopen("/proc/self/net/tcp", "r")))
+			fail("/proc/self/net/tcp in", names[i]);
+		while (fgets(line, sizeof(line), f)) {
+			unsigned ip, port, st, rxq;
+			if (sscanf(line, " %*d: %x:%x %*x:%*x %x %*x:%x", &ip,
+				   &port, &st, &rxq) == 4 && st == 0x0A &&
+			    ip == htonl(INADDR_LOOPBACK) && rxq &&
+			    port >= (unsigned)port0 &&
+			    port < (unsigned)(port0 + nports)) {
+				conns += rxq;
+				queues++;
+			}
+		}
+		fclose(f);
+	}
+	printf("%lu %lu\n", conns, queues);
+}
+
 /* unix PATH LINE: LINE to the stream socket PATH, its answer to EOF */
 static void unix_cmd(const char *path, const char *line)
 {
@@ -469,12 +497,15 @@ int main(int argc, char **argv)
 		read_names(argv[2]);
 		listening(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
 			  atof(argv[6]));
+	} else if (!strcmp(m, "queued") && argc == 5) {
+		read_names(argv[2]);
+		queued(atoi(argv[3]), atoi(argv[4]));
 	} else if (!strcmp(m, "unix") && argc == 4) {
 		unix_cmd(argv[2], argv[3]);
 	} else {
 		fprintf(stderr, "usage: sc serve | lo-up LIST | probe LIST PORT0 "
 			"NPORTS START TIMEOUT | listening LIST PORT0 NPORTS PID "
-			"TIMEOUT | unix PATH LINE\n");
+			"TIMEOUT | queued LIST PORT0 NPORTS | unix PATH LINE\n");
 		return 2;
 	}
 	return 0;
@@ -639,25 +670,45 @@ nsrelayd_idle() {
 		grep -q '"connections":0[,}]'
 }
 # all_gone COLUMN N FDS: the N x 4 probe connections have all been taken
-# from the accept queues and have left the relay: nsrelayd's stats count
-# them accepted (or reset for want of descriptors) and its status has no
-# connection (without nsrelayctl: its descriptors back to FDS and its pipe
-# pool, 16 pipes); haproxy's "show stat" counts them in its frontends'
-# sessions, none current.  (Reading the queues themselves, in each
-# namespace's /proc/net/tcp, walks every socket of every namespace each
-# time: minutes at 4,000.)
+# from the accept queues and have left the relay.  nsrelayd: its stats
+# count them accepted (or reset for want of descriptors) and its status has
+# no connection (without nsrelayctl: its descriptors back to FDS and its
+# pipe pool, 16 pipes).  haproxy: its descriptors back to FDS, then every
+# accept queue empty (read from each namespace's /proc/net/tcp, which walks
+# every socket of every namespace each time: a second or more at 1,000;
+# its frontends' conn_tot in "show stat" counts only some of the probes).
 all_gone() {
 	local want=$(($2 * NPORTS)) acc nores
 	if [ "$1" = haproxy ]; then
-		"$SC" unix "$T/haproxy.sock" "show stat" 2>/dev/null | awk -F, -v w="$want" '
-			$1 ~ /^s[0-9]+$/ { cur += $5; if ($2 == "FRONTEND") tot += $8 }
-			END { exit !(tot >= w && cur == 0) }'
+		fds_at_most "$DPID" "$3" && [ "$("$SC" queued "$T/names.$2" \
+			"$PORT0" "$NPORTS" 2>/dev/null)" = "0 0" ]
 	elif [ -x "$NSRELAYCTL" ]; then
 		read -r acc nores < <(nsrelayd_accepted)
 		[ $((acc + nores)) -ge "$want" ] && nsrelayd_idle
 	else
 		fds_at_most "$DPID" $(($3 + 32))
 	fi
+}
+# hap_stat: "CONNS CUR": connections HAProxy's frontends s0.. accepted
+# (conn_tot: a client gone before its session started counts there, not
+# in stot), and sessions current in them and their backends
+hap_stat() {
+	"$SC" unix "$T/haproxy.sock" "show stat" 2>/dev/null | awk -F, '
+		NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		$1 ~ /^s[0-9]+$/ { cur += $c["scur"]
+			if ($2 == "FRONTEND") tot += $c["conn_tot"] }
+		END { print tot + 0, (NR > 1 && c["conn_tot"]) ? cur + 0 : -1 }'
+}
+gone_why() {	# gone_why COLUMN N: what all_gone saw, one line
+	local q
+	read -r -a q < <("$SC" queued "$T/names.$2" "$PORT0" "$NPORTS")
+	printf '%s left in %s accept queues, ' "${q[0]:-?}" "${q[1]:-?}"
+	if [ "$1" = haproxy ]; then
+		hap_stat | awk '{ printf "%d connections, %d sessions current", $1, $2 }'
+	else
+		echo "accepted and reset: $(nsrelayd_accepted)"
+	fi
+	echo ", $(nfds "$DPID") fds"
 }
 # nsrelayd_accepted: connections the daemon accepted, and those it reset
 # at once for want of descriptors, all namespaces
@@ -743,7 +794,7 @@ cell_probed() {
 	R[start,$n,$col]=$secs
 	R[passes,$n,$col]=$passes
 	if ! wait_for 60 all_gone "$col" "$n" "${R[fds,$n,$col]:-0}"; then
-		failed after "$n" "$col" "$tag" "connections still open after 60 s ($(nfds "$DPID") fds)"
+		failed after "$n" "$col" "$tag" "not all gone after 60 s: $(gone_why "$col" "$n")"
 		stop_relay
 		return 1
 	fi
