@@ -18,3 +18,5 @@ INTEGRATION_TESTS += t/svclimit.t
 EXTRA_DIST += t/svclimit.t
 INTEGRATION_TESTS += t/stop-provision.t
 EXTRA_DIST += t/stop-provision.t
+INTEGRATION_TESTS += t/provision-many.t
+EXTRA_DIST += t/provision-many.t
