@@ -5,7 +5,9 @@
  *
  * A listener is made inside its namespace by netns_socket(), then bound and
  * listened to from the host (a socket keeps the namespace it was made in)
- * and handed to an evconnlistener.  IP_FREEBIND lets it bind before the
+ * and watched by one event embedded in the listener, which accepts until
+ * EAGAIN (an evconnlistener would be one more allocation for each of
+ * thousands of listeners).  IP_FREEBIND lets it bind before the
  * namespace's lo is up.  Deferred accept is never used: MySQL, SMTP and
  * IMAP speak first, so a client may never send a byte on its own.  When
  * and where to open listeners is the namespace table's business
@@ -57,10 +59,27 @@
 
 TAILQ_HEAD(listener_list, listener);
 
+/* Settings shared by listeners: 4,000 namespaces with the same 4 services
+ * hold 4 copies, not 16,000. */
+struct listener_svc {
+	TAILQ_ENTRY(listener_svc) entry;
+	unsigned refs;
+	struct config_service svc;	/* name owned; no lists */
+};
+struct listener_addr {
+	TAILQ_ENTRY(listener_addr) entry;
+	unsigned refs;
+	struct config_sockaddr a;
+};
+TAILQ_HEAD(listener_svc_list, listener_svc);
+TAILQ_HEAD(listener_addr_list, listener_addr);
+
 struct listener_set {
 	struct event_base *base;
 	struct relay_set *relays;
 	struct listener_list all;
+	struct listener_svc_list svcs;
+	struct listener_addr_list addrs;
 	unsigned open;			/* listening sockets */
 	long fd_limit;
 	unsigned reserve;
@@ -110,7 +129,7 @@ static void listener_update(struct listener *l);
  * or resume them together. */
 static void service_check(struct listener *l)
 {
-	unsigned cap = l->svc.limits.conns;
+	unsigned cap = l->origin.svc->limits.conns;
 	uint64_t live = 0;
 	struct listener *o;
 	bool hold;
@@ -118,27 +137,30 @@ static void service_check(struct listener *l)
 	if (!cap || !l->grp)
 		return;
 	TAILQ_FOREACH(o, &l->grp->members, entry)
-		if (!strcmp(o->svc.name, l->svc.name))
+		if (!strcmp(o->origin.svc->name, l->origin.svc->name))
 			live += o->origin.cnt.active;
 	hold = live >= cap;
 	TAILQ_FOREACH(o, &l->grp->members, entry)
-		if (!strcmp(o->svc.name, l->svc.name) && o->svc_held != hold) {
+		if (!strcmp(o->origin.svc->name, l->origin.svc->name) && o->svc_held != hold) {
 			o->svc_held = hold;
 			listener_update(o);
 		}
 	if (hold)
 		log_debug("ns %s: %s: service connection limit %u reached",
-			  l->grp->name, l->svc.name, cap);
+			  l->grp->name, l->origin.svc->name, cap);
 }
 
 static void listener_update(struct listener *l)
 {
-	if (!l->lev)
+	bool want = l->fd >= 0 && may_accept(l);
+
+	if (want == l->enabled)
 		return;
-	if (may_accept(l))
-		evconnlistener_enable(l->lev);
+	l->enabled = want;
+	if (want)
+		event_add(&l->ev, NULL);
 	else
-		evconnlistener_disable(l->lev);
+		event_del(&l->ev);
 }
 
 static void group_update(struct listener_group *g)
@@ -260,6 +282,86 @@ void listener_group_free(struct listener_group *g)
 	group_unref(g);
 }
 
+/* ---- shared settings ----------------------------------------------- */
+
+static bool same_service(const struct config_service *a,
+			 const struct config_service *b)
+{
+	return !strcmp(a->name, b->name) &&
+	       a->upstream.len == b->upstream.len &&
+	       !memcmp(&a->upstream.sa, &b->upstream.sa, a->upstream.len) &&
+	       !strcmp(a->upstream.text, b->upstream.text) &&
+	       a->connect_timeout_ms == b->connect_timeout_ms &&
+	       a->idle_timeout_ms == b->idle_timeout_ms &&
+	       a->fin_timeout_ms == b->fin_timeout_ms &&
+	       a->limits.conns == b->limits.conns &&
+	       a->limits.rate == b->limits.rate &&
+	       a->limits.burst == b->limits.burst;
+}
+
+static struct listener_svc *svc_get(struct listener_set *set,
+				    const struct config_service *svc)
+{
+	struct listener_svc *x;
+
+	TAILQ_FOREACH(x, &set->svcs, entry)
+		if (same_service(&x->svc, svc)) {
+			x->refs++;
+			return x;
+		}
+	if (!(x = calloc(1, sizeof(*x))))
+		return NULL;
+	x->svc = *svc;
+	/* not needed past this point, and owned by the config */
+	x->svc.listen = NULL;
+	x->svc.n_listen = 0;
+	x->svc.namespaces = NULL;
+	x->svc.n_namespaces = 0;
+	if (!(x->svc.name = strdup(svc->name))) {
+		free(x);
+		return NULL;
+	}
+	x->refs = 1;
+	TAILQ_INSERT_TAIL(&set->svcs, x, entry);
+	return x;
+}
+
+static void svc_put(struct listener_set *set, struct listener_svc *x)
+{
+	if (!x || --x->refs)
+		return;
+	TAILQ_REMOVE(&set->svcs, x, entry);
+	free(x->svc.name);
+	free(x);
+}
+
+static struct listener_addr *addr_get(struct listener_set *set,
+				      const struct config_sockaddr *a)
+{
+	struct listener_addr *x;
+
+	TAILQ_FOREACH(x, &set->addrs, entry)
+		if (x->a.len == a->len && !memcmp(&x->a.sa, &a->sa, a->len) &&
+		    !strcmp(x->a.text, a->text)) {
+			x->refs++;
+			return x;
+		}
+	if (!(x = calloc(1, sizeof(*x))))
+		return NULL;
+	x->a = *a;
+	x->refs = 1;
+	TAILQ_INSERT_TAIL(&set->addrs, x, entry);
+	return x;
+}
+
+static void addr_put(struct listener_set *set, struct listener_addr *x)
+{
+	if (!x || --x->refs)
+		return;
+	TAILQ_REMOVE(&set->addrs, x, entry);
+	free(x);
+}
+
 /* ---- listeners ----------------------------------------------------- */
 
 static void listener_unref(struct listener *l)
@@ -267,28 +369,24 @@ static void listener_unref(struct listener *l)
 	if (--l->refs)
 		return;
 	TAILQ_REMOVE(&l->set->all, l, all);
-	event_free(l->burst);
+	if (l->burst)
+		event_free(l->burst);
+	svc_put(l->set, l->svc);
+	addr_put(l->set, l->addr_ref);
 	if (l->grp)
-		group_unref(l->grp);
-	free((char *)l->origin.ns_name);
-	free(l->svc.name);
+		group_unref(l->grp);	/* origin.ns_name is its name */
 	free(l);
 }
 
 int listener_set_service(struct listener *l, const struct config_service *svc)
 {
-	char *name = strdup(svc->name);
+	struct listener_svc *x = svc_get(l->set, svc);
 
-	if (!name)
+	if (!x)
 		return -ENOMEM;
-	free(l->svc.name);
-	l->svc = *svc;
-	l->svc.name = name;
-	/* not needed past this point, and owned by the config */
-	l->svc.listen = NULL;
-	l->svc.n_listen = 0;
-	l->svc.namespaces = NULL;
-	l->svc.n_namespaces = 0;
+	svc_put(l->set, l->svc);
+	l->svc = x;
+	l->origin.svc = &x->svc;
 	return 0;
 }
 
@@ -309,8 +407,8 @@ void listener_group_limits(struct listener_group *g,
 }
 
 /* A burst of connections has mostly gone: glibc keeps the heap it grew
- * (M_TRIM_THRESHOLD is high for bulk transfers), so give it back now, at
- * most once a second. */
+ * (M_TRIM_THRESHOLD is high for bulk transfers), so give it back: a second
+ * after the burst halved, or at once when its last connection ends. */
 static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener_set *set = arg;
@@ -334,8 +432,12 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 		gettimeofday(&l->last_fail_at, NULL);
 	}
 
-	if (set->peak >= TRIM_MIN_PEAK && live < set->peak / 2 &&
-	    !evtimer_pending(set->trim, NULL)) {
+	if (set->peak >= TRIM_MIN_PEAK && !live) {
+		/* the burst is over: now, not a second later */
+		evtimer_del(set->trim);
+		trim_cb(-1, 0, set);
+	} else if (set->peak >= TRIM_MIN_PEAK && live < set->peak / 2 &&
+		   !evtimer_pending(set->trim, NULL)) {
 		static const struct timeval second = { 1, 0 };
 
 		evtimer_add(set->trim, &second);
@@ -356,6 +458,16 @@ static void burst_cb(evutil_socket_t fd, short what, void *arg)
 	listener_update(l);
 }
 
+/* Pause L until TV from now; without memory for the timer it goes on. */
+static void burst_pause(struct listener *l, const struct timeval *tv)
+{
+	if (!l->burst && !(l->burst = evtimer_new(l->set->base, burst_cb, l)))
+		return;
+	l->burst_paused = true;
+	listener_update(l);
+	evtimer_add(l->burst, tv);
+}
+
 struct listener *listener_new(struct listener_group *g,
 			      const struct config_service *svc,
 			      const struct config_sockaddr *addr)
@@ -364,27 +476,18 @@ struct listener *listener_new(struct listener_group *g,
 
 	if (!l)
 		return NULL;
-	l->origin.ns_name = strdup(g->name);
-	l->burst = evtimer_new(g->set->base, burst_cb, l);
-	if (!l->origin.ns_name || !l->burst) {
-		free((char *)l->origin.ns_name);
-		if (l->burst)
-			event_free(l->burst);
-		free(l);
-		return NULL;
-	}
-	if (listener_set_service(l, svc) < 0) {
-		free((char *)l->origin.ns_name);
-		event_free(l->burst);
-		free(l);
-		return NULL;
-	}
-	l->origin.svc = &l->svc;
-	l->origin.closed = conn_closed;
 	l->set = g->set;
+	if (listener_set_service(l, svc) < 0 ||
+	    !(l->addr_ref = addr_get(g->set, addr))) {
+		svc_put(g->set, l->svc);
+		free(l);
+		return NULL;
+	}
+	l->fd = -1;
+	l->origin.ns_name = g->name;	/* the group outlives it */
+	l->origin.closed = conn_closed;
 	l->grp = g;
-	l->addr_copy = *addr;
-	l->addr = &l->addr_copy;
+	l->addr = &l->addr_ref->a;
 	l->refs = 1;
 	g->refs++;
 	TAILQ_INSERT_TAIL(&g->members, l, entry);
@@ -400,10 +503,8 @@ static void reset_close(int fd)
 	close(fd);
 }
 
-static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-		      struct sockaddr *sa, int len, void *arg)
+static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 {
-	struct listener *l = arg;
 	struct listener_set *set = l->set;
 	struct listener_group *g = l->grp;
 	struct timeval now;
@@ -428,9 +529,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (++l->turn_accepts >= ACCEPT_BURST) {
 		static const struct timeval zero = { 0, 0 };
 
-		l->burst_paused = true;
-		evconnlistener_disable(lev);
-		evtimer_add(l->burst, &zero);
+		burst_pause(l, &zero);
 	}
 	if (relay_start(set->relays, &l->origin, fd, sa) < 0)
 		return;
@@ -443,7 +542,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if ((g->lim.conns && g->active >= g->lim.conns) ||
 	    (g->lim.rate && g->tokens < 1))
 		group_check(g);
-	if (l->svc.limits.conns)
+	if (l->origin.svc->limits.conns)
 		service_check(l);
 }
 
@@ -453,10 +552,8 @@ static bool fd_shortage(int err)
 	       err == ENOMEM;
 }
 
-static void accept_error_cb(struct evconnlistener *lev, void *arg)
+static void accept_error(struct listener *l, int err)
 {
-	struct listener *l = arg;
-	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 1, 0 };
 
 	if (fd_shortage(err)) {
@@ -466,9 +563,28 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
 	/* anything else: this listener only, once a second at most */
 	log_warnx("ns %s: %s %s: accept: %s", l->origin.ns_name,
 		  l->origin.svc->name, l->addr->text, strerror(err));
-	l->burst_paused = true;
-	evconnlistener_disable(lev);
-	evtimer_add(l->burst, &tv);
+	burst_pause(l, &tv);
+}
+
+/* L's socket is readable: accept while it has connections and L may. */
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	while (l->enabled) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				accept_error(l, errno);
+			return;
+		}
+		accept_one(l, fd, len ? (struct sockaddr *)&ss : NULL);
+	}
 }
 
 static int set_opt(int fd, int level, int name, int val)
@@ -522,16 +638,9 @@ int listener_open(struct listener *l, int nsfd, const char **what)
 	fd = listen_socket(l->addr, nsfd, what);
 	if (fd < 0)
 		goto fail;
-	l->lev = evconnlistener_new(set->base, accept_cb, l,
-				    LEV_OPT_CLOSE_ON_FREE |
-				    LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (!l->lev) {
-		close(fd);
-		*what = "evconnlistener_new";
-		fd = -ENOMEM;
-		goto fail;
-	}
-	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	l->fd = fd;
+	l->enabled = false;
+	event_assign(&l->ev, set->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
 	listener_update(l);
 	set->open++;
 	l->state = LISTENER_LISTENING;
@@ -548,13 +657,17 @@ fail:
 
 void listener_close(struct listener *l)
 {
-	if (l->lev) {
-		evconnlistener_free(l->lev);
-		l->lev = NULL;
+	if (l->fd >= 0) {
+		if (l->enabled)
+			event_del(&l->ev);
+		l->enabled = false;
+		close(l->fd);
+		l->fd = -1;
 		l->set->open--;
 	}
 	l->burst_paused = false;
-	evtimer_del(l->burst);
+	if (l->burst)
+		evtimer_del(l->burst);
 	l->state = LISTENER_CLOSED;
 }
 
@@ -625,6 +738,8 @@ struct listener_set *listener_set_new(struct event_base *base,
 	set->fd_limit = fd_limit;
 	set->reserve = reserve;
 	TAILQ_INIT(&set->all);
+	TAILQ_INIT(&set->svcs);
+	TAILQ_INIT(&set->addrs);
 	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
 	set->trim = evtimer_new(base, trim_cb, set);
 	set->relays = relay_set_new(base, relay_shortage, set);

@@ -10,6 +10,9 @@
 #include <sys/queue.h>
 #include <sys/time.h>
 
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+
 #include "engine/relay.h"
 
 #include "config/config.h"
@@ -52,19 +55,27 @@ struct listener_group {
 /* One (namespace, service, listen address).  The relay origin is first:
  * every connection refers to it, and keeps the listener (not the socket)
  * alive until it ends. */
+struct listener_svc;
+struct listener_addr;
+
 struct listener {
 	struct relay_origin origin;
 	TAILQ_ENTRY(listener) entry;	/* in its group */
 	TAILQ_ENTRY(listener) all;	/* in the set */
 	struct listener_set *set;
 	struct listener_group *grp;
-	/* its own copy of the settings: a reload may free the config, and
-	 * live connections (origin.svc points here) still read them */
-	struct config_service svc;
-	struct config_sockaddr addr_copy;
-	const struct config_sockaddr *addr;	/* = &addr_copy */
-	struct evconnlistener *lev;	/* when LISTENING */
-	struct event *burst;		/* fairness: resume next turn */
+	/* copies of the settings, shared by every listener of the set with
+	 * the same ones (refcounted): a reload may free the config, and live
+	 * connections (origin.svc points into svc) still read them */
+	struct listener_svc *svc;
+	struct listener_addr *addr_ref;
+	const struct config_sockaddr *addr;	/* = &addr_ref->a */
+	int fd;				/* listening socket, -1 if none */
+	bool enabled;			/* ev added: accepting */
+	struct event ev;		/* readable: accept (no evconnlistener:
+					 * one allocation less per listener) */
+	struct event *burst;		/* resume later: made when first
+					 * needed, most listeners never are */
 	enum listener_state state;
 	int err;			/* last failure, 0 if none */
 	const char *err_what;		/* step that failed */

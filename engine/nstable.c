@@ -527,7 +527,7 @@ static void ns_rebuild(struct nstable *t, struct ns *ns)
 			const struct config_sockaddr *a = &svc->listen[j];
 
 			TAILQ_FOREACH(l, &ns->grp->members, entry)
-				if (!l->mark && !strcmp(l->svc.name, svc->name) &&
+				if (!l->mark && !strcmp(l->origin.svc->name, svc->name) &&
 				    !strcmp(l->addr->text, a->text))
 					break;
 			if (l) {
@@ -545,7 +545,7 @@ static void ns_rebuild(struct nstable *t, struct ns *ns)
 			continue;
 		if (l->state == LISTENER_LISTENING)
 			log_info("ns %s: %s: no longer listening on %s",
-				 ns->name, l->svc.name, l->addr->text);
+				 ns->name, l->origin.svc->name, l->addr->text);
 		listener_remove(l);
 	}
 	limits_of(cfg, &lim);

@@ -275,7 +275,7 @@ static void sum_services(struct stats_walk *w, const struct listener_group *g)
 		return;
 	TAILQ_FOREACH(l, &g->members, entry) {
 		for (i = 0; i < w->nsum; i++)
-			if (strcmp(w->sum[i].name, l->svc.name) == 0)
+			if (strcmp(w->sum[i].name, l->origin.svc->name) == 0)
 				break;
 		if (i == w->nsum) {
 			if (w->nsum == w->capsum) {
@@ -291,7 +291,7 @@ static void sum_services(struct stats_walk *w, const struct listener_group *g)
 				w->capsum = cap;
 			}
 			memset(&w->sum[i], 0, sizeof(w->sum[i]));
-			w->sum[i].name = l->svc.name;
+			w->sum[i].name = l->origin.svc->name;
 			w->nsum++;
 		}
 		s = &w->sum[i];
@@ -389,7 +389,7 @@ static void json_service(struct stats_walk *w,
 	json_str(out, s->name);
 	ADD(out, ",\"listeners\":[");
 	TAILQ_FOREACH(l, &g->members, entry) {
-		if (strcmp(l->svc.name, s->name) != 0)
+		if (strcmp(l->origin.svc->name, s->name) != 0)
 			continue;
 		evbuffer_add_printf(out, "%s{\"address\":", first ? "" : ",");
 		first = false;
@@ -413,11 +413,11 @@ static void json_service(struct stats_walk *w,
 	/* the upstream of the first listener: every listener of a service
 	 * has the same after a reload */
 	TAILQ_FOREACH(l, &g->members, entry)
-		if (strcmp(l->svc.name, s->name) == 0)
+		if (strcmp(l->origin.svc->name, s->name) == 0)
 			break;
 	if (l) {
 		ADD(out, ",\"upstream\":");
-		json_str(out, l->svc.upstream.text);
+		json_str(out, l->origin.svc->upstream.text);
 	}
 	evbuffer_add_printf(out, ",\"active\":%llu,\"accepted\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,"
@@ -602,7 +602,7 @@ static void prom_ns(void *arg, const char *name,
 			return;
 		TAILQ_FOREACH(l, &g->members, entry) {
 			evbuffer_add(out, fn, strlen(fn));
-			prom_labels(out, name, "service", l->svc.name,
+			prom_labels(out, name, "service", l->origin.svc->name,
 				    "address", l->addr->text);
 			evbuffer_add_printf(out, " %d\n",
 					    l->state == LISTENER_LISTENING);
