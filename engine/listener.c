@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -604,7 +605,10 @@ static int listen_socket(const struct config_sockaddr *a, int nsfd,
 	if (fd < 0)
 		return fd;
 	*what = "setsockopt";
+	/* TCP_NODELAY is inherited by every accepted socket */
 	if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
+	    ((family == AF_INET || family == AF_INET6) &&
+	     set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0) ||
 	    (family == AF_INET && set_opt(fd, SOL_IP, IP_FREEBIND, 1) < 0) ||
 	    (family == AF_INET6 &&
 	     (set_opt(fd, SOL_IPV6, IPV6_V6ONLY, 1) < 0 ||

@@ -12,6 +12,8 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -121,6 +123,14 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	if (ufd < 0)
 		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
 				    "socket", errno);
+	if (is_inet(up->sa.ss_family)) {
+		/* what arrives leaves at once: no Nagle wait of our own on
+		 * top of the client's (the client's socket has it from its
+		 * listener) */
+		int one = 1;
+
+		setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	/* a unix socket connects (or fails) at once, and its errno is what
 	 * the admin needs to read */
 	if (connect(ufd, (const struct sockaddr *)&up->sa, up->len) == 0) {

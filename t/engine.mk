@@ -20,3 +20,5 @@ INTEGRATION_TESTS += t/stop-provision.t
 EXTRA_DIST += t/stop-provision.t
 INTEGRATION_TESTS += t/provision-many.t
 EXTRA_DIST += t/provision-many.t
+INTEGRATION_TESTS += t/nodelay.t
+EXTRA_DIST += t/nodelay.t
