@@ -170,7 +170,9 @@ conf_service park "unix:$T/park.sock" 127.0.0.1:7002
 # its shadow memory stays: (c)'s bound is checked by the plain build only.
 slack=$((10 * 1024))
 asan=
-if ldd "$NSRELAYD" 2>/dev/null | grep -q libasan; then
+# (the whole output first: with pipefail, grep -q stopping early could make
+# ldd die of SIGPIPE and the test take ASan's build for a plain one)
+if [[ $(ldd "$NSRELAYD" 2>/dev/null) == *libasan* ]]; then
 	asan=1
 	DAEMON_PREFIX=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:allocator_release_to_os_interval_ms=0")
 fi
