@@ -50,8 +50,8 @@
  * on and sets shut[d].  The other direction keeps flowing.  A direction is
  * done when its source said EOF and its destination was shut (or is gone);
  * the relay is freed when both are.  relay_settle() evaluates all of this
- * after every event and derives each side's event mask from the state, so
- * there is one place where the state machine lives.
+ * after every event (and resumes a paused source, re-registers a side whose
+ * socket went), so there is one place where the state machine lives.
  *
  * Closing: relay_close() is the one way a connection ends, from any state.
  * A side that would lose bytes is reset (SO_LINGER {1, 0}) rather than sent
