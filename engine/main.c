@@ -245,11 +245,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	daemon_reload(d, NULL);
 }
 
-static void on_dir_change(void *arg)
+static void on_dir_change(void *arg, char *const *names, size_t n)
 {
 	struct daemon *d = arg;
 
-	nstable_sync(d->nst);
+	if (names)
+		nstable_sync_names(d->nst, names, n);
+	else
+		nstable_sync(d->nst);
 }
 
 static void on_provisioned(void *arg, const char *ns, bool present)
@@ -257,6 +260,13 @@ static void on_provisioned(void *arg, const char *ns, bool present)
 	struct daemon *d = arg;
 
 	nstable_provisioned(d->nst, ns, present);
+}
+
+/* A deprovision answered when the namespace's file went (prov_set_early)
+ * whose veth then had to be deleted by hand, and could not be. */
+static void on_late(void *arg, const char *ns, const char *msg)
+{
+	log_warnx("ns %s: deprovisioned, but %s", ns, msg);
 }
 
 /* Provision at start: the config's users, and those provisioned on request
@@ -535,6 +545,7 @@ int main(int argc, char **argv)
 		d.prov = prov_new(d.base, d.cfg->netns_dir);
 		if (!d.prov)
 			fatal("starting the provisioner");
+		prov_set_early(d.prov, on_late, &d);
 		d.provd = provisioned_new(d.base, d.cfg, d.prov, state,
 					  on_provisioned, &d);
 		d.pq = d.provd ? provreq_new(d.base, d.cfg, d.prov, d.provd) :

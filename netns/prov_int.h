@@ -131,6 +131,7 @@ struct prov_job {
 	bool dying;			/* the namespace's nsid was freed */
 	bool recheck;			/* events were lost: look */
 	bool parked;			/* in prov->parked: not in active */
+	bool answered;			/* waiters told at the file's removal */
 	uint64_t gone_since;		/* ms, when the file was removed */
 
 	struct prov_link host;
@@ -203,6 +204,12 @@ struct prov {
 	int gone_fd;			/* -1 when nothing is watched */
 	struct event *gone_ev;
 	uint64_t gone_progress;		/* ms, last of our links or nsids gone */
+
+	/* prov_set_early(): deprovisions answered once their file is gone */
+	bool early;
+	struct prov_waiter *told, **told_tail;	/* to call back, with 0 */
+	prov_late_cb late_cb;
+	void *late_arg;
 };
 
 /* --- provision.c: jobs */
@@ -210,6 +217,11 @@ struct prov {
 /* Record the first error of a job: err (-errno) and its message. */
 void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A deprovision's file is gone and the kernel is taking its veth: with
+ * prov_set_early(), its callbacks run now (on the next loop turn) and the
+ * job goes on holding its name. */
+void prov_job_answer(struct prov_job *j);
 
 /* The job is over (success or j->err): wake the next job of its name and
  * queue its callbacks for the next loop turn. */

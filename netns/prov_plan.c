@@ -391,6 +391,7 @@ void prov_job_advance(struct prov_job *j)
 				return;
 			}
 			j->gone_since = prov_now_ms();
+			prov_job_answer(j);
 			step_dgone(j);
 			break;
 		case S_DGONE:

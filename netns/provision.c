@@ -12,6 +12,10 @@
  * are closed when it ends, so descriptors do not grow with the number of
  * namespaces; a deprovision that only waits for the kernel to tear its
  * namespace down holds neither and is "parked": it no longer counts).
+ * With prov_set_early(), a deprovision tells its waiters as soon as its
+ * file is gone (prov_job_answer: they move to prov->told, called back on
+ * the next turn) and stays first of its name until the veth is gone too;
+ * an answered job is not joined: an identical call queues behind it.
  * The entry remembers a namespace made ready, with the nsfs
  * inode of its file: a later identical provision that finds the same inode
  * there succeeds without netlink work.
@@ -158,7 +162,11 @@ static void job_free(struct prov_job *j)
 /* Run the callbacks of a finished job, then free it. */
 static void job_deliver(struct prov_job *j)
 {
+	struct prov *prov = j->prov;
 	struct prov_waiter *w;
+
+	if (j->answered && j->err && !prov->dying && prov->late_cb)
+		prov->late_cb(prov->late_arg, j->spec.ns, j->msg);
 
 	while ((w = j->waiters)) {
 		j->waiters = w->next;
@@ -166,6 +174,22 @@ static void job_deliver(struct prov_job *j)
 		free(w);
 	}
 	job_free(j);
+}
+
+void prov_job_answer(struct prov_job *j)
+{
+	struct prov *prov = j->prov;
+
+	if (!prov->early || j->answered)
+		return;
+	j->answered = true;
+	if (!j->waiters)
+		return;
+	*prov->told_tail = j->waiters;
+	prov->told_tail = j->wtail;
+	j->waiters = NULL;
+	j->wtail = &j->waiters;
+	event_active(prov->done_ev, EV_TIMEOUT, 0);
 }
 
 void prov_job_finish(struct prov_job *j)
@@ -305,12 +329,28 @@ static void prov_destroy(struct prov *prov)
 	free(prov);
 }
 
+/* Call back the waiters of jobs answered early (prov_job_answer). */
+static void deliver_told(struct prov *prov)
+{
+	struct prov_waiter *w;
+
+	while ((w = prov->told)) {
+		prov->told = w->next;
+		if (!prov->told)
+			prov->told_tail = &prov->told;
+		w->cb(w->arg, 0, NULL);
+		free(w);
+	}
+}
+
 static void prov_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct prov *prov = arg;
 	struct prov_job *j;
 
 	prov->busy++;
+	if (!prov->dying)
+		deliver_told(prov);
 	while (!prov->dying && (j = TAILQ_FIRST(&prov->done))) {
 		TAILQ_REMOVE(&prov->done, j, q);
 		job_deliver(j);
@@ -337,6 +377,7 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	TAILQ_INIT(&prov->done);
 	TAILQ_INIT(&prov->parked);
 	TAILQ_INIT(&prov->watched);
+	prov->told_tail = &prov->told;
 	prov->gone_fd = -1;
 	prov->tab_size = 64;
 	prov->tab = calloc(prov->tab_size, sizeof(*prov->tab));
@@ -394,6 +435,7 @@ void prov_free(struct prov *prov)
 		}
 		prov->tab[i] = NULL;
 	}
+	deliver_told(prov);	/* they are done: the files are gone */
 	while ((j = TAILQ_FIRST(&prov->done))) {
 		TAILQ_REMOVE(&prov->done, j, q);
 		job_deliver(j);
@@ -407,6 +449,13 @@ void prov_set_timeout(struct prov *prov, unsigned ms)
 	prov->timeout_ms = ms ? ms : NL_DEFAULT_TIMEOUT_MS;
 	if (prov->host)
 		nl_set_timeout(prov->host, prov->timeout_ms);
+}
+
+void prov_set_early(struct prov *prov, prov_late_cb late, void *arg)
+{
+	prov->early = true;
+	prov->late_cb = late;
+	prov->late_arg = arg;
 }
 
 void prov_set_parallel(struct prov *prov, unsigned n)
@@ -460,7 +509,8 @@ static int prov_submit(struct prov *prov, enum prov_op op,
 	w->cb = cb;
 	w->arg = arg;
 	last = TAILQ_LAST(&e->jobs, prov_job_list);
-	if (last && last->op == op && prov_spec_equal(&last->spec, spec)) {
+	if (last && last->op == op && !last->answered &&
+	    prov_spec_equal(&last->spec, spec)) {
 		*last->wtail = w;	/* the same work, already coming */
 		last->wtail = &w->next;
 		return 0;

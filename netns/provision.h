@@ -68,12 +68,24 @@ void prov_forget(struct prov *prov, const char *name);
  * is not there is success.  Same return and callback rules.
  * The veth goes with the namespace: the file is removed first, the kernel
  * tears the namespace down (many per batch) and deletes both ends, and the
- * callback runs once the host end is gone.  A namespace that something
+ * callback runs once the host end is gone (with prov_set_early(), once the
+ * file is gone).  A namespace that something
  * else keeps alive (a process inside, a socket made in it: close listeners
  * there when its file goes) does not die: its host end is then deleted
  * explicitly, after about 2 s without progress, so the callback comes late
  * but the result is the same. */
 int prov_deprovision(struct prov *prov, const struct prov_spec *spec,
 		     prov_cb cb, void *arg);
+
+/* Answer deprovisions early, as `ip netns del` returns: the callback runs
+ * once the namespace's file is gone, and the job goes on in the background
+ * until the kernel has taken the veth (or it was deleted explicitly),
+ * holding the name meanwhile: a later call for the same name still waits
+ * for it.  Namespaces removed one call at a time then die in the kernel's
+ * batches instead of one grace period each.  A failure after the answer
+ * (the host end could not be deleted) is reported to late(arg, ns, msg).
+ * Off by default. */
+typedef void (*prov_late_cb)(void *arg, const char *ns, const char *msg);
+void prov_set_early(struct prov *prov, prov_late_cb late, void *arg);
 
 #endif

@@ -206,8 +206,12 @@ stop_pid "$h4_pid"; stop_pid "$h6_pid"; stop_pid "$n4_pid"; stop_pid "$n6_pid"
 for u in daemon bin "$lpu"; do
 	is "$(ask "deprovision $u")" "ok $u $pre$u" "deprovision $u"
 done
-is "$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort | tr '\n' ' ')" \
-	"nc$((B + 2)) ncx$$ " "only the stale veth (not ours to remove) is left"
+check "the namespaces' files are gone when ok is answered" \
+	bash -c "! ip netns list | grep -qwE '$pre(daemon|bin|$lpu)'"
+our_links() { ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort | tr '\n' ' '; }
+only_stale() { [ "$(our_links)" = "nc$((B + 2)) ncx$$ " ]; }
+# the kernel takes the veths with their namespaces, in a batch, after ok
+check_within 10 "only the stale veth (not ours to remove) is left" only_stale
 ip link del "nc$((B + 2))"
 links_after=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | ours | sort)
 ns_after=$(ip netns list | awk '{print $1}' | ours | sort)

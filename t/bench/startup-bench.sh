@@ -24,7 +24,10 @@
 #   then N requests through the control socket, from one client (each
 #   waits for its answer) or from START_CONC clients at once: provision
 #   (already there: no netlink work), deprovision, provision (real work),
-#   and deprovision and provision again from START_CONC clients.
+#   and deprovision and provision again from START_CONC clients.  A
+#   deprovision is answered once the namespace's file is gone (as `ip netns
+#   del` returns); its rows also say when the kernel had taken the last
+#   veth with its namespace.
 # The users are written to /etc/passwd and /etc/shadow under lckpwdf(3), the
 # lock useradd and userdel take (one useradd or userdel costs 0.2-0.3 s here:
 # 2,000 of them would take longer than the bench), and removed the same way
@@ -338,13 +341,15 @@ start_daemon() {	# start nsrelayd (DPID); probe; R[$1] = the probe's seconds
 }
 
 declare -A R
+links_gone() { [ -z "$(our_links)" ]; }
 ctl() {	# ctl KEY VERB CONC: N requests; R[KEY] = seconds (FAIL on error)
-	local secs errs perf=
+	local secs errs perf= t0
 	if [ "$SB_PERF" = "$1" ] && command -v perf >/dev/null; then
 		perf record -q -g -p "$DPID" -o "$SB_PERF_OUT" 2>"$T/perf.err" &
 		perf=$!
 		PIDS+=("$perf")
 	fi
+	t0=$(date +%s.%N)
 	read -r secs errs < <(python3 "$T/ctl.py" "$T/control.sock" "$2" \
 		"$PREFIX" "$N" "$3" 2>"$T/ctl.$1.err")
 	if [ -n "$perf" ]; then
@@ -358,6 +363,13 @@ ctl() {	# ctl KEY VERB CONC: N requests; R[KEY] = seconds (FAIL on error)
 		return
 	fi
 	R[$1]=$secs
+	# the answers come once the files are gone; the veths go with the
+	# kernel's teardown of the namespaces: until the last one has gone
+	if [ "$2" = deprovision ]; then
+		wait_for 120 links_gone &&
+			R[$1_gone]=$(awk -v a="$t0" -v b="$(date +%s.%N)" \
+				'BEGIN{printf "%.3f", b - a}')
+	fi
 }
 
 # ------------------------------------------------------------------ run
@@ -387,7 +399,9 @@ row "start, $N namespaces created, until all accept" start_fresh
 row "start, $N namespaces adopted, until all accept" start_adopt
 row "provision x$N, already there, 1 client" noop_seq
 row "deprovision x$N, 1 client" deprov_seq
+row "  ... until the kernel has taken every veth" deprov_seq_gone
 row "provision x$N, 1 client" prov_seq
 row "deprovision x$N, $START_CONC clients" deprov_conc
+row "  ... until the kernel has taken every veth" deprov_conc_gone
 row "provision x$N, $START_CONC clients" prov_conc
 exit "$FAILED"
