@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* dirwatch: the namespace directory's changes, as `ip netns monitor` sees
- * them, turned into coalesced rescans.
+ * them, turned into coalesced calls.
  *
  * inotify on the directory (netns/discover.c) reports names created,
- * deleted and moved.  A rescan costs a readdir and a stat per served
- * namespace, so changes are coalesced: the first change after a quiet
- * period is handled on the next loop turn, later ones at most every
- * DIRWATCH_MIN_MS.  When the directory itself goes (rm -r, a tmpfs
+ * deleted and moved.  The names are collected and handed over together:
+ * the first change after a quiet period on the next loop turn, later ones
+ * at most every DIRWATCH_MIN_MS.  Only those names are looked at (a stat
+ * each), so a thousand namespaces appearing one by one cost O(N), not a
+ * rescan of every served namespace per change.  A full rescan (a readdir
+ * and a stat per served namespace) is asked for when the names are not
+ * known: at start, after lost events, or after more than
+ * DIRWATCH_MAX_NAMES names in one period.  When the directory itself goes (rm -r, a tmpfs
  * remounted) or is not there at start, and the daemon cannot create it
  * (it runs unprivileged), a timer looks for it every RETRY_MS until it is
  * back, then watches it again and rescans.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +33,11 @@
 struct dirwatch {
 	struct event_base *base;
 	char *dir;
-	void (*changed)(void *arg);
+	dirwatch_cb changed;
 	void *arg;
+	char **names;			/* changed since the last call */
+	size_t n;
+	bool all;			/* rescan everything */
 	int fd;
 	struct event *io;
 	struct event *timer;		/* coalescing, or waiting for dir */
@@ -39,10 +47,43 @@ struct dirwatch {
 
 static void start(struct dirwatch *w);
 
+static void forget_names(struct dirwatch *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->names[i]);
+	w->n = 0;
+}
+
+/* One more changed name; past DIRWATCH_MAX_NAMES, rescan everything. */
+static void add_name(void *arg, const char *name)
+{
+	struct dirwatch *w = arg;
+
+	if (w->all)
+		return;
+	for (size_t i = w->n; i-- > 0;)
+		if (strcmp(w->names[i], name) == 0)
+			return;
+	if (w->n == DIRWATCH_MAX_NAMES ||
+	    !(w->names[w->n] = strdup(name))) {
+		w->all = true;
+		forget_names(w);
+		return;
+	}
+	w->n++;
+}
+
 static void fire(struct dirwatch *w)
 {
+	bool all = w->all;
+	size_t n = w->n;
+
 	event_base_gettimeofday_cached(w->base, &w->last);
-	w->changed(w->arg);
+	w->all = false;
+	w->n = 0;			/* the callback may change more */
+	w->changed(w->arg, all ? NULL : w->names, all ? 0 : n);
+	while (n)
+		free(w->names[--n]);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -86,11 +127,16 @@ static void stop(struct dirwatch *w)
 static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dirwatch *w = arg;
-	int r = discover_read(w->fd);
+	int r = discover_read(w->fd, add_name, w);
 
-	if (r < 0)
+	if (r < 0) {
 		log_warnx("reading %s events: %s", w->dir, strerror(-r));
-	if (r == 2) {
+		w->all = true;
+	}
+	if (r == DISCOVER_LOST)
+		w->all = true;
+	if (r == DISCOVER_GONE) {
+		w->all = true;
 		log_warnx("%s went away; waiting for it", w->dir);
 		stop(w);
 		w->err = 0;
@@ -100,7 +146,7 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 		fire(w);
 		return;
 	}
-	if (r != 0)
+	if (r != DISCOVER_NONE)
 		soon(w);
 }
 
@@ -125,12 +171,13 @@ static void start(struct dirwatch *w)
 		log_info("watching %s again", w->dir);
 	w->err = 0;
 	/* what changed while nobody watched */
+	w->all = true;
 	evtimer_del(w->timer);
 	soon(w);
 }
 
 struct dirwatch *dirwatch_new(struct event_base *base, const char *dir,
-			      void (*changed)(void *arg), void *arg)
+			      dirwatch_cb changed, void *arg)
 {
 	struct dirwatch *w = calloc(1, sizeof(*w));
 
@@ -141,8 +188,9 @@ struct dirwatch *dirwatch_new(struct event_base *base, const char *dir,
 	w->arg = arg;
 	w->fd = -1;
 	w->dir = strdup(dir);
+	w->names = calloc(DIRWATCH_MAX_NAMES, sizeof(*w->names));
 	w->timer = evtimer_new(base, timer_cb, w);
-	if (!w->dir || !w->timer) {
+	if (!w->dir || !w->names || !w->timer) {
 		dirwatch_free(w);
 		return NULL;
 	}
@@ -162,6 +210,9 @@ void dirwatch_free(struct dirwatch *w)
 	stop(w);
 	if (w->timer)
 		event_free(w->timer);
+	if (w->names)
+		forget_names(w);
+	free(w->names);
 	free(w->dir);
 	free(w);
 }

@@ -24,9 +24,10 @@
  * Each distinct failure is logged once.  A namespace re-created under the
  * same name (another identity) gets its listeners re-opened in the new one.
  *
- * nstable_sync() rescans everything (SIGHUP, directory changes);
- * nstable_provisioned() touches one namespace only, so provisioning N
- * namespaces costs O(N), not O(N^2).
+ * nstable_sync() rescans everything (SIGHUP, start, lost directory
+ * events); nstable_sync_names() looks at the names the directory watch
+ * reported and nstable_provisioned() at one namespace only, so N
+ * namespaces appearing or provisioned one by one cost O(N), not O(N^2).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -455,6 +456,53 @@ void nstable_sync(struct nstable *t)
 		ns->backoff_ms = 0;
 		ns_try(ns);
 	}
+}
+
+void nstable_sync_names(struct nstable *t, char *const *names, size_t n)
+{
+	const struct config *cfg = t->cfg;
+	struct netns_id id;
+	struct ns *ns;
+	bool here, had, let_go = false;
+	size_t i;
+
+	/* identities first, as in nstable_sync() (a rename is two names) */
+	for (i = 0; i < n; i++) {
+		here = cfg->ns_all && config_serves_ns(cfg, names[i]) &&
+		       netns_stat(cfg->netns_dir, names[i], &id) != -ENOENT;
+		ns = here ? ns_get(t, names[i]) : find(t, names[i]);
+		if (!ns)
+			continue;
+		ns->in_dir = here;
+		had = ns->have_id;
+		if (!wanted(ns)) {
+			log_info("ns %s: namespace gone; closing its listeners",
+				 ns->name);
+			ns_free(t, ns);
+			let_go |= had;
+			continue;
+		}
+		ns_check(t, ns);
+		let_go |= had && !ns->have_id;
+	}
+	for (i = 0; i < n; i++) {
+		ns = find(t, names[i]);
+		if (!ns)
+			continue;
+		ns->refused = false;
+		ns->backoff_ms = 0;
+		ns_try(ns);
+	}
+	/* a namespace let go may be served under a name refused as its
+	 * second one: those are looked at again (no system call for the
+	 * others) */
+	if (let_go)
+		TAILQ_FOREACH(ns, &t->all, entry)
+			if (ns->refused) {
+				ns->refused = false;
+				ns->backoff_ms = 0;
+				ns_try(ns);
+			}
 }
 
 void nstable_provisioned(struct nstable *t, const char *name, bool present)

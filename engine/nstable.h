@@ -26,6 +26,10 @@ void nstable_free(struct nstable *t);
  * same name, and retry every listener that is not up, now. */
 void nstable_sync(struct nstable *t);
 
+/* The same for the N NAMES only (created, deleted or moved in the
+ * namespace directory); no other namespace is looked at. */
+void nstable_sync_names(struct nstable *t, char *const *names, size_t n);
+
 /* Serve CFG from now on (the old config may be freed once this returns:
  * listeners keep copies of what they need).  Listeners whose (service,
  * listen address) stays keep their very socket and take the new settings;

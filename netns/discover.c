@@ -5,8 +5,9 @@
  * (netns_open()), because `ip netns add` is not atomic: it creates an empty
  * file, which fires IN_CREATE, and mounts the namespace on it afterwards,
  * which fires nothing.  The caller retries a file that is not yet a
- * namespace with a short backoff.  An overflowed queue loses events, so it
- * is reported as a change and the caller re-scans the whole directory.
+ * namespace with a short backoff.  Names are passed on, so the caller can
+ * look at those alone.  An overflowed queue loses events, so it is
+ * reported as such and the caller re-scans the whole directory.
  * If the directory itself goes, the watch is gone too (IN_IGNORED): the
  * caller opens a new one.
  */
@@ -39,7 +40,8 @@ int discover_open(const char *dir)
 	return fd;
 }
 
-int discover_read(int fd)
+int discover_read(int fd, void (*name)(void *arg, const char *name),
+		  void *arg)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	int changed = 0;
@@ -60,12 +62,16 @@ int discover_read(int fd)
 		for (char *p = buf; p < buf + n;
 		     p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
-			if (ev->mask & IN_IGNORED)
-				changed = 2;
-			else if (ev->mask & IN_Q_OVERFLOW)
-				changed = changed ? changed : 1;
-			else if (ev->len && ev->name[0] != '.')
-				changed = changed ? changed : 1;
+			if (ev->mask & IN_IGNORED) {
+				changed = DISCOVER_GONE;
+			} else if (ev->mask & IN_Q_OVERFLOW) {
+				if (changed < DISCOVER_LOST)
+					changed = DISCOVER_LOST;
+			} else if (ev->len && ev->name[0] != '.') {
+				if (changed < DISCOVER_NAMES)
+					changed = DISCOVER_NAMES;
+				name(arg, ev->name);
+			}
 		}
 	}
 }
