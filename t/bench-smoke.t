@@ -74,4 +74,22 @@ if [ -x "$top_builddir/t/tools/nsprov" ]; then
 else
 	pass "provision-bench skipped: t/tools/nsprov not built"
 fi
+# startup-bench and latency-bench: throwaway users nsrsb*/nsrlb* they add
+# and remove themselves
+SB_TMPFS=1 bash "$B/startup-bench.sh" 3 >"$T/startup.out" 2>"$T/startup.err"
+rc=$?
+[ "$rc" = 0 ] || diag "startup-bench exit $rc: $(tail -5 "$T/startup.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "startup-bench with 3 users (own tmpfs) runs to the end, no cell FAIL"
+awk '/^(start,|provision |deprovision |  \.\.\.)/ { n++; if ($(NF-1) ~ /^[0-9.]+$/) f++ }
+	END { exit !(n == 9 && f == 9) }' "$T/startup.out"
+rc=$?
+[ "$rc" = 0 ] || diag "$(cat "$T/startup.out")"
+ok "$rc" "startup-bench: every row has figures"
+LAT_QUIET_S=1 bash "$B/latency-bench.sh" 3 >"$T/latency.out" 2>"$T/latency.err"
+rc=$?
+[ "$rc" = 0 ] || diag "latency-bench exit $rc: $(tail -5 "$T/latency.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "latency-bench with 3 users runs to the end"
+ok "$(table_has "$T/latency.out" "phase seconds" "requests per second" \
+	"round trips" "p50 us" "p99 us" "p99.9 us" "max us"; echo $?)" \
+	"latency-bench prints its rows"
 done_testing

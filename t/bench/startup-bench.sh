@@ -9,7 +9,11 @@
 #        clients at once for the concurrent rows, default 8), SB_PERF=KEY
 #        (profile the daemon with `perf record -g` during the row KEY:
 #        noop_seq, deprov_seq, prov_seq, deprov_conc, prov_conc; into
-#        SB_PERF_OUT, default /tmp/startup-bench.KEY.perf).
+#        SB_PERF_OUT, default /tmp/startup-bench.KEY.perf), SB_TMPFS=1 (the
+#        namespaces in a tmpfs of the bench's own instead of /run/netns:
+#        where /run is on disk, as on some virtual machines, creating each
+#        namespace's file costs the file system's inode allocation; Debian
+#        has /run on tmpfs).
 #
 # N throwaway users nsrsb0.. (uids 41000.., index = uid - 31000, so
 # 10000..: clear of the other benches and tests; host ends nsu<index>) are
@@ -43,6 +47,9 @@ set -o pipefail
 : "${START_CONC:=8}"
 : "${SB_PERF:=}"
 : "${SB_PERF_OUT:=/tmp/startup-bench.$SB_PERF.perf}"
+: "${SB_TMPFS:=}"
+NSDIR=/run/netns
+TMPFS=
 N=${1:-1000}
 UID0=41000			# uids UID0..UID0+N-1
 UID_BASE=31000			# index = uid - UID_BASE: 10000..
@@ -87,9 +94,12 @@ cleanup() {
 	local rc=$? pid i
 	trap - EXIT HUP INT TERM
 	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	for i in /run/netns/"$PREFIX"*; do
-		[ -e "$i" ] && [ ! -L "$i" ] && ip netns del "${i##*/}" 2>/dev/null
+	for i in "$NSDIR/$PREFIX"*; do
+		[ -e "$i" ] && [ ! -L "$i" ] || continue
+		umount "$i" 2>/dev/null
+		rm -f "$i"
 	done
+	[ -n "$TMPFS" ] && umount "$NSDIR"
 	for i in $(our_links); do ip link del "$i" 2>/dev/null; done
 	[ -n "$USERS_MADE" ] && python3 "$T/users.py" del "$PREFIX" "$UID0" "$N"
 	if [ -n "$T" ]; then
@@ -105,6 +115,12 @@ trap 'exit 143' TERM
 
 T=$(mktemp -d /tmp/startup-bench.XXXXXX) || die "mktemp failed"
 chmod 711 "$T"
+if [ -n "$SB_TMPFS" ]; then
+	mkdir -m 0755 "$T/netns" && mount -t tmpfs -o mode=0755 nsrsb "$T/netns" ||
+		die "cannot mount a tmpfs on $T/netns"
+	NSDIR=$T/netns
+	TMPFS=1
+fi
 
 # ------------------------------------------------------------------ helpers
 
@@ -189,7 +205,7 @@ if first[0]:
 EOF
 
 
-# probe PORT LIST: every namespace named in LIST (one a line, in /run/netns)
+# probe PORT LIST: every namespace named in LIST (one a line, in $NSDIR)
 # has a listener on 127.0.0.1:PORT that accepts: enter each with setns(2),
 # connect, close; again every 20 ms for those that did not, at most 600 s.
 # Prints the seconds it took and exits 0, or 1.
@@ -216,7 +232,8 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	char **name = NULL, line[256], path[300];
+	const char *dir = getenv("NSDIR") ? getenv("NSDIR") : "/run/netns";
+	char **name = NULL, line[256], path[4096];
 	size_t n = 0, left;
 	double t0 = now();
 	FILE *f;
@@ -237,7 +254,7 @@ int main(int argc, char **argv)
 
 			if (!name[i])
 				continue;
-			snprintf(path, sizeof(path), "/run/netns/%s", name[i]);
+			snprintf(path, sizeof(path), "%s/%s", dir, name[i]);
 			nsfd = open(path, O_RDONLY | O_CLOEXEC);
 			if (nsfd < 0)
 				continue;
@@ -282,7 +299,7 @@ wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
 
 for ((k = 0; k < N; k++)); do
 	! getent passwd "$PREFIX$k" >/dev/null || die "user $PREFIX$k exists already"
-	[ ! -e "/run/netns/$PREFIX$k" ] || die "namespace $PREFIX$k exists already"
+	[ ! -e "$NSDIR/$PREFIX$k" ] || die "namespace $PREFIX$k exists already"
 	echo "$PREFIX$k"
 done >"$T/names"
 [ -z "$(our_links)" ] || die "links nsu1xxxx exist already: remove them first"
@@ -310,6 +327,7 @@ UP=$(cat "$T/up.out")
 	cat <<EOF
 user: nobody
 namespaces:
+  dir: $NSDIR
   all: true
   match: "$PREFIX*"
 services:
@@ -331,7 +349,7 @@ start_daemon() {	# start nsrelayd (DPID); probe; R[$1] = the probe's seconds
 	"$NSRELAYD" -f -c "$T/nsrelay.yaml" >>"$T/nsrelayd.log" 2>&1 &
 	DPID=$!
 	PIDS+=("$DPID")
-	if t=$("$T/probe" "$PORT" "$T/names" 2>>"$T/probe.err"); then
+	if t=$(NSDIR=$NSDIR "$T/probe" "$PORT" "$T/names" 2>>"$T/probe.err"); then
 		R[$1]=$t
 	else
 		R[$1]=FAIL
