@@ -98,8 +98,13 @@ struct relay_stats {
 	uint64_t copied;		/* bytes read into user space */
 	uint64_t pipe_misses;		/* no pipe to be had: copied */
 	unsigned pipes, pipes_free, max_pipes;
+	size_t pipe_bytes, pipe_budget;	/* capacity of the open pipes, max */
 };
 void relay_get_stats(const struct relay_set *set, struct relay_stats *st);
+
+/* The pipes' capacity at most, in bytes (default: three quarters of
+ * fs.pipe-user-pages-soft); affects pipes made afterwards. */
+void relay_set_pipe_budget(struct relay_set *set, size_t bytes);
 
 /* Close every live connection (at shutdown): a connection with bytes
  * still buffered for a peer resets that peer; the others end with FIN. */

@@ -23,6 +23,11 @@ enum { CLIENT, UPSTREAM };
 #define RELAY_SMALL		(16 * 1024)	/* a splice under it: back to copy */
 /* Empty pipes kept for the next burst; the rest are closed. */
 #define PIPES_KEPT		16
+/* A pipe's capacity: the largest of these that fits the budget (below);
+ * under the smallest, the connection copies. */
+#define RELAY_PIPE_BIG		(1024 * 1024)	/* 2 splices a MiB each way */
+#define RELAY_PIPE_MID		(256 * 1024)
+#define RELAY_PIPE_MIN		(64 * 1024)	/* a new pipe's own size */
 
 struct relay_pipe {
 	int fd[2];			/* read end, write end */
@@ -75,6 +80,8 @@ struct relay_set {
 	unsigned pipes;			/* open, in use or free */
 	unsigned n_free;
 	struct relay_pipe *free_pipes;
+	size_t pipe_bytes;		/* capacity of the open pipes */
+	size_t pipe_budget;		/* at most, by pipe-user-pages-soft */
 	struct relay_stats stats;
 	/* common timeouts, by duration */
 	struct {

@@ -205,6 +205,13 @@ void relay_get_stats(const struct relay_set *set, struct relay_stats *st)
 	st->pipes = set->pipes;
 	st->pipes_free = set->n_free;
 	st->max_pipes = set->max_pipes;
+	st->pipe_bytes = set->pipe_bytes;
+	st->pipe_budget = set->pipe_budget;
+}
+
+void relay_set_pipe_budget(struct relay_set *set, size_t bytes)
+{
+	set->pipe_budget = bytes;
 }
 
 /* How many pipes: NSRELAY_COPY_ONLY=1 none, NSRELAY_PIPES=N that many,
@@ -232,6 +239,25 @@ static unsigned pipes_allowed(void)
 	return (unsigned)max;
 }
 
+/* How much pipe capacity: three quarters of what the kernel lets an
+ * unprivileged user hold (fs.pipe-user-pages-soft, 16384 pages by default:
+ * 64 MiB, of which 48 for this daemon's pipes); unlimited when it is 0. */
+static size_t pipe_budget(void)
+{
+	unsigned long pages = 16384;
+	long psz = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/sys/fs/pipe-user-pages-soft", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 16384;
+		fclose(f);
+	}
+	if (pages == 0)
+		return SIZE_MAX / 2;
+	return pages / 4 * 3 * (size_t)(psz > 0 ? psz : 4096);
+}
+
 struct relay_set *relay_set_new(struct event_base *base,
 				relay_shortage_fn shortage_cb, void *arg)
 {
@@ -248,6 +274,7 @@ struct relay_set *relay_set_new(struct event_base *base,
 	set->shortage = shortage_cb;
 	set->arg = arg;
 	set->max_pipes = pipes_allowed();
+	set->pipe_budget = pipe_budget();
 	TAILQ_INIT(&set->relays);
 	return set;
 }

@@ -662,9 +662,11 @@ bench_bulk() {
 }
 
 bench_rate() {
-	local col=$1 p50 p99 p999 cps
+	local col=$1 p50 p99 p999 cps pp c0 c1
 	# two threads a connection: their creation is no floor for others
 	[ "$col" = minimal ] && return
+	pp=$(proxy_pid "$col" echo)
+	[ -n "$pp" ] && c0=$(cpu_ticks "$pp")
 	if ! run_client rate "$col" rate "$(port_of "$col" echo)" "$PB_CONNS" "$PB_CONC"; then
 		failed rate "$col" "$(head -c 300 "$T/rate.err")"
 		return
@@ -674,6 +676,10 @@ bench_rate() {
 	cell rate50 "$col" "$p50"
 	cell rate99 "$col" "$p99"
 	cell rate999 "$col" "$p999"
+	[ -z "$pp" ] && return
+	c1=$(cpu_ticks "$pp")
+	cell ratecpu "$col" "$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$PB_CONNS" \
+		'BEGIN{printf "%.1f", t / hz * 1e6 / n}')"
 }
 
 bench_ping() {
@@ -847,6 +853,7 @@ row "rate p50 us" rate50
 row "rate p99 us" rate99
 row "  x haproxy" rate99 ratio haproxy
 row "rate p99.9 us" rate999
+row "rate proxy CPU us per connection" ratecpu
 row "ping-pong p50 us" ping50
 row "  x haproxy" ping50 ratio haproxy
 row "  x direct" ping50 ratio direct

@@ -799,6 +799,74 @@ static void t_close_all(void)
 	upstream_free(&up);
 }
 
+/* Bulk between two TCP sockets goes by splice through pipes whose
+ * capacity fits the budget: 1 MiB, 256 KiB, or none (copied), every byte
+ * relayed either way. */
+static void t_pipes(size_t budget, size_t want, const char *what)
+{
+	struct relay_set *saved = set;
+	const uint64_t n = 8 * MiB;
+	struct tx tx = { 31, 0, n };
+	struct relay_stats st;
+	struct upstream up;
+	struct origin o;
+	struct rx rx;
+	int c, u;
+	int64_t end;
+
+	set = relay_set_new(base, shortage_cb, NULL);
+	if (!set) {
+		printf("Bail out! relay_set_new failed\n");
+		exit(1);
+	}
+	if (budget != (size_t)-1)
+		relay_set_pipe_budget(set, budget);
+	upstream_tcp(&up);
+	origin_init(&o, &up.addr, 60000, 60000);
+	rx_init(&rx, 31);
+	start(&o, &up, &c, &u, true, false);
+	if (ok(u >= 0, "pipes, %s: upstream connection arrives", what)) {
+		end = now_ms() + WAIT_MS;
+		while (now_ms() < end && rx.got < n) {
+			tx_write(c, &tx);
+			turn();
+			rx_read(u, &rx);
+		}
+		if (!ok(rx.got == n && rx.bad < 0,
+			"pipes, %s: %llu bytes relayed, byte-exact", what,
+			(unsigned long long)n))
+			note("got %llu, bad at %lld", (unsigned long long)rx.got,
+			     (long long)rx.bad);
+		relay_get_stats(set, &st);
+		if (want) {
+			if (!ok(st.spliced > 0 && st.pipes > 0 &&
+				st.pipe_bytes == st.pipes * want,
+				"pipes, %s: spliced, through pipes of %zu KiB",
+				what, want / 1024))
+				note("spliced %llu, %u pipes, %zu bytes",
+				     (unsigned long long)st.spliced, st.pipes,
+				     st.pipe_bytes);
+		} else if (!ok(st.spliced == 0 && st.pipes == 0 &&
+			       st.pipe_misses > 0 && st.copied >= n,
+			       "pipes, %s: no pipe fits: copied", what)) {
+			note("spliced %llu, %u pipes, %llu misses",
+			     (unsigned long long)st.spliced, st.pipes,
+			     (unsigned long long)st.pipe_misses);
+		}
+		ok(st.pipe_bytes <= st.pipe_budget,
+		   "pipes, %s: within the budget (%zu <= %zu)", what,
+		   st.pipe_bytes, st.pipe_budget);
+		close(u);
+	}
+	close(c);
+	for (int k = 0; k < 20 && relay_count(set); k++)
+		turn();
+	relay_close_all(set);
+	relay_set_free(set);
+	set = saved;
+	upstream_free(&up);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -823,6 +891,11 @@ int main(void)
 	t_idle();
 	t_connect_failed();
 	t_close_all();
+	if (!getenv("NSRELAY_COPY_ONLY")) {
+		t_pipes((size_t)-1, 1024 * 1024, "default budget");
+		t_pipes(300 * 1024, 256 * 1024, "a budget of 300 KiB");
+	}
+	t_pipes(32 * 1024, 0, "a budget of 32 KiB");
 	is_int(shortages, 0, "no descriptor shortage reported");
 	is_int((long long)relay_count(set), 0, "no connection left");
 
