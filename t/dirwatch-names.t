@@ -17,11 +17,7 @@ mkdir -m 0755 "$dir" || bail "mkdir $dir"
 port=$(peer freeport) || bail "freeport failed"
 start_server echo echo
 
-ns_make() {	# ns_make NAME: a namespace bind-mounted on $dir/NAME, lo up
-	: >"$dir/$1" || bail "cannot create $dir/$1"
-	mount_adopt "$dir/$1"
-	unshare --net="$dir/$1" ip link set lo up || bail "unshare --net=$dir/$1 failed"
-}
+ns_make() { netns_file "$dir/$1"; }	# ns_make NAME: in $dir
 listening() { [ "$(log_count "ns $1: echo: listening on")" -ge "${2:-1}" ]; }
 
 for ((k = 1; k <= N; k++)); do ns_make "n$k"; done

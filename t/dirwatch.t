@@ -16,11 +16,7 @@ mkdir -m 0755 "$dir" || bail "mkdir $dir"
 port=$(peer freeport) || bail "freeport failed"
 start_server echo echo
 
-ns_make() {	# ns_make NAME: a namespace bind-mounted on $dir/NAME, lo up
-	: >"$dir/$1" || bail "cannot create $dir/$1"
-	mount_adopt "$dir/$1"
-	unshare --net="$dir/$1" ip link set lo up || bail "unshare --net=$dir/$1 failed"
-}
+ns_make() { netns_file "$dir/$1"; }	# ns_make NAME: in $dir
 in_ns_file() { local n=$1; shift; nsenter --net="$dir/$n" "$PYTHON" "$PEER" "$@"; }
 
 conf_begin "$T/dirwatch.yaml" --dir "$dir" --all "*"

@@ -444,6 +444,14 @@ group_procs() {	# group_procs NAME: PIDs left in NAME's process group
 
 mount_adopt() { _mounts+=("$1"); }	# mount_adopt PATH: umount at exit
 
+# netns_file PATH: a new namespace bind-mounted on PATH (a private
+# directory's file, not iproute2's), lo up; unmounted at exit
+netns_file() {
+	: >"$1" || bail "cannot create $1"
+	mount_adopt "$1"
+	unshare --net="$1" ip link set lo up || bail "unshare --net=$1 failed"
+}
+
 # ------------------------------------------------------------------ pool
 # Tests run in parallel, and the daemon derives a namespace's addresses and
 # host interface from its index (uid - uid_base): two tests on one index

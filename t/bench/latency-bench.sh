@@ -42,15 +42,11 @@ UID_BASE=31000			# index = uid - UID_BASE: 9000..
 PREFIX=nsrlb			# user = namespace name: nsrlb<k>
 PORT=7500
 NS=nslb-$$
-T=
 NS_MADE=
 USERS_MADE=
-PIDS=()
-FAILED=0
-
-say() { printf '%s\n' "$*"; }
-die() { echo "latency-bench: $*" >&2; exit 1; }
-skip_all() { echo "latency-bench: skipped: $*"; exit 77; }
+BENCH=latency-bench
+STOP_WAIT=5
+. "$top_srcdir/t/bench/lib.sh"
 
 case $N in ''|*[!0-9]*) die "N must be a number" ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 2000 ] || die "N must be 1..2000"
@@ -60,46 +56,22 @@ command -v gcc >/dev/null || skip_all "gcc not installed"
 command -v python3 >/dev/null || skip_all "python3 not installed"
 command -v ip >/dev/null || skip_all "ip not installed"
 
-stop_pid() {	# TERM, up to 5 s, then KILL; only PIDs we started
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
 our_links() {
 	ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
 		grep -E "^nlb(9[0-9]{3}|1[01][0-9]{3})\$"
 }
 
-cleanup() {
-	local rc=$? pid i
-	trap - EXIT HUP INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+bench_teardown() {
+	local i
 	for i in /run/netns/"$PREFIX"*; do
 		[ -e "$i" ] && [ ! -L "$i" ] && ip netns del "${i##*/}" 2>/dev/null
 	done
 	for i in $(our_links); do ip link del "$i" 2>/dev/null; done
 	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
 	[ -n "$USERS_MADE" ] && python3 "$T/users.py" del "$PREFIX" "$UID0" "$N"
-	if [ -n "$T" ]; then
-		if [ -n "${KEEP_TMP:-}" ]; then echo "latency-bench: kept $T" >&2
-		else rm -rf "$T"; fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-T=$(mktemp -d /tmp/latency-bench.XXXXXX) || die "mktemp failed"
-chmod 711 "$T"
+bench_tmp 711
 
 # ------------------------------------------------------------------ helpers
 
@@ -337,16 +309,6 @@ gcc -O2 -Wall -o "$T/lb" "$T/lb.c" 2>"$T/gcc.err" || {
 	die "cannot compile the load generator"
 }
 
-wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
-	local i n
-	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
-	shift
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 nonempty() { [ -s "$1" ]; }
 listening() { ip netns exec "$NS" ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; }
 

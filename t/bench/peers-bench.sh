@@ -59,44 +59,16 @@ fi
 
 NS=nspb-$$
 PORT0=7301		# listeners in $NS: PORT0 + 10 * column + workload
-T=
 NS_MADE=
-PIDS=()
-FAILED=0
+BENCH=peers-bench
+STOP_WAIT=2
+. "$top_srcdir/t/bench/lib.sh"
 CMD=()
 declare -A PID R
 
-say() { printf '%s\n' "$*"; }
-die() { echo "peers-bench: $*" >&2; exit 1; }
-skip_all() { echo "peers-bench: skipped: $*"; exit 77; }
-
-stop_pid() {	# TERM, up to 2 s, then KILL; only PIDs we started
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 40); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT HUP INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+bench_teardown() {
 	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-	if [ -n "$T" ]; then
-		if [ -n "${KEEP_TMP:-}" ]; then echo "peers-bench: kept $T" >&2
-		else rm -rf "$T"; fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces)"
 [ -x "$NSRELAYD" ] || die "nsrelayd not found: NSRELAYD=$NSRELAYD"
@@ -106,8 +78,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 [ $((2 * PB_IDLE + 300)) -le "$NOFILE" ] ||
 	die "PB_IDLE=$PB_IDLE needs $((2 * PB_IDLE + 300)) fds; the limit is $NOFILE"
-T=$(mktemp -d /tmp/peers-bench.XXXXXX) || die "mktemp failed"
-chmod 755 "$T"
+bench_tmp 755
 
 # ------------------------------------------------------------ load generator
 
@@ -482,16 +453,6 @@ start_bg() {	# start_bg NAME CMD...: PID[NAME], output in $T/NAME.out/.err
 	"$@" >"$T/$name.out" 2>"$T/$name.err" &
 	PIDS+=("$!")
 	PID[$name]=$!
-}
-wait_for() {	# wait_for SECS CMD...: poll every 50 ms
-	local n i
-	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
-	shift
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
 }
 nonempty() { [ -s "$1" ]; }
 listening_in_ns() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }

@@ -45,9 +45,9 @@ set -o pipefail
 N=${1:-1000}
 NB=11000			# nsprov indexes
 IB=13000			# ip -batch and ip loop indexes
-T=
+BENCH=provision-bench
+. "$top_srcdir/t/bench/lib.sh"
 
-die() { echo "provision-bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -x "$NSPROV" ] || die "nsprov not found: NSPROV=$NSPROV"
 case $N in ''|*[!0-9]*) die "N must be a number" ;; esac
@@ -64,22 +64,15 @@ ours_links() {
 		grep -E '^(nsr1[12][0-9]{3}|ipb1[34][0-9]{3}p?|ipx1[34][0-9]{3})$'
 }
 
-cleanup() {
-	local rc=$? i
-	trap - EXIT HUP INT TERM
-	for i in $(ours_links); do ip link del "$i" 2>/dev/null; done
-	for i in $(ours_ns); do ip netns del "$i" 2>/dev/null; done
-	[ -n "$T" ] && rm -rf "$T"
-	exit "$rc"
-}
-
 [ -z "$(ours_ns)$(ours_links)" ] ||
 	die "names in our ranges exist already (nsb*, ipb*, ipx*, nsr11xxx): remove them first"
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-T=$(mktemp -d /tmp/provision-bench.XXXXXX) || die "mktemp failed"
+# from here on, what is in our ranges is ours
+bench_teardown() {
+	local i
+	for i in $(ours_links); do ip link del "$i" 2>/dev/null; done
+	for i in $(ours_ns); do ip netns del "$i" 2>/dev/null; done
+}
+bench_tmp 700
 
 netns_count() { awk '/^net_namespace /{print $2}' /proc/slabinfo 2>/dev/null; }
 

@@ -42,17 +42,13 @@ fi
 NS=nsrb-$$
 P_NSR=7001			# nsrelayd listens on 7001..7003 in $NS
 P_HAP=7101			# haproxy on 7101..7103
-T=
 NS_MADE=
-PIDS=()
-FAILED=0
+BENCH=relay-bench
+STOP_WAIT=2
+. "$top_srcdir/t/bench/lib.sh"
 CMD=()
 nsrelayd_pid=
 haproxy_pid=
-
-say() { printf '%s\n' "$*"; }
-die() { echo "relay-bench: $*" >&2; exit 1; }
-skip_all() { echo "relay-bench: skipped: $*"; exit 77; }
 
 for v in BENCH_BYTES BENCH_CONNS BENCH_IDLE BENCH_WORKERS; do
 	case ${!v} in ''|*[!0-9]*) die "$v must be a number" ;; esac
@@ -60,18 +56,6 @@ for v in BENCH_BYTES BENCH_CONNS BENCH_IDLE BENCH_WORKERS; do
 done
 
 # ------------------------------------------------------------------ cleanup
-
-stop_pid() {	# TERM, up to 2 s, then KILL; only PIDs we started
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 40); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
 
 # forget_pid PID: a process that has been reaped, so that the trap does not
 # signal whatever may get its PID later
@@ -81,21 +65,9 @@ forget_pid() {
 	PIDS=("${keep[@]}")
 }
 
-cleanup() {
-	local rc=$? pid
-	trap - EXIT HUP INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+bench_teardown() {
 	[ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-	if [ -n "$T" ]; then
-		if [ -n "${KEEP_TMP:-}" ]; then echo "relay-bench: kept $T" >&2
-		else rm -rf "$T"; fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ checks
 
@@ -121,8 +93,7 @@ NOFILE=$(ulimit -n)
 [ $((2 * BENCH_IDLE + 200)) -le "$NOFILE" ] ||
 	die "BENCH_IDLE=$BENCH_IDLE needs $((2 * BENCH_IDLE + 200)) fds; the limit is $NOFILE"
 
-T=$(mktemp -d /tmp/relay-bench.XXXXXX) || die "mktemp failed"
-chmod 755 "$T"
+bench_tmp 755
 
 # ------------------------------------------------------------------ load generator
 
@@ -464,17 +435,6 @@ start_bg() {
 }
 
 # wait_for SECS CMD...: poll every 50 ms, bounded
-wait_for() {
-	local n
-	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
-	shift
-	local i
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
 nonempty() { [ -s "$1" ]; }
 listening_in_ns() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }

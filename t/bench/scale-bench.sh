@@ -71,27 +71,11 @@ NMAX=${NS_LIST[-1]}
 PFX=nssc-$$-			# namespaces $PFX0 .. $PFX<NMAX-1>
 PORT0=7700			# listeners PORT0 .. PORT0+NPORTS-1 in each
 NPORTS=4
-T=
 MADE=0				# namespaces made so far: $PFX0 .. $PFX<MADE-1>
-PIDS=()
-FAILED=0
 DPID=
-
-say() { printf '%s\n' "$*"; }
-die() { echo "scale-bench: $*" >&2; exit 1; }
-skip_all() { echo "scale-bench: skipped: $*"; exit 77; }
-
-stop_pid() {	# TERM, up to 10 s, then KILL; only PIDs we started
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
+BENCH=scale-bench
+STOP_WAIT=10
+. "$top_srcdir/t/bench/lib.sh"
 
 del_namespaces() {	# every namespace this run made, one ip -batch
 	local i
@@ -105,21 +89,9 @@ del_namespaces() {	# every namespace this run made, one ip -batch
 	MADE=0
 }
 
-cleanup() {
-	local rc=$? pid
-	trap - EXIT HUP INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+bench_teardown() {
 	del_namespaces
-	if [ -n "$T" ]; then
-		if [ -n "${KEEP_TMP:-}" ]; then echo "scale-bench: kept $T" >&2
-		else rm -rf "$T"; fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces)"
 [ -x "$NSRELAYD" ] || die "nsrelayd not found: NSRELAYD=$NSRELAYD"
@@ -129,8 +101,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 [ $((NMAX * NPORTS + 100)) -le "$NOFILE" ] ||
 	die "$NMAX x $NPORTS listeners need more descriptors than the limit ($NOFILE) for the probe"
-T=$(mktemp -d /tmp/scale-bench.XXXXXX) || die "mktemp failed"
-chmod 755 "$T"
+bench_tmp 755
 
 # ------------------------------------------------------------ sc: C helpers
 
@@ -519,16 +490,6 @@ SC=$T/sc
 
 # ------------------------------------------------------------ helpers
 
-wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
-	local n i
-	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
-	shift
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 alive() { kill -0 "$1" 2>/dev/null; }
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }

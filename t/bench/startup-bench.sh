@@ -55,15 +55,11 @@ UID0=41000			# uids UID0..UID0+N-1
 UID_BASE=31000			# index = uid - UID_BASE: 10000..
 PREFIX=nsrsb			# user = namespace name: nsrsb<k>
 PORT=7600
-T=
 USERS_MADE=
-PIDS=()
 DPID=
-FAILED=0
-
-say() { printf '%s\n' "$*"; }
-die() { echo "startup-bench: $*" >&2; exit 1; }
-skip_all() { echo "startup-bench: skipped: $*"; exit 77; }
+BENCH=startup-bench
+STOP_WAIT=10
+. "$top_srcdir/t/bench/lib.sh"
 
 case $N in ''|*[!0-9]*) die "N must be a number" ;; esac
 [ "$N" -ge 1 ] && [ "$N" -le 2000 ] || die "N must be 1..2000"
@@ -73,27 +69,13 @@ command -v gcc >/dev/null || skip_all "gcc not installed"
 command -v python3 >/dev/null || skip_all "python3 not installed"
 command -v ip >/dev/null || skip_all "ip not installed"
 
-stop_pid() {	# TERM, up to 10 s, then KILL; only PIDs we started
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
 our_links() {
 	ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
 		grep -E "^nsu1[01][0-9]{3}\$"
 }
 
-cleanup() {
-	local rc=$? pid i
-	trap - EXIT HUP INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+bench_teardown() {
+	local i
 	for i in "$NSDIR/$PREFIX"*; do
 		[ -e "$i" ] && [ ! -L "$i" ] || continue
 		umount "$i" 2>/dev/null
@@ -102,19 +84,9 @@ cleanup() {
 	[ -n "$TMPFS" ] && umount "$NSDIR"
 	for i in $(our_links); do ip link del "$i" 2>/dev/null; done
 	[ -n "$USERS_MADE" ] && python3 "$T/users.py" del "$PREFIX" "$UID0" "$N"
-	if [ -n "$T" ]; then
-		if [ -n "${KEEP_TMP:-}" ]; then echo "startup-bench: kept $T" >&2
-		else rm -rf "$T"; fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-T=$(mktemp -d /tmp/startup-bench.XXXXXX) || die "mktemp failed"
-chmod 711 "$T"
+bench_tmp 711
 if [ -n "$SB_TMPFS" ]; then
 	mkdir -m 0755 "$T/netns" && mount -t tmpfs -o mode=0755 nsrsb "$T/netns" ||
 		die "cannot mount a tmpfs on $T/netns"
@@ -204,7 +176,6 @@ if first[0]:
     print(first[0], file=sys.stderr)
 EOF
 
-
 # probe PORT LIST: every namespace named in LIST (one a line, in $NSDIR)
 # has a listener on 127.0.0.1:PORT that accepts: enter each with setns(2),
 # connect, close; again every 20 ms for those that did not, at most 600 s.
@@ -282,17 +253,6 @@ EOF
 gcc -O2 -Wall -o "$T/probe" "$T/probe.c" 2>"$T/gcc.err" || {
 	cat "$T/gcc.err" >&2
 	die "cannot compile the probe"
-}
-
-wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
-	local i n
-	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
-	shift
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
 }
 
 # ------------------------------------------------------------------ set-up

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: MIT
+# t/bench/lib.sh: what every bench shares.  A bench sets BENCH (its name,
+# for messages) and STOP_WAIT (seconds a process of its own gets between
+# SIGTERM and SIGKILL), then sources this file, which sets T (empty until
+# bench_tmp), PIDS (the processes it started: the only ones ever
+# signalled) and FAILED, and installs the exit trap: every PID in PIDS is
+# stopped, then bench_teardown runs if the bench has defined it by then,
+# then the temporary directory goes (KEEP_TMP=1 keeps it).
+
+T=
+PIDS=()
+FAILED=0
+: "${STOP_WAIT:=2}"
+
+say() { printf '%s\n' "$*"; }
+die() { echo "$BENCH: $*" >&2; exit 1; }
+skip_all() { echo "$BENCH: skipped: $*"; exit 77; }
+
+stop_pid() {	# TERM, up to STOP_WAIT s, then KILL; only PIDs we started
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	for ((i = 0; i < STOP_WAIT * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
+	local i n
+	n=$(awk -v s="$1" 'BEGIN{printf "%d", s * 20}')
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+bench_tmp() {	# bench_tmp MODE: T, a fresh temporary directory
+	T=$(mktemp -d "/tmp/$BENCH.XXXXXX") || die "mktemp failed"
+	chmod "$1" "$T"
+}
+
+bench_cleanup() {
+	local rc=$? pid
+	trap - EXIT HUP INT TERM
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	if declare -F bench_teardown >/dev/null; then bench_teardown; fi
+	if [ -n "$T" ]; then
+		if [ -n "${KEEP_TMP:-}" ]; then echo "$BENCH: kept $T" >&2
+		else rm -rf "$T"; fi
+	fi
+	exit "$rc"
+}
+trap bench_cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
