@@ -304,10 +304,7 @@ int main(int argc, char **argv)
 	return 0;
 }
 EOF
-gcc -O2 -Wall -o "$T/lb" "$T/lb.c" 2>"$T/gcc.err" || {
-	cat "$T/gcc.err" >&2
-	die "cannot compile the load generator"
-}
+bench_cc lb
 
 nonempty() { [ -s "$1" ]; }
 listening() { ip netns exec "$NS" ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; }

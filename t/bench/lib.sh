@@ -39,6 +39,21 @@ wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
 	return 1
 }
 
+bench_cc() {	# bench_cc NAME [CFLAGS...]: $T/NAME from $T/NAME.c, or die
+	local name=$1
+	shift
+	gcc -O2 -Wall -Wextra "$@" -o "$T/$name" "$T/$name.c" 2>"$T/gcc.err" || {
+		cat "$T/gcc.err" >&2
+		die "cannot compile $name"
+	}
+}
+
+# a process of ours, by PID
+alive() { kill -0 "$1" 2>/dev/null; }
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
+nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
+
 bench_tmp() {	# bench_tmp MODE: T, a fresh temporary directory
 	T=$(mktemp -d "/tmp/$BENCH.XXXXXX") || die "mktemp failed"
 	chmod "$1" "$T"

@@ -439,10 +439,7 @@ int main(int argc, char **argv)
 	return 0;
 }
 EOF
-gcc -O2 -Wall -pthread -o "$T/pb" "$T/pb.c" 2>"$T/gcc.err" || {
-	cat "$T/gcc.err" >&2
-	die "cannot compile the load generator"
-}
+bench_cc pb -pthread
 PB=$T/pb
 
 # ------------------------------------------------------------ helpers
@@ -456,11 +453,7 @@ start_bg() {	# start_bg NAME CMD...: PID[NAME], output in $T/NAME.out/.err
 }
 nonempty() { [ -s "$1" ]; }
 listening_in_ns() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-alive() { kill -0 "$1" 2>/dev/null; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
-rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
-nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
 HZ=$(getconf CLK_TCK)
 # cell KEY COLUMN VALUE; under repetitions every value is kept and the
 # table shows the median

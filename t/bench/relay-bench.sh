@@ -417,10 +417,7 @@ int main(int argc, char **argv)
 	return 0;
 }
 EOF
-gcc -O2 -Wall -o "$T/rbt" "$T/rbt.c" 2>"$T/gcc.err" || {
-	cat "$T/gcc.err" >&2
-	die "cannot compile the load generator"
-}
+bench_cc rbt
 RBT=$T/rbt
 
 # ------------------------------------------------------------------ helpers
@@ -438,14 +435,10 @@ start_bg() {
 
 nonempty() { [ -s "$1" ]; }
 listening_in_ns() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-alive() { kill -0 "$1" 2>/dev/null; }
 
 cpu_ticks() {	# utime + stime of PID, in clock ticks
 	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
-rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
-nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
 HZ=$(getconf CLK_TCK)
 
 # client PATH ARGS...: sets CMD to run rbt ARGS as a client of PATH (direct:

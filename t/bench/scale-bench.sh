@@ -482,18 +482,11 @@ int main(int argc, char **argv)
 	return 0;
 }
 EOF
-gcc -O2 -Wall -Wextra -o "$T/sc" "$T/sc.c" 2>"$T/gcc.err" || {
-	cat "$T/gcc.err" >&2
-	die "cannot compile the helpers"
-}
+bench_cc sc
 SC=$T/sc
 
 # ------------------------------------------------------------ helpers
 
-alive() { kill -0 "$1" 2>/dev/null; }
-rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
-nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-fds_at_most() { [ "$(nfds "$1")" -le "$2" ]; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
 
 # rss_settled PID: VmRSS (KiB) once three reads 100 ms apart agree (at

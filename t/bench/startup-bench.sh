@@ -250,10 +250,7 @@ int main(int argc, char **argv)
 	return left ? 1 : 0;
 }
 EOF
-gcc -O2 -Wall -o "$T/probe" "$T/probe.c" 2>"$T/gcc.err" || {
-	cat "$T/gcc.err" >&2
-	die "cannot compile the probe"
-}
+bench_cc probe
 
 # ------------------------------------------------------------------ set-up
 
