@@ -10,10 +10,12 @@
  * rescan of every served namespace per change.  A full rescan (a readdir
  * and a stat per served namespace) is asked for when the names are not
  * known: at start, after lost events, or after more than
- * DIRWATCH_MAX_NAMES names in one period.  When the directory itself goes (rm -r, a tmpfs
- * remounted) or is not there at start, and the daemon cannot create it
- * (it runs unprivileged), a timer looks for it every RETRY_MS until it is
- * back, then watches it again and rescans.
+ * DIRWATCH_MAX_NAMES names in one period.
+ *
+ * When the directory itself goes (rm -r, a tmpfs remounted) or is not
+ * there at start, and the daemon cannot create it (it runs unprivileged),
+ * a timer looks for it every RETRY_MS until it is back, then watches it
+ * again and rescans.
  */
 #include <errno.h>
 #include <stdbool.h>
