@@ -78,7 +78,10 @@ struct relay_set *relay_set_new(struct event_base *base,
 
 /* Relay the accepted socket FD (from PEER, for logs; may be NULL) of
  * origin O: the upstream connection starts now, so that a server that
- * speaks first is heard at once.  Takes ownership of FD in every case;
+ * speaks first is heard at once.  FD must be non-blocking (accept4 with
+ * SOCK_NONBLOCK): the relay reads and writes it until EAGAIN, edge-
+ * triggered, and a blocking socket would stall the loop.  Takes ownership
+ * of FD in every case;
  * O->closed() runs once for every connection started (not when this fails
  * at once: then the client is reset and NO_RESOURCES or CONNECT_FAILED is
  * counted).  Returns 0, or -errno when no connection was started. */
