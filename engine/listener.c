@@ -538,8 +538,12 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 		set->peak = relay_count(set->relays);
 	l->refs++;
 	g->active++;
-	if (g->lim.rate)
+	if (g->lim.rate) {
+		/* refill first: without it, the time before a burst would
+		 * be counted again once the burst has used the bucket up */
+		group_refill(g, &now);
 		g->tokens -= 1;
+	}
 	if ((g->lim.conns && g->active >= g->lim.conns) ||
 	    (g->lim.rate && g->tokens < 1))
 		group_check(g);

@@ -17,17 +17,23 @@
 #      flood's in the heap: free() alone cannot give the flood's back); once
 #      the flood has gone, VmRSS is back within 10 MiB of its value before
 #      the floods within 5 s (the trim after a burst);
-#  (b) rate flood: NC connects and closes as fast as it can for 3 s; NB's
-#      round-trip p99 stays under 200 ms, and the rate limit is logged for NC
-#      only (NC, not NA, so that (a)'s line does not use up the one line per
-#      10 s per namespace).
-# With the limits at 0 (none), (a) and (b) fail: 600 live connections, no
-# log line, NB's p99 near 1 s; without malloc_trim, (c) fails.
+#  (b) rate flood: NC connects and closes as fast as it can for 3 s; the
+#      daemon accepts at most the bucket's burst (400) and its rate times
+#      the time gone by, NB's round trips all succeed, each within 2 s, and
+#      the rate limit is logged for NC only (NC, not NA, so that (a)'s line
+#      does not use up the one line per 10 s per namespace).
+# With the limits at 0 (none), (a) and (b) fail: 600 live connections,
+# some 12,000 accepts in 3.5 s, no log line; without malloc_trim, (c)
+# fails.  NB's latency is shown, not bounded: without the limits, its p50
+# stays a few ms and 2 or 3 of its 100 round trips wait for a SYN to be
+# sent again (1 s), while under ASan the slower daemon throttles the flood
+# itself (p99 0.35 s); a loaded machine alone has made a p99 of 0.2 s.
 # The clients and the parking upstream are $T/flood.py (written below).
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
-LIMIT=256
+LIMIT=256 RATE=200 BURST=400	# the defaults
+: "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
 cat >"$T/flood.py" <<'EOF'
 # flood.py MODE PORT [ARGS]: the limit test's clients (run in a namespace).
 #   hold N [BYTES]  open N connections (a 4 KiB receive buffer), send BYTES
@@ -36,8 +42,9 @@ cat >"$T/flood.py" <<'EOF'
 #   churn SECS      connect and close as fast as possible for SECS; print
 #                   "connects C failed F"
 #   rtt N [GAP]     N round trips of 64 bytes, each on a new connection,
-#                   GAP seconds apart; print "n N failed F p50 A p99 B max C"
-#                   (milliseconds); exit 1 if any failed
+#                   GAP seconds apart; print "n N failed F p50 A p99 B max C
+#                   over500 K" (milliseconds; K round trips over 500 ms);
+#                   exit 1 if any failed
 # flood.py park PATH  (on the host) accept on unix socket PATH, never read
 import errno, os, select, signal, socket, sys, threading, time
 
@@ -119,9 +126,9 @@ def rtt(n, gap):
         time.sleep(gap)
     lat.sort()
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else -1
-    print("n %d failed %d p50 %.1f p99 %.1f max %.1f" %
-          (n, failed, pct(0.5), pct(0.99), lat[-1] if lat else -1),
-          flush=True)
+    print("n %d failed %d p50 %.1f p99 %.1f max %.1f over500 %d" %
+          (n, failed, pct(0.5), pct(0.99), lat[-1] if lat else -1,
+           sum(x > 500 for x in lat)), flush=True)
     sys.exit(1 if failed else 0)
 
 def park(path):
@@ -192,6 +199,13 @@ relayed() {
 	echo "$n"
 }
 rss() { proc_field "$DPID" VmRSS; }
+# accepted NS: connections the daemon has accepted in NS (its stats)
+accepted() {
+	"$NSRELAYCTL" -s "$T/control.sock" stats "$1" --json | "$PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(s["accepted"] for n in d["namespaces"] for s in n["services"]))'
+}
 
 check "a namespace is served before any flood" flood "$NB" rtt 7001 5
 rss0=$(rss)
@@ -260,14 +274,23 @@ diag "(c) nsrelayd VmRSS after: $(rss) kB"
 stop_pid "$pin_pid"
 
 # ---- (b) connect-rate flood --------------------------------------------
+a0=$(accepted "$NC")
+t0=$(_now_us)
 start_bg churn ip netns exec "$NC" "$PYTHON" "$T/flood.py" churn 7000 3
 start_bg victim2 ip netns exec "$NB" "$PYTHON" "$T/flood.py" rtt 7001 100 0.02
 check_bg 30 churn "(b) the connect/close flood ran"
 diag "(b) flooder: $(cat "$churn_out")"
+# the token bucket's bound, whatever the machine's speed: at most a burst
+# and the rate times the time gone by (+1 for the fraction of a token)
+a1=$(accepted "$NC")
+el=$(( $(_now_us) - t0 ))
+most=$(( BURST + RATE * el / 1000000 + 1 ))
+cmp_ok "$((a1 - a0))" -le "$most" \
+	"(b) the flooder's accepts stay within $BURST + $RATE/s ($((a1 - a0)) in $((el / 1000)) ms)"
 check_bg 60 victim2 "(b) another namespace's 100 round trips succeed during it"
 diag "(b) round trips: $(cat "$victim2_out")"
-p99=$(awk '{print int($8)}' "$victim2_out")
-cmp_ok "${p99:-99999}" -lt 200 "(b) their p99 stays under 200 ms (${p99:-?} ms)"
+max=$(awk '{print int($10)}' "$victim2_out")
+cmp_ok "${max:-99999}" -lt 2000 "(b) each round trip within 2 s (slowest ${max:-?} ms)"
 # one line per namespace per 10 s: the first hold may have been the
 # connection limit (the flooder's relays pile up too), the rate limit's line
 # follows while its queue drains at the limited rate

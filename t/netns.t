@@ -89,7 +89,7 @@ is "$DSTATUS" 0 "nsrelayd exits 0 on SIGTERM"
 # BACKOFF s, the next retry is BACKOFF s or more away; then a namespace is
 # mounted on the file (a mount is no inotify event) and SIGHUP must bring
 # the listeners up within BOUND s, far sooner.
-BACKOFF=4 BOUND=1.5
+BACKOFF=7 BOUND=3	# retries at 3.2 s, 6.4 s, then 12.8 s: 5.8 s after the mount
 dir=$T/netns
 mkdir -m 0755 "$dir"
 netns_new NSH	# the namespace mounted later under another name

@@ -6,7 +6,9 @@
 # period.  Connections that outlive shutdown_grace are closed when it ends:
 # one with bytes still pending for its client is reset, an idle one gets a
 # FIN; the daemon then exits 0.  A second SIGTERM stops at once;
-# shutdown_grace: 0s stops at once.
+# shutdown_grace: 0s stops at once.  "At once" is bounded by a few seconds,
+# far from the grace periods it is told from (5 s by default, 10 s, 30 s):
+# a loaded machine's scheduling cannot fail it, a daemon that waits does.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
@@ -37,24 +39,27 @@ sys.exit(1)' "$2"
 progress_over() { [ "$(cat "$T/slow.progress" 2>/dev/null || echo 0)" -gt "$1" ]; }
 ms_since() { echo $(( ($(_now_us) - $1) / 1000 )); }
 
-# 1. A transfer in flight finishes, then the daemon exits at once.
+# 1. A transfer in flight finishes, then the daemon exits at once.  The
+# client reads nothing until $T/go1 exists: the transfer is in flight for
+# as long as the checks below take, however slow the machine.
 conf 10s
 daemon_up -d "daemon 1: listeners up" "$CONF"
-start_bg get ip netns exec "$NS" "$PYTHON" "$PEER" fetch --port 7001 \
-	--bytes 2MiB --seed 4 --timeout 10
+start_bg get ip netns exec "$NS" "$PYTHON" "$PEER" slowread --port 7001 \
+	--bytes 2MiB --seed 4 --go-file "$T/go1" --timeout 20
 wait_for 10 progress_over 262144 || bail "the transfer did not start"
 t0=$(_now_us)
 kill -TERM "$DPID"
-check_within 2 "at SIGTERM the listeners close: a new connection is refused" \
+check_within 5 "at SIGTERM the listeners close: a new connection is refused" \
 	refused "$NS" 7000
-check_within 2 "the stop is logged with the connection and the grace period" \
+check_within 5 "the stop is logged with the connection and the grace period" \
 	grep -q "stopping; 1 connections may finish within 10000 ms" "$DLOG"
 check "the daemon waits for the connection in flight" daemon_alive
+touch "$T/go1"
 check_bg 10 get "the connection in flight finishes: 2 MiB intact, then EOF"
 t1=$(_now_us)
 wait_for 5 _gone "$DPID"
 waited=$(ms_since "$t1")
-cmp_ok "$waited" -lt 1000 "the daemon exits once it has ended (${waited} ms after)"
+cmp_ok "$waited" -lt 3000 "the daemon exits once it has ended (${waited} ms after)"
 cmp_ok "$(( (t1 - t0) / 1000 ))" -lt 10000 "well within the grace period"
 stop_daemon
 is "$DSTATUS" 0 "daemon 1 exits 0"
@@ -82,10 +87,10 @@ stalled_full() {
 check_within 20 "stalled connection: the relay holds bytes for its client" stalled_full
 t0=$(_now_us)
 kill -TERM "$DPID"
-check_within 2 "daemon 2: listeners closed at once" refused "$NS" 7000
+check_within 5 "daemon 2: listeners closed at once" refused "$NS" 7000
 wait_for 10 _gone "$DPID"
 took=$(ms_since "$t0")
-if [ "$took" -ge 1800 ] && [ "$took" -lt 4000 ]; then
+if [ "$took" -ge 1800 ] && [ "$took" -lt 8000 ]; then
 	pass "the daemon stops at the end of the grace period ($took ms)"
 else
 	fail "the daemon stops at the end of the grace period" "$took ms after SIGTERM, grace 2 s"
@@ -106,12 +111,12 @@ start_bg idle2 ip netns exec "$NS" "$PYTHON" "$PEER" drain --port 7000 \
 	--timeout 20
 check_within 5 "daemon 3: a connection open" grep -q "upstream connected" "$DLOG"
 kill -TERM "$DPID"
-check_within 2 "daemon 3: draining" grep -q "may finish within 30000 ms" "$DLOG"
+check_within 5 "daemon 3: draining" grep -q "may finish within 30000 ms" "$DLOG"
 t0=$(_now_us)
 kill -TERM "$DPID"
 wait_for 5 _gone "$DPID"
 took=$(ms_since "$t0")
-cmp_ok "$took" -lt 1000 "a second SIGTERM stops at once ($took ms)"
+cmp_ok "$took" -lt 5000 "a second SIGTERM stops at once ($took ms, grace 30 s)"
 stop_daemon
 is "$DSTATUS" 0 "daemon 3 exits 0"
 
@@ -125,7 +130,7 @@ t0=$(_now_us)
 kill -TERM "$DPID"
 wait_for 5 _gone "$DPID"
 took=$(ms_since "$t0")
-cmp_ok "$took" -lt 1000 "shutdown_grace: 0s stops at once ($took ms)"
+cmp_ok "$took" -lt 3000 "shutdown_grace: 0s stops at once ($took ms; the default is 5 s)"
 stop_daemon
 is "$DSTATUS" 0 "daemon 4 exits 0"
 
