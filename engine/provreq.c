@@ -240,6 +240,10 @@ struct provreq_waiter *provreq_submit(struct provreq *pq, const char *user,
 		return NULL;
 	}
 	j = TAILQ_LAST(&q->jobs, job_list);
+	log_debug("%sprovision %s: %s", deprovision ? "de" : "", user,
+		  !j ? "runs now" : !j->running &&
+		  j->deprovision == deprovision ? "joins the one queued" :
+		  "queued");
 	if (!j || j->running || j->deprovision != deprovision) {
 		j = calloc(1, sizeof(*j));
 		if (!j) {

@@ -6,10 +6,12 @@
 # one going back and forth between both users).  Every call is answered ok;
 # once all are answered, the kernel state of each user (namespace file and
 # host veth, both present or both absent; after a deprovision, the veth
-# within 10 s, as the kernel tears the namespace down) matches the command
-# answered last and stays so (no repair by the link monitor after a deprovision was
-# answered); then one more command per user, sent after everything else was
-# answered, and the state must follow it.
+# within 10 s, as the kernel tears the namespace down) matches the call the
+# daemon answered last (its log gives the order) and stays so (no repair by
+# the link monitor after a deprovision was answered).  Then calls queued
+# behind a running one, sent in a known order, must each wait for the one
+# before: the state follows the last.  Then one more call per user, sent
+# after everything else was answered, and the state must follow it.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 command -v useradd >/dev/null || skip_all "useradd not found"
@@ -40,16 +42,19 @@ provision:
 EOF
 daemon_up -d "nsrelayd started" "$CONF"
 
-# race.py SOCK SEED NSPREFIX IFPREFIX I0 USER...: the run; prints
+# race.py SOCK DLOG HOLD SEED NSPREFIX IFPREFIX I0 USER...: the run; prints
 #   answer CLIENT SEQ USER VERB ANSWER   every answer, in the order received
-#   burst USER VERB [tie]                the verb answered last in the burst
+#   burst USER VERB                      the verb done last in the burst (the
+#                                        daemon's log has the order in which
+#                                        it answered; the clients' threads
+#                                        may see their answers in another)
 #   state USER PHASE ok|bad DETAIL       the kernel state over 2 s
 #   final USER VERB ANSWER
 cat >"$T/race.py" <<'PY'
-import os, random, socket, sys, threading, time
+import os, random, re, socket, subprocess, sys, threading, time
 
-sock, seed, nspre, ifpre, i0 = sys.argv[1:6]
-users = sys.argv[6:]
+sock, dlog, hold, seed, nspre, ifpre, i0 = sys.argv[1:8]
+users = sys.argv[8:]
 rnd = random.Random(int(seed))
 lock = threading.Lock()
 log = []			# (order, t_ns, client, seq, user, verb, answer)
@@ -124,42 +129,70 @@ def check(phase, want):
     for u in users:
         print("state", u, phase, "bad" if u in bad else "ok", bad.get(u, ""))
 
+def logged(pattern):
+    """the daemon's log lines matching PATTERN"""
+    with open(dlog, errors="replace") as f:
+        return [l for l in f if re.search(pattern, l)]
+
+def until(cond, secs):
+    end = time.monotonic() + secs
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.01)
+    return cond()
+
 want = {}
 for u in users:
-    mine = [e for e in log if e[4] == u]
-    last = mine[-1]
-    # another verb answered within 2 ms before: the order of the two
-    # answers across clients is not known for sure
-    tie = [e for e in mine if e[5] != last[5] and last[1] - e[1] < 2000000]
-    want[u] = last[5]
-    print("burst", u, last[5], "tie" if tie else "")
+    # each job is logged before its answers are sent
+    done = logged(r"ns \S+: (de)?provisioned for %s$" % re.escape(u))
+    want[u] = "deprovision" if done and "deprovisioned" in done[-1] \
+        else "provision"
+    print("burst", u, want[u])
 check("burst", want)
-# queued behind one another: while a deprovision runs (deleting a veth takes
-# tens of ms), "provision" and "deprovision" come from fresh clients 2 ms
-# apart (the daemon, idle meanwhile, reads each before the next is sent).
-# Each must wait for the job before it, never join a job of the other
-# verb: the last one sent is answered last and decides the state.
+# queued behind one another: "deprovision" and "provision" come from fresh
+# clients, each sent once the daemon has logged that it read the one
+# before.  Each must wait for the job before it, never join a job of the
+# other verb: the last one sent is answered last and decides the state.
+# The first time, a bind mount at HOLD holds the namespace: the deprovision
+# is answered once the file is gone, but the provision after it waits 2 s
+# (until the veth of the held namespace is deleted), whatever the machine's
+# speed, while "deprovision" and "provision" queue behind it; the second
+# time, the kernel takes the veth in tens of ms.
 def one(u, v, out):
     f, s = conn()
     f.write(("%s %s\n" % (v, u)).encode())
     out.append((v, f.readline().decode().rstrip("\n")))
     s.close()
+rounds = [["deprovision", "provision", "deprovision", "provision"],
+          ["deprovision", "provision", "deprovision"]]
 for u in users:
-    for rnd_ in range(3):
+    for rnd_, seq in enumerate(rounds):
         out = []
         one(u, "provision", out)
-        seq = ["deprovision", "provision", "deprovision"]
+        if rnd_ == 0:
+            subprocess.run(["mount", "--bind", "/run/netns/" + nspre + u,
+                            hold], check=True)
         ts = []
+        read = r"provision %s: (runs now|queued|joins)" % re.escape(u)
+        unread = []
         for v in seq:
+            n0 = len(logged(read))
             ts.append(threading.Thread(target=one, args=(u, v, out)))
             ts[-1].start()
-            time.sleep(0.002)
+            if not until(lambda: len(logged(read)) > n0, 10):
+                unread.append(v)
         for t in ts:
             t.join()
-        time.sleep(0.3)
+        # after a deprovision, the file is gone at the answer, the veth
+        # goes with the namespace
+        w = seq[-1] == "provision"
+        until(lambda: state(u) == (w, w), 10)
         ns, link = state(u)
-        print("queued", u, rnd_, "ok" if not ns and not link else
-              "bad: namespace %s, host veth %s" % (ns, link),
+        if rnd_ == 0:
+            subprocess.run(["umount", hold], check=True)
+        print("queued", u, rnd_,
+              "bad: %s not read within 10 s" % ", ".join(unread) if unread
+              else "ok" if (ns, link) == (w, w) else
+              "bad: after %s: namespace %s, host veth %s" % (seq[-1], ns, link),
               "|", "; ".join(a for _, a in out))
     want[u] = "deprovision"
 check("queued", want)
@@ -177,7 +210,9 @@ PY
 
 seed=$((RANDOM % 1000))
 diag "seed $seed"
-out=$("$PYTHON" "$T/race.py" "$ctl" "$seed" "$pre" hxp "$I0" "${users[@]}") ||
+: >"$T/hold"
+mount_adopt "$T/hold"
+out=$("$PYTHON" "$T/race.py" "$ctl" "$DLOG" "$T/hold" "$seed" "$pre" hxp "$I0" "${users[@]}") ||
 	bail "race.py failed: $out"
 daemon_alive || bail "nsrelayd exited during the race"
 n=$(grep -c '^answer ' <<<"$out")
@@ -187,18 +222,13 @@ is "$bad" "" "every call answered ok with its user and namespace"
 for u in "${users[@]}"; do
 	n=$(grep -cE "^answer \S+ [0-9]+ $u (provision|deprovision) " <<<"$out")
 	diag "$u: $n calls, $(grep "^burst $u " <<<"$out")"
-	st=$(grep "^state $u burst " <<<"$out")
-	if grep -q ' tie$' <<<"$(grep "^burst $u " <<<"$out")"; then
-		pass "$u: state after the burst (two verbs answered within 2 ms: not checked)"
-	else
-		like "$st" "^state $u burst ok" \
-			"$u: after the burst, the kernel state is that of the call answered last, for 2 s"
-	fi
+	like "$(grep "^state $u burst " <<<"$out")" "^state $u burst ok" \
+		"$u: after the burst, the kernel state is that of the call answered last, for 2 s"
 	q=$(grep "^queued $u " <<<"$out")
 	diag "$q"
 	is "$(grep -o '| .*' <<<"$q" | tr ';' '\n' | grep -cv "ok $u $pre$u")" 0 \
-		"$u: deprovision, provision, deprovision queued behind one another (3 times): all ok"
-	is "$(grep -c "^queued $u [0-9] ok " <<<"$q")" 3 \
+		"$u: deprovision, provision, ... queued behind one another (twice): all ok"
+	is "$(grep -c "^queued $u [0-9] ok " <<<"$q")" 2 \
 		"$u: ... and each time the state is that of the last one"
 	like "$(grep "^state $u queued " <<<"$out")" "^state $u queued ok" \
 		"$u: ... and stays so, for 2 s"
