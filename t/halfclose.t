@@ -10,14 +10,14 @@ tap_init
 netns_new NS
 
 start_server hc halfclose-reply --bytes 4MiB --seed 4
-start_server trickle halfclose-reply --bytes 1MiB --seed 8 --pieces 6 \
+start_server trickle halfclose-reply --bytes 1MiB --seed 8 --pieces 12 \
 	--interval 0.4
 start_server first sendfirst --bytes 1MiB --seed 2
 start_server silent silent
 
 conf_begin "$T/halfclose.yaml" "$NS"
 conf_service reply "127.0.0.1:$hc_port" 127.0.0.1:7000
-conf_service trickle -o fin_timeout=1s "127.0.0.1:$trickle_port" 127.0.0.1:7001
+conf_service trickle -o fin_timeout=2s "127.0.0.1:$trickle_port" 127.0.0.1:7001
 conf_service first "127.0.0.1:$first_port" 127.0.0.1:7002
 conf_service silent -o fin_timeout=1s "127.0.0.1:$silent_port" 127.0.0.1:7003
 daemon_up "$CONF"
@@ -45,8 +45,9 @@ else
 		"client sent: $out" "upstream got: $(cat "$first_out")"
 fi
 
-# fin_timeout 1s, the upstream keeps answering in pieces 0.4 s apart for
-# 2 s after the client's EOF: the session must survive.
+# fin_timeout 2s, the upstream keeps answering in pieces 0.4 s apart for
+# 4.4 s after the client's EOF: the session must survive (a piece may be
+# late by 1.6 s).
 check "fin_timeout does not cut a half-closed session still carrying data" \
 	peer_in "$NS" halfclose --port 7001 --bytes 64KiB --reply-bytes 1MiB \
 	--reply-seed 8

@@ -80,7 +80,7 @@ elif cmd == "bigline":		# 10 MiB without a newline
     print("sent", sent, file=sys.stderr)
 elif cmd == "hogs":		# N clients asking stats, never reading
     n = int(sys.argv[3])
-    socks, refused, held = [], 0, 0
+    socks = []
     for i in range(n):
         s = conn(path)
         s.setblocking(False)
@@ -91,18 +91,31 @@ elif cmd == "hogs":		# N clients asking stats, never reading
             s.send(b"stats\n" * 20000)
         except (BlockingIOError, BrokenPipeError, ConnectionResetError):
             pass
-    time.sleep(0.5)
-    for s in socks:
-        try:
-            b = s.recv(100, socket.MSG_PEEK)
-            if b.startswith(b"error: too many clients"):
-                refused += 1
-            else:
+    def counts():
+        held = refused = 0
+        for s in socks:
+            try:
+                b = s.recv(100, socket.MSG_PEEK)
+                if b.startswith(b"error: too many clients"):
+                    refused += 1
+                else:
+                    held += 1
+            except BlockingIOError:
                 held += 1
-        except BlockingIOError:
-            held += 1
-        except OSError:
-            refused += 1
+            except OSError:
+                refused += 1
+        return held, refused
+    # the daemon turns the clients away in its own time: count until the
+    # counts have stayed the same for a second (at most 20 s)
+    last, since, end = None, 0, time.monotonic() + 20
+    while time.monotonic() < end:
+        now = counts()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 1:
+            break
+        time.sleep(0.05)
+    held, refused = last
     print("held", held, "refused", refused, flush=True)
     time.sleep(600)
 PY
