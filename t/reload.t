@@ -154,7 +154,11 @@ like "$(grep '^probes' "$cl_out")" '^probes [1-9][0-9]* refused 0 failed 0$' \
 	"fresh connections all along: none refused, none failed"
 maxgap=$(awk '$1 == "conn" && $10 > m { m = $10 } END { print m + 0 }' \
 	"$cl_out" "$clb_out")
-cmp_ok "$maxgap" -lt 2000 "longest wait for an echo during the reloads: ${maxgap} ms"
+# a loose bound: the clients are 50 Python threads sharing one lock, and
+# under ASan on an overloaded machine (two busy loops on two cores) the
+# longest wait reached 2.8 s; unloaded it is some 50 ms.  A connection cut
+# or refused is caught above, whatever the machine's speed.
+cmp_ok "$maxgap" -lt 5000 "longest wait for an echo during the reloads: ${maxgap} ms"
 cmp_ok "$(awk '$1 == "conn" && $4 > 0' "$cl_out" | wc -l)" -eq 50 \
 	"every connection in $A moved data"
 
