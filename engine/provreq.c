@@ -234,17 +234,19 @@ struct provreq_waiter *provreq_submit(struct provreq *pq, const char *user,
 	struct provreq_waiter *w = calloc(1, sizeof(*w));
 	struct uq *q = w ? uq_get(pq, user) : NULL;
 	struct job *j;
+	bool join;
 
 	if (!q) {
 		free(w);
 		return NULL;
 	}
+	/* an identical call not started yet is joined; a running one, even
+	 * answered already, never is */
 	j = TAILQ_LAST(&q->jobs, job_list);
+	join = j && !j->running && j->deprovision == deprovision;
 	log_debug("%sprovision %s: %s", deprovision ? "de" : "", user,
-		  !j ? "runs now" : !j->running &&
-		  j->deprovision == deprovision ? "joins the one queued" :
-		  "queued");
-	if (!j || j->running || j->deprovision != deprovision) {
+		  join ? "joins the one queued" : j ? "queued" : "runs now");
+	if (!join) {
 		j = calloc(1, sizeof(*j));
 		if (!j) {
 			if (TAILQ_EMPTY(&q->jobs))
