@@ -284,6 +284,8 @@ diag "(b) flooder: $(cat "$churn_out")"
 # and the rate times the time gone by (+1 for the fraction of a token)
 a1=$(accepted "$NC")
 el=$(( $(_now_us) - t0 ))
+[[ $a0 =~ ^[0-9]+$ && $a1 =~ ^[0-9]+$ ]] ||
+	bail "no accept counts from nsrelayctl stats: '$a0', '$a1'"
 most=$(( BURST + RATE * el / 1000000 + 1 ))
 cmp_ok "$((a1 - a0))" -le "$most" \
 	"(b) the flooder's accepts stay within $BURST + $RATE/s ($((a1 - a0)) in $((el / 1000)) ms)"
