@@ -57,7 +57,7 @@ static void usage(FILE *f)
 		"usage: nsrelayd [-c FILE] [-f] [-v] [--check]\n"
 		"  -c, --config FILE  service map (default " DEFAULT_CONFIG ")\n"
 		"  -f, --foreground   stay in the foreground, log to stderr\n"
-		"  -v, --verbose      log every connection\n"
+		"  -v, --verbose      log every connection and provisioning call\n"
 		"  -n, --check        validate the config and exit\n"
 		"  -V, --version      print the version and exit\n"
 		"  -h, --help         this text\n");
