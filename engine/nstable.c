@@ -332,6 +332,14 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	ns_try(arg);
 }
 
+/* Something changed for NS: forget its refusal and backoff, try now. */
+static void ns_try_now(struct ns *ns)
+{
+	ns->refused = false;
+	ns->backoff_ms = 0;
+	ns_try(ns);
+}
+
 static void limits_of(const struct config *cfg, struct listener_limits *lim)
 {
 	lim->conns = cfg->limits.conns;
@@ -451,11 +459,8 @@ void nstable_sync(struct nstable *t)
 		}
 		ns_check(t, ns);
 	}
-	TAILQ_FOREACH(ns, &t->all, entry) {
-		ns->refused = false;
-		ns->backoff_ms = 0;
-		ns_try(ns);
-	}
+	TAILQ_FOREACH(ns, &t->all, entry)
+		ns_try_now(ns);
 }
 
 void nstable_sync_names(struct nstable *t, char *const *names, size_t n)
@@ -485,24 +490,16 @@ void nstable_sync_names(struct nstable *t, char *const *names, size_t n)
 		ns_check(t, ns);
 		let_go |= had && !ns->have_id;
 	}
-	for (i = 0; i < n; i++) {
-		ns = find(t, names[i]);
-		if (!ns)
-			continue;
-		ns->refused = false;
-		ns->backoff_ms = 0;
-		ns_try(ns);
-	}
+	for (i = 0; i < n; i++)
+		if ((ns = find(t, names[i])))
+			ns_try_now(ns);
 	/* a namespace let go may be served under a name refused as its
 	 * second one: those are looked at again (no system call for the
 	 * others) */
 	if (let_go)
 		TAILQ_FOREACH(ns, &t->all, entry)
-			if (ns->refused) {
-				ns->refused = false;
-				ns->backoff_ms = 0;
-				ns_try(ns);
-			}
+			if (ns->refused)
+				ns_try_now(ns);
 }
 
 void nstable_provisioned(struct nstable *t, const char *name, bool present)
@@ -517,9 +514,7 @@ void nstable_provisioned(struct nstable *t, const char *name, bool present)
 		return;
 	}
 	ns_check(t, ns);
-	ns->refused = false;
-	ns->backoff_ms = 0;
-	ns_try(ns);
+	ns_try_now(ns);
 }
 
 int nstable_listeners(const struct nstable *t, const char *name,
