@@ -248,6 +248,9 @@ tap_init() {	# tap_init [--no-netns]: --no-netns = root not needed
 	trap 'exit 129' HUP
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	# the reader of the TAP stream is gone (the harness was stopped): no
+	# more output, but everything created is still removed
+	trap 'exec >/dev/null; exit 141' PIPE
 }
 
 _is_ours() {	# is PID alive and a child of this shell?
@@ -284,6 +287,7 @@ _dump_file() {	# _dump_file TITLE FILE [LINES]
 _cleanup() {
 	local rc=$? i
 	trap - EXIT HUP INT TERM
+	trap 'exec >/dev/null' PIPE
 	if [ "$rc" != 0 ] || [ "$_tap_fail" != 0 ] || [ -z "$_tap_done" ]; then
 		[ -n "$_tap_done" ] || [ "$rc" != 0 ] || rc=1
 		for i in "${_dlogs[@]}"; do
