@@ -101,6 +101,7 @@ struct client {
 struct control {
 	struct daemon *d;
 	struct evconnlistener *lev;
+	struct listener_watch *watch;	/* paused under a shortage */
 	struct stats *stats;
 	TAILQ_HEAD(, client) clients;
 	unsigned n;
@@ -432,6 +433,16 @@ static void control_error(struct evconnlistener *lev, void *arg)
 		log_warnx("control socket: accept: %s", strerror(err));
 }
 
+static void control_paused(void *arg, bool paused)
+{
+	struct control *ctl = arg;
+
+	if (paused)
+		evconnlistener_disable(ctl->lev);
+	else
+		evconnlistener_enable(ctl->lev);
+}
+
 /* control.group: a name, or a number.  NSS may block: this runs at
  * start-up, before the loop.  0 or -errno. */
 static int resolve_group(const char *name, gid_t *gid)
@@ -532,7 +543,14 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 		goto fail;
 	}
 	evconnlistener_set_error_cb(ctl->lev, control_error);
-	listener_set_watch(d->ls, ctl->lev);
+	ctl->watch = listener_set_watch(d->ls, control_paused, ctl);
+	if (!ctl->watch) {
+		evconnlistener_free(ctl->lev);
+		stats_free(ctl->stats);
+		free(ctl);
+		*err = -ENOMEM;
+		return NULL;
+	}
 	return ctl;
 fail:
 	*err = -errno;
@@ -551,7 +569,7 @@ void control_close(struct control *ctl)
 		return;
 	while ((c = TAILQ_FIRST(&ctl->clients)))
 		client_free(c);
-	listener_set_unwatch(ctl->d->ls);
+	listener_watch_free(ctl->watch);
 	evconnlistener_free(ctl->lev);
 	stats_free(ctl->stats);
 	free(ctl);

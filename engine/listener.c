@@ -60,6 +60,14 @@
 
 TAILQ_HEAD(listener_list, listener);
 
+/* Another module's listening socket, paused under a shortage too. */
+struct listener_watch {
+	LIST_ENTRY(listener_watch) entry;
+	struct listener_set *set;
+	void (*fn)(void *arg, bool paused);
+	void *arg;
+};
+
 /* Settings shared by listeners: 4,000 namespaces with the same 4 services
  * hold 4 copies, not 16,000. */
 struct listener_svc {
@@ -84,7 +92,9 @@ struct listener_set {
 	unsigned open;			/* listening sockets */
 	long fd_limit;
 	unsigned reserve;
-	struct evconnlistener *watched;	/* another module's, paused too */
+	unsigned others;		/* descriptors of other modules'
+					 * clients (listener_set_fd_take) */
+	LIST_HEAD(, listener_watch) watches;	/* paused with the rest */
 
 	/* memory after a burst: given back once half of it has gone */
 	uint64_t peak;			/* connections since the last trim */
@@ -496,6 +506,15 @@ struct listener *listener_new(struct listener_group *g,
 	return l;
 }
 
+/* Descriptors the budget counts: listeners, two per connection and per
+ * pipe of the splice path, other modules' clients. */
+static long fds_in_use(const struct listener_set *set)
+{
+	return (long)(2 * relay_count(set->relays) +
+		      2 * relay_pipe_count(set->relays) + set->open +
+		      set->others);
+}
+
 static void reset_close(int fd)
 {
 	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
@@ -512,9 +531,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 
 	/* two descriptors per connection and per pipe of the splice path,
 	 * the reserve kept for the rest */
-	if ((long)(2 * relay_count(set->relays) +
-		   2 * relay_pipe_count(set->relays) + set->open +
-		   set->reserve) >= set->fd_limit) {
+	if (fds_in_use(set) + set->reserve >= set->fd_limit) {
 		reset_close(fd);
 		l->origin.cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
 		l->last_fail = RELAY_CLOSE_NO_RESOURCES;
@@ -683,16 +700,13 @@ void listener_close(struct listener *l)
 
 static void foreach_update(struct listener_set *set)
 {
+	struct listener_watch *w;
 	struct listener *l;
 
 	TAILQ_FOREACH(l, &set->all, all)
 		listener_update(l);
-	if (set->watched) {
-		if (set->fd_paused)
-			evconnlistener_disable(set->watched);
-		else
-			evconnlistener_enable(set->watched);
-	}
+	LIST_FOREACH(w, &set->watches, entry)
+		w->fn(w->arg, set->fd_paused);
 }
 
 static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -748,6 +762,7 @@ struct listener_set *listener_set_new(struct event_base *base,
 	TAILQ_INIT(&set->all);
 	TAILQ_INIT(&set->svcs);
 	TAILQ_INIT(&set->addrs);
+	LIST_INIT(&set->watches);
 	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
 	set->trim = evtimer_new(base, trim_cb, set);
 	set->relays = relay_set_new(base, relay_shortage, set);
@@ -776,16 +791,50 @@ struct relay_set *listener_set_relays(struct listener_set *set)
 	return set->relays;
 }
 
-void listener_set_watch(struct listener_set *set, struct evconnlistener *ev)
+struct listener_watch *listener_set_watch(struct listener_set *set,
+					  void (*fn)(void *arg, bool paused),
+					  void *arg)
 {
-	set->watched = ev;
+	struct listener_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->set = set;
+	w->fn = fn;
+	w->arg = arg;
+	LIST_INSERT_HEAD(&set->watches, w, entry);
 	if (set->fd_paused)
-		evconnlistener_disable(ev);
+		fn(arg, true);
+	return w;
 }
 
-void listener_set_unwatch(struct listener_set *set)
+void listener_watch_free(struct listener_watch *w)
 {
-	set->watched = NULL;
+	if (!w)
+		return;
+	LIST_REMOVE(w, entry);
+	free(w);
+}
+
+bool listener_set_short(const struct listener_set *set)
+{
+	return set->fd_paused;
+}
+
+bool listener_set_fd_take(struct listener_set *set, unsigned n, bool reserve)
+{
+	if (!reserve &&
+	    fds_in_use(set) + (long)n + set->reserve > set->fd_limit) {
+		listener_set_shortage(set, EMFILE);
+		return false;
+	}
+	set->others += n;
+	return true;
+}
+
+void listener_set_fd_put(struct listener_set *set, unsigned n)
+{
+	set->others -= n < set->others ? n : set->others;
 }
 
 unsigned listener_set_open_count(const struct listener_set *set)

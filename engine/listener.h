@@ -106,9 +106,27 @@ struct relay_set *listener_set_relays(struct listener_set *set);
  * modules' listening sockets (see listener_set_watch). */
 void listener_set_shortage(struct listener_set *set, int err);
 
-/* Pause and resume EV with every other listener under a shortage. */
-void listener_set_watch(struct listener_set *set, struct evconnlistener *ev);
-void listener_set_unwatch(struct listener_set *set);
+/* Another module's listening socket (the control socket, /metrics) pauses
+ * with the relay's listeners: FN(ARG, true) when a descriptor shortage
+ * begins (at once if one is on), FN(ARG, false) when it ends.  NULL on
+ * ENOMEM.  listener_watch_free() (NULL is fine) before the set goes. */
+struct listener_watch;
+struct listener_watch *listener_set_watch(struct listener_set *set,
+					  void (*fn)(void *arg, bool paused),
+					  void *arg);
+void listener_watch_free(struct listener_watch *w);
+
+/* Is accepting paused for a descriptor shortage now? */
+bool listener_set_short(const struct listener_set *set);
+
+/* N descriptors for another module's client (a control client, a metrics
+ * connection), counted in the budget the relay's connections see.  With
+ * RESERVE the reserve may be used (root's control clients: a login must
+ * not fail because tenants hold every connection); without, false when
+ * only the reserve is left, and a shortage begins (the caller closes its
+ * client).  listener_set_fd_put() gives them back. */
+bool listener_set_fd_take(struct listener_set *set, unsigned n, bool reserve);
+void listener_set_fd_put(struct listener_set *set, unsigned n);
 
 unsigned listener_set_open_count(const struct listener_set *set);
 uint64_t listener_set_conn_count(const struct listener_set *set);
