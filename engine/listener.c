@@ -57,6 +57,9 @@
 #define FD_PAUSE_MIN_MS		100
 #define FD_PAUSE_MAX_MS		1000
 #define LIMIT_LOG_S		10
+/* Connections waiting in the backlog of a listener a reload closes that
+ * are accepted first, at most (the rest are reset by the kernel). */
+#define DRAIN_MAX		256
 
 TAILQ_HEAD(listener_list, listener);
 
@@ -129,36 +132,68 @@ static void group_unref(struct listener_group *g)
  * namespace's limits hold it. */
 static bool may_accept(const struct listener *l)
 {
-	return !l->set->fd_paused && !l->burst_paused && !l->svc_held &&
-	       !(l->grp && l->grp->held);
+	return !l->set->fd_paused && !l->burst_paused && !l->tally->held &&
+	       !l->grp->held;
 }
 
 static void listener_update(struct listener *l);
 
-/* A service's own limit in a namespace (limits.connections_per_namespace
- * of the service): live connections of all its listeners there.  Pause
- * or resume them together. */
-static void service_check(struct listener *l)
+/* ---- tallies --------------------------------------------------------- */
+
+/* The tally of service NAME in G, made if it has none.  NULL on ENOMEM. */
+static struct listener_tally *tally_get(struct listener_group *g,
+					const char *name)
 {
-	unsigned cap = l->origin.svc->limits.conns;
-	uint64_t live = 0;
+	struct listener_tally *t;
+
+	TAILQ_FOREACH(t, &g->tallies, entry)
+		if (!strcmp(t->name, name)) {
+			t->refs++;
+			return t;
+		}
+	if (!(t = calloc(1, sizeof(*t))) || !(t->name = strdup(name))) {
+		free(t);
+		return NULL;
+	}
+	t->refs = 1;
+	TAILQ_INSERT_TAIL(&g->tallies, t, entry);
+	return t;
+}
+
+static void tally_put(struct listener_group *g, struct listener_tally *t)
+{
+	if (!t || --t->refs)
+		return;
+	TAILQ_REMOVE(&g->tallies, t, entry);
+	free(t->name);
+	free(t);
+}
+
+/* A service's own limit in a namespace (limits.connections_per_namespace
+ * of the service): the live connections of all its listeners there, the
+ * tally's.  Pause or resume them together; with no limit (a reload may
+ * have removed it) nothing holds them. */
+static void tally_check(struct listener_group *g, struct listener_tally *t)
+{
+	unsigned cap = 0;
 	struct listener *o;
 	bool hold;
 
-	if (!cap || !l->grp)
-		return;
-	TAILQ_FOREACH(o, &l->grp->members, entry)
-		if (!strcmp(o->origin.svc->name, l->origin.svc->name))
-			live += o->origin.cnt.active;
-	hold = live >= cap;
-	TAILQ_FOREACH(o, &l->grp->members, entry)
-		if (!strcmp(o->origin.svc->name, l->origin.svc->name) && o->svc_held != hold) {
-			o->svc_held = hold;
-			listener_update(o);
+	TAILQ_FOREACH(o, &g->members, entry)
+		if (o->tally == t) {
+			cap = o->origin.svc->limits.conns;
+			break;
 		}
+	hold = cap && t->cnt.active >= cap;
+	if (hold == t->held)
+		return;
+	t->held = hold;
+	TAILQ_FOREACH(o, &g->members, entry)
+		if (o->tally == t)
+			listener_update(o);
 	if (hold)
 		log_debug("ns %s: %s: service connection limit %u reached",
-			  l->grp->name, l->origin.svc->name, cap);
+			  g->name, t->name, cap);
 }
 
 static void listener_update(struct listener *l)
@@ -271,6 +306,8 @@ struct listener_group *listener_group_new(struct listener_set *set,
 		return NULL;
 	}
 	TAILQ_INIT(&g->members);
+	TAILQ_INIT(&g->retired);
+	TAILQ_INIT(&g->tallies);
 	g->set = set;
 	g->lim = *lim;
 	g->tokens = lim->burst;
@@ -379,13 +416,15 @@ static void listener_unref(struct listener *l)
 {
 	if (--l->refs)
 		return;
+	if (l->retired)
+		TAILQ_REMOVE(&l->grp->retired, l, entry);
 	TAILQ_REMOVE(&l->set->all, l, all);
+	tally_put(l->grp, l->tally);
 	if (l->burst)
 		event_free(l->burst);
 	svc_put(l->set, l->svc);
 	addr_put(l->set, l->addr_ref);
-	if (l->grp)
-		group_unref(l->grp);	/* origin.ns_name is its name */
+	group_unref(l->grp);	/* origin.ns_name is its name */
 	free(l);
 }
 
@@ -401,20 +440,82 @@ int listener_set_service(struct listener *l, const struct config_service *svc)
 	return 0;
 }
 
+int listener_group_follow(struct listener_group *g,
+			  const struct config_service *svc)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &g->retired, entry)
+		if (!strcmp(l->tally->name, svc->name) &&
+		    listener_set_service(l, svc) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static void accept_one(struct listener *l, int fd, struct sockaddr *sa);
+
+/* Accept what waits in L's backlog, DRAIN_MAX at most, before its socket
+ * closes: the kernel would reset those clients, which had connected. */
+static void listener_drain(struct listener *l)
+{
+	unsigned n = 0;
+
+	while (l->fd >= 0 && n < DRAIN_MAX) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		accept_one(l, fd, len ? (struct sockaddr *)&ss : NULL);
+		n++;
+	}
+	if (n)
+		log_info("ns %s: %s %s: %u connections waiting in the backlog "
+			 "accepted before closing", l->grp->name,
+			 l->origin.svc->name, l->addr->text, n);
+}
+
 void listener_remove(struct listener *l)
 {
-	TAILQ_REMOVE(&l->grp->members, l, entry);
+	struct listener_group *g = l->grp;
+	struct listener_tally *t = l->tally;
+	bool last;
+
+	listener_drain(l);
+	last = t->refs == 1 && l->refs == 1;
+	TAILQ_REMOVE(&g->members, l, entry);
 	listener_close(l);
+	if (l->refs > 1) {
+		/* its connections live on: counted with the service */
+		TAILQ_INSERT_TAIL(&g->retired, l, entry);
+		l->retired = true;
+	}
 	listener_unref(l);
+	/* the service's hold may have been this listener's to lift */
+	if (!last && t->held)
+		tally_check(g, t);
 }
 
 void listener_group_limits(struct listener_group *g,
 			   const struct listener_limits *lim)
 {
+	struct listener_tally *t;
+
 	g->lim = *lim;
-	if (g->tokens > lim->burst)
+	if (!lim->rate)
 		g->tokens = lim->burst;
+	else if (g->tokens > lim->burst)
+		g->tokens = lim->burst;
+	evtimer_del(g->resume);
 	group_check(g);
+	TAILQ_FOREACH(t, &g->tallies, entry)
+		tally_check(g, t);
+	group_update(g);
 }
 
 /* A burst of connections has mostly gone: glibc keeps the heap it grew
@@ -439,8 +540,8 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 	uint64_t live = relay_count(set->relays);
 
 	if (why != RELAY_CLOSE_DONE) {
-		l->last_fail = why;
-		gettimeofday(&l->last_fail_at, NULL);
+		l->tally->last_fail = why;
+		gettimeofday(&l->tally->last_fail_at, NULL);
 	}
 
 	if (set->peak >= TRIM_MIN_PEAK && !live) {
@@ -456,8 +557,8 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 	g->active--;
 	if (g->held)
 		group_check(g);
-	if (l->svc_held)
-		service_check(l);
+	if (l->tally->held)
+		tally_check(g, l->tally);
 	listener_unref(l);
 }
 
@@ -489,13 +590,16 @@ struct listener *listener_new(struct listener_group *g,
 		return NULL;
 	l->set = g->set;
 	if (listener_set_service(l, svc) < 0 ||
-	    !(l->addr_ref = addr_get(g->set, addr))) {
+	    !(l->addr_ref = addr_get(g->set, addr)) ||
+	    !(l->tally = tally_get(g, svc->name))) {
 		svc_put(g->set, l->svc);
+		addr_put(g->set, l->addr_ref);
 		free(l);
 		return NULL;
 	}
 	l->fd = -1;
 	l->origin.ns_name = g->name;	/* the group outlives it */
+	l->origin.cnt = &l->tally->cnt;
 	l->origin.closed = conn_closed;
 	l->grp = g;
 	l->addr = &l->addr_ref->a;
@@ -533,9 +637,9 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 	 * the reserve kept for the rest */
 	if (fds_in_use(set) + set->reserve >= set->fd_limit) {
 		reset_close(fd);
-		l->origin.cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
-		l->last_fail = RELAY_CLOSE_NO_RESOURCES;
-		gettimeofday(&l->last_fail_at, NULL);
+		l->tally->cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
+		l->tally->last_fail = RELAY_CLOSE_NO_RESOURCES;
+		gettimeofday(&l->tally->last_fail_at, NULL);
 		listener_set_shortage(set, EMFILE);
 		return;
 	}
@@ -565,7 +669,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 	    (g->lim.rate && g->tokens < 1))
 		group_check(g);
 	if (l->origin.svc->limits.conns)
-		service_check(l);
+		tally_check(g, l->tally);
 }
 
 static bool fd_shortage(int err)

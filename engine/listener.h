@@ -33,10 +33,31 @@ struct listener_limits {
 	unsigned burst;		/* ... with bursts of this many */
 };
 
+/* The counts of one service in one namespace, shared by its listeners
+ * there and so by every connection they started: a reload that replaces
+ * a listener (another address) or removes it while its connections live
+ * on never takes anything away from them.  Owned by the group; freed when
+ * no listener of the service is left in it, live connections included. */
+struct listener_tally {
+	TAILQ_ENTRY(listener_tally) entry;	/* in its group */
+	char *name;			/* the service's */
+	struct relay_counters cnt;
+	/* the last connection that did not end well (close reason other
+	 * than done) and when, for the stats; last_fail_at 0: none yet */
+	enum relay_close last_fail;
+	struct timeval last_fail_at;
+	bool held;			/* at the service's own limit */
+	unsigned refs;			/* one per listener */
+};
+
 /* The listeners of one namespace share its limits and counts.  Owned by
  * the namespace table; kept alive by its listeners (refs). */
 struct listener_group {
 	TAILQ_HEAD(, listener) members;
+	/* listeners a reload (or the namespace going) took away while
+	 * connections of theirs live on: not accepting, still counted */
+	TAILQ_HEAD(, listener) retired;
+	TAILQ_HEAD(, listener_tally) tallies;	/* in order of arrival */
 	struct listener_set *set;
 	char *name;
 	struct listener_limits lim;
@@ -60,10 +81,11 @@ struct listener_addr;
 
 struct listener {
 	struct relay_origin origin;
-	TAILQ_ENTRY(listener) entry;	/* in its group */
+	TAILQ_ENTRY(listener) entry;	/* in its group: members or retired */
 	TAILQ_ENTRY(listener) all;	/* in the set */
 	struct listener_set *set;
 	struct listener_group *grp;
+	struct listener_tally *tally;	/* origin.cnt is &tally->cnt */
 	/* copies of the settings, shared by every listener of the set with
 	 * the same ones (refcounted): a reload may free the config, and live
 	 * connections (origin.svc points into svc) still read them */
@@ -72,6 +94,7 @@ struct listener {
 	const struct config_sockaddr *addr;	/* = &addr_ref->a */
 	int fd;				/* listening socket, -1 if none */
 	bool enabled;			/* ev added: accepting */
+	bool retired;			/* in grp->retired */
 	struct event ev;		/* readable: accept (no evconnlistener:
 					 * one allocation less per listener) */
 	struct event *burst;		/* resume later: made when first
@@ -80,12 +103,7 @@ struct listener {
 	int err;			/* last failure, 0 if none */
 	const char *err_what;		/* step that failed */
 	struct timeval err_at;		/* when (wall clock) */
-	/* the last connection that did not end well (close reason other
-	 * than done) and when, for the stats; last_fail_at 0: none yet */
-	enum relay_close last_fail;
-	struct timeval last_fail_at;
 	bool burst_paused;
-	bool svc_held;			/* its service's limit in the ns */
 	bool mark;			/* scratch for a reload */
 	struct timeval turn;		/* loop turn of the current burst */
 	unsigned turn_accepts;
@@ -145,13 +163,24 @@ struct listener *listener_new(struct listener_group *g,
 			      const struct config_sockaddr *addr);
 
 /* A reload: new connections of L follow SVC (upstream, timeouts); live
- * ones keep their upstream and read the new timeouts.  0 or -ENOMEM. */
+ * ones keep their upstream and read the new timeouts.  SVC has L's
+ * service's name.  0 or -ENOMEM. */
 int listener_set_service(struct listener *l, const struct config_service *svc);
 
-/* Close L and take it out of its group: its live connections go on. */
+/* A reload: the live connections of listeners of G that are gone (a
+ * listen address removed or replaced) follow SVC's timeouts too, when
+ * their service is SVC's.  0 or -ENOMEM. */
+int listener_group_follow(struct listener_group *g,
+			  const struct config_service *svc);
+
+/* Close L and take it out of its group's members: its live connections go
+ * on, counted with its service. */
 void listener_remove(struct listener *l);
 
-/* New limits for a group; they apply from the next connection. */
+/* New limits for a group, and every pause of its listeners decided again
+ * from what they are now, as if the daemon had started with them: the
+ * namespace's limits, each service's own (a reload may have raised,
+ * lowered or removed one). */
 void listener_group_limits(struct listener_group *g,
 			   const struct listener_limits *lim);
 

@@ -34,6 +34,7 @@
 #include "engine/privs.h"
 #include "engine/provisioned.h"
 #include "engine/provreq.h"
+#include "engine/relay.h"
 #include "netns/netns.h"
 #include "netns/provision.h"
 
@@ -197,6 +198,9 @@ int daemon_reload(struct daemon *d, struct config_errors *errs)
 		have_diff = true;
 	}
 	nstable_reload(d->nst, cfg);
+	/* live connections follow their service's new timeouts now, not
+	 * at their next byte */
+	relay_set_retime(listener_set_relays(d->ls));
 	if (d->provd) {
 		provisioned_set_config(d->provd, cfg);
 		provreq_set_config(d->pq, cfg);

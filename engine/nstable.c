@@ -591,6 +591,12 @@ static void ns_rebuild(struct nstable *t, struct ns *ns)
 				 ns->name, l->origin.svc->name, l->addr->text);
 		listener_remove(l);
 	}
+	/* connections of listeners gone follow their service's new
+	 * timeouts, as those of the listeners kept do */
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (config_service_in_ns(&cfg->services[i], ns->name) &&
+		    listener_group_follow(ns->grp, &cfg->services[i]) < 0)
+			fatalx("out of memory");
 	limits_of(cfg, &lim);
 	listener_group_limits(ns->grp, &lim);
 }
@@ -693,6 +699,7 @@ void nstable_free(struct nstable *t)
 
 	if (!t)
 		return;
+	nstable_close_all(t);	/* nothing is accepted from here on */
 	while ((ns = TAILQ_FIRST(&t->all)))
 		ns_free(t, ns);
 	free(t->names);

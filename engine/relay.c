@@ -289,9 +289,9 @@ static void count(struct relay *r, int s, uint64_t n)
 {
 	r->bytes[s] += n;
 	if (s == CLIENT)
-		r->o->cnt.bytes_in += n;
+		r->o->cnt->bytes_in += n;
 	else
-		r->o->cnt.bytes_out += n;
+		r->o->cnt->bytes_out += n;
 }
 
 void  relay_side_cb(evutil_socket_t fd, short what, void *arg);
@@ -342,8 +342,8 @@ void  relay_close(struct relay *r, enum relay_close why, bool reset)
 		if (x->pipe)
 			pipe_put(set, x->pipe, false);
 	}
-	o->cnt.closed[why]++;
-	o->cnt.active--;
+	o->cnt->closed[why]++;
+	o->cnt->active--;
 	TAILQ_REMOVE(&set->relays, r, entry);
 	set->n--;
 	free(r);

@@ -47,7 +47,8 @@ struct config_service;
 struct event_base;
 struct relay_set;
 
-/* Counters of one origin, written by the relay. */
+/* Counters of connections, written by the relay; origins may share them
+ * (every listener of one service in one namespace does). */
 struct relay_counters {
 	uint64_t accepted;		/* connections started */
 	uint64_t active;		/* started and not yet closed */
@@ -63,7 +64,7 @@ struct relay_counters {
 struct relay_origin {
 	const char *ns_name;		/* for logs */
 	const struct config_service *svc;	/* upstream, timeouts */
-	struct relay_counters cnt;
+	struct relay_counters *cnt;		/* never NULL */
 	/* A connection of this origin ended (its sockets are closed). */
 	void (*closed)(struct relay_origin *o, enum relay_close why);
 };
@@ -108,6 +109,13 @@ void relay_get_stats(const struct relay_set *set, struct relay_stats *st);
 /* The pipes' capacity at most, in bytes (default: three quarters of
  * fs.pipe-user-pages-soft); affects pipes made afterwards. */
 void relay_set_pipe_budget(struct relay_set *set, size_t bytes);
+
+/* The timeouts of the origins' services may have changed (a reload): arm
+ * every live connection's timer again with its service's timeouts as they
+ * are now, counted from the connection's last byte, as if they had always
+ * been these (a connection idle for longer than its new idle_timeout is
+ * closed at once). */
+void relay_set_retime(struct relay_set *set);
 
 /* Close every live connection (at shutdown): a connection with bytes
  * still buffered for a peer resets that peer; the others end with FIN. */

@@ -41,7 +41,7 @@ static const char *upstream_strerror(const struct relay_origin *o, int err)
 void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
 			    const char *what, int err)
 {
-	struct relay_counters *c = &o->cnt;
+	struct relay_counters *c = o->cnt;
 	struct timeval now;
 
 	c->upstream_unlogged++;
@@ -94,7 +94,7 @@ static int start_failed(struct relay_set *set, struct relay_origin *o,
 		relay_reset_fd(fd);
 		close(fd);
 	}
-	o->cnt.closed[why]++;
+	o->cnt->closed[why]++;
 	if (why == RELAY_CLOSE_CONNECT_FAILED)
 		relay_upstream_failed(set, o, what, err);
 	else if (shortage(err))
@@ -165,8 +165,8 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	for (int s = CLIENT; s <= UPSTREAM; s++)
 		event_assign(&r->side[s].ev, set->base, -1, EV_PERSIST,
 			     relay_side_cb, r);
-	o->cnt.accepted++;
-	o->cnt.active++;
+	o->cnt->accepted++;
+	o->cnt->active++;
 	TAILQ_INSERT_TAIL(&set->relays, r, entry);
 	set->n++;
 	event_base_gettimeofday_cached(set->base, &r->last);
@@ -277,6 +277,16 @@ struct relay_set *relay_set_new(struct event_base *base,
 	set->pipe_budget = pipe_budget();
 	TAILQ_INIT(&set->relays);
 	return set;
+}
+
+void relay_set_retime(struct relay_set *set)
+{
+	struct relay *r;
+	struct timeval tv;
+
+	/* the client's event carries the timer, always added */
+	TAILQ_FOREACH(r, &set->relays, entry)
+		event_add(&r->side[CLIENT].ev, relay_timer_tv(r, &tv));
 }
 
 void relay_close_all(struct relay_set *set)

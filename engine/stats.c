@@ -62,13 +62,6 @@ struct stats {
 	struct linkstats *links;
 };
 
-struct svc_sum {
-	const char *name;
-	uint64_t active, accepted, bytes_in, bytes_out;
-	uint64_t closed[RELAY_CLOSE_MAX];
-	const struct listener *last;	/* latest failed connection */
-};
-
 /* Prometheus families, in the order written */
 enum fam {
 	F_INFO, F_START, F_GEN, F_RELOAD_OK, F_RELOAD_AT, F_NS, F_LST,
@@ -143,8 +136,6 @@ struct stats_walk {
 	struct event *defer;
 	struct linkstats_wait *lw;
 	struct evbuffer *out;		/* during a step */
-	struct svc_sum *sum;
-	size_t nsum, capsum;
 	int err;			/* during a step: -ENOMEM */
 };
 
@@ -264,55 +255,27 @@ static void json_time(struct evbuffer *out, const struct timeval *tv)
 
 /* ------------------------------------------------------------ the model */
 
-static void sum_services(struct stats_walk *w, const struct listener_group *g)
+static uint64_t timeouts(const struct relay_counters *c)
 {
-	const struct listener *l;
-	struct svc_sum *s;
-	size_t i;
-
-	w->nsum = 0;
-	if (!g)
-		return;
-	TAILQ_FOREACH(l, &g->members, entry) {
-		for (i = 0; i < w->nsum; i++)
-			if (strcmp(w->sum[i].name, l->origin.svc->name) == 0)
-				break;
-		if (i == w->nsum) {
-			if (w->nsum == w->capsum) {
-				size_t cap = w->capsum ? w->capsum * 2 : 8;
-				struct svc_sum *n = realloc(w->sum,
-							    cap * sizeof(*n));
-
-				if (!n) {
-					w->err = -ENOMEM;
-					return;
-				}
-				w->sum = n;
-				w->capsum = cap;
-			}
-			memset(&w->sum[i], 0, sizeof(w->sum[i]));
-			w->sum[i].name = l->origin.svc->name;
-			w->nsum++;
-		}
-		s = &w->sum[i];
-		s->active += l->origin.cnt.active;
-		s->accepted += l->origin.cnt.accepted;
-		s->bytes_in += l->origin.cnt.bytes_in;
-		s->bytes_out += l->origin.cnt.bytes_out;
-		for (int r = 0; r < RELAY_CLOSE_MAX; r++)
-			s->closed[r] += l->origin.cnt.closed[r];
-		if (l->last_fail_at.tv_sec &&
-		    (!s->last || timercmp(&l->last_fail_at,
-					  &s->last->last_fail_at, >)))
-			s->last = l;
-	}
+	return c->closed[RELAY_CLOSE_CONNECT_TIMEOUT] +
+	       c->closed[RELAY_CLOSE_IDLE_TIMEOUT] +
+	       c->closed[RELAY_CLOSE_FIN_TIMEOUT];
 }
 
-static uint64_t timeouts(const struct svc_sum *s)
+/* The settings of service T in G: a listener's that serves it, or, once a
+ * reload removed them all, one whose connections live on.  NULL: none. */
+static const struct config_service *tally_svc(const struct listener_group *g,
+					      const struct listener_tally *t)
 {
-	return s->closed[RELAY_CLOSE_CONNECT_TIMEOUT] +
-	       s->closed[RELAY_CLOSE_IDLE_TIMEOUT] +
-	       s->closed[RELAY_CLOSE_FIN_TIMEOUT];
+	const struct listener *l;
+
+	TAILQ_FOREACH(l, &g->members, entry)
+		if (l->tally == t)
+			return l->origin.svc;
+	TAILQ_FOREACH(l, &g->retired, entry)
+		if (l->tally == t)
+			return l->origin.svc;
+	return NULL;
 }
 
 /* The host veth of NS, when the daemon provisioned it and its counters are
@@ -379,17 +342,19 @@ static void json_head(struct stats_walk *w)
 
 static void json_service(struct stats_walk *w,
 			 const struct listener_group *g,
-			 const struct svc_sum *s)
+			 const struct listener_tally *t)
 {
+	const struct relay_counters *c = &t->cnt;
+	const struct config_service *svc = tally_svc(g, t);
 	struct evbuffer *out = w->out;
 	const struct listener *l;
 	bool first = true;
 
 	ADD(out, "{\"name\":");
-	json_str(out, s->name);
+	json_str(out, t->name);
 	ADD(out, ",\"listeners\":[");
 	TAILQ_FOREACH(l, &g->members, entry) {
-		if (strcmp(l->origin.svc->name, s->name) != 0)
+		if (l->tally != t)
 			continue;
 		evbuffer_add_printf(out, "%s{\"address\":", first ? "" : ",");
 		first = false;
@@ -410,37 +375,33 @@ static void json_service(struct stats_walk *w,
 		ADD(out, "}");
 	}
 	ADD(out, "]");
-	/* the upstream of the first listener: every listener of a service
-	 * has the same after a reload */
-	TAILQ_FOREACH(l, &g->members, entry)
-		if (strcmp(l->origin.svc->name, s->name) == 0)
-			break;
-	if (l) {
+	/* every listener of a service has the same after a reload */
+	if (svc) {
 		ADD(out, ",\"upstream\":");
-		json_str(out, l->origin.svc->upstream.text);
+		json_str(out, svc->upstream.text);
 	}
 	evbuffer_add_printf(out, ",\"active\":%llu,\"accepted\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,"
 			    "\"connect_failures\":%llu,\"timeouts\":%llu,"
 			    "\"closed\":{",
-			    (unsigned long long)s->active,
-			    (unsigned long long)s->accepted,
-			    (unsigned long long)s->bytes_in,
-			    (unsigned long long)s->bytes_out,
+			    (unsigned long long)c->active,
+			    (unsigned long long)c->accepted,
+			    (unsigned long long)c->bytes_in,
+			    (unsigned long long)c->bytes_out,
 			    (unsigned long long)
-			    s->closed[RELAY_CLOSE_CONNECT_FAILED],
-			    (unsigned long long)timeouts(s));
+			    c->closed[RELAY_CLOSE_CONNECT_FAILED],
+			    (unsigned long long)timeouts(c));
 	for (int r = 0; r < RELAY_CLOSE_MAX; r++)
 		evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "",
 				    relay_close_name(r),
-				    (unsigned long long)s->closed[r]);
+				    (unsigned long long)c->closed[r]);
 	ADD(out, "},\"last_error\":");
-	if (!s->last) {
+	if (!t->last_fail_at.tv_sec) {
 		ADD(out, "null");
 	} else {
 		evbuffer_add_printf(out, "{\"reason\":\"%s\",\"at\":",
-				    relay_close_name(s->last->last_fail));
-		json_time(out, &s->last->last_fail_at);
+				    relay_close_name(t->last_fail));
+		json_time(out, &t->last_fail_at);
 		ADD(out, "}");
 	}
 	ADD(out, "}");
@@ -452,11 +413,10 @@ static void json_ns(void *arg, const char *name,
 	struct stats_walk *w = arg;
 	struct evbuffer *out = w->out;
 	struct linkstats_counters c;
+	const struct listener_tally *t;
 	const char *veth, *user = NULL;
+	bool first = true;
 
-	sum_services(w, g);
-	if (w->err)
-		return;
 	if (w->emitted++)
 		ADD(out, ",");
 	ADD(out, "{\"name\":");
@@ -469,11 +429,13 @@ static void json_ns(void *arg, const char *name,
 	json_str(out, user);
 	evbuffer_add_printf(out, ",\"active\":%llu,\"services\":[",
 			    (unsigned long long)(g ? g->active : 0));
-	for (size_t i = 0; i < w->nsum; i++) {
-		if (i)
-			ADD(out, ",");
-		json_service(w, g, &w->sum[i]);
-	}
+	if (g)
+		TAILQ_FOREACH(t, &g->tallies, entry) {
+			if (!first)
+				ADD(out, ",");
+			first = false;
+			json_service(w, g, t);
+		}
 	ADD(out, "],\"veth\":");
 	veth = veth_of(w, name, &c);
 	if (!veth) {
@@ -580,6 +542,7 @@ static void prom_ns(void *arg, const char *name,
 	struct evbuffer *out = w->out;
 	const char *fn = fams[w->fam].name;
 	struct linkstats_counters c;
+	const struct listener_tally *t;
 	const struct listener *l;
 	const char *veth;
 	uint64_t v;
@@ -609,31 +572,32 @@ static void prom_ns(void *arg, const char *name,
 		}
 		return;
 	}
-	sum_services(w, g);
-	for (size_t i = 0; i < w->nsum && !w->err; i++) {
-		const struct svc_sum *s = &w->sum[i];
+	if (!g)
+		return;
+	TAILQ_FOREACH(t, &g->tallies, entry) {
+		const struct relay_counters *k = &t->cnt;
 
 		if (w->fam == F_CLOSED) {
 			/* only the reasons seen: nine series per service,
 			 * mostly zeros, would make most of the page */
 			for (int r = 0; r < RELAY_CLOSE_MAX; r++) {
-				if (!s->closed[r])
+				if (!k->closed[r])
 					continue;
 				evbuffer_add(out, fn, strlen(fn));
-				prom_labels(out, name, "service", s->name,
+				prom_labels(out, name, "service", t->name,
 					    "reason", relay_close_name(r));
-				prom_u64(out, s->closed[r]);
+				prom_u64(out, k->closed[r]);
 			}
 			continue;
 		}
-		v = w->fam == F_ACTIVE ? s->active :
-		    w->fam == F_ACCEPTED ? s->accepted :
-		    w->fam == F_BYTES_IN ? s->bytes_in :
-		    w->fam == F_BYTES_OUT ? s->bytes_out :
+		v = w->fam == F_ACTIVE ? k->active :
+		    w->fam == F_ACCEPTED ? k->accepted :
+		    w->fam == F_BYTES_IN ? k->bytes_in :
+		    w->fam == F_BYTES_OUT ? k->bytes_out :
 		    w->fam == F_CONNFAIL ?
-		    s->closed[RELAY_CLOSE_CONNECT_FAILED] : timeouts(s);
+		    k->closed[RELAY_CLOSE_CONNECT_FAILED] : timeouts(k);
 		evbuffer_add(out, fn, strlen(fn));
-		prom_labels(out, name, "service", s->name, NULL, NULL);
+		prom_labels(out, name, "service", t->name, NULL, NULL);
 		prom_u64(out, v);
 	}
 }
@@ -730,7 +694,6 @@ void stats_walk_free(struct stats_walk *w)
 	for (size_t i = 0; i < w->n; i++)
 		free(w->names[i]);
 	free(w->names);
-	free(w->sum);
 	free(w);
 }
 

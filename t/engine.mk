@@ -24,3 +24,5 @@ INTEGRATION_TESTS += t/provision-many.t
 EXTRA_DIST += t/provision-many.t
 INTEGRATION_TESTS += t/nodelay.t
 EXTRA_DIST += t/nodelay.t
+INTEGRATION_TESTS += t/reload-state.t
+EXTRA_DIST += t/reload-state.t

@@ -109,7 +109,7 @@ static void t_both_ways(const char *env, bool splice)
 	   "%s)", path, (unsigned long long)at_cl.got, end_name(at_cl.end));
 	turn_until(&o.calls);
 	ok(o.calls == 1 && o.why == RELAY_CLOSE_DONE &&
-	   o.o.cnt.bytes_in == n_in && o.o.cnt.bytes_out == to_cl.total,
+	   o.o.cnt->bytes_in == n_in && o.o.cnt->bytes_out == to_cl.total,
 	   "%s: closed once (done), byte counters exact", path);
 	relay_get_stats(set, &st);
 	diag("%s: %llu bytes spliced, %llu copied, %u pipes open", path,
@@ -213,11 +213,11 @@ static void t_splice_backpressure(void)
 		turn();
 	}
 	relay_get_stats(set, &st);
-	held = o.o.cnt.bytes_out - rx.got - (uint64_t)inq(c);
+	held = o.o.cnt->bytes_out - rx.got - (uint64_t)inq(c);
 	diag("splice backpressure: upstream wrote %llu, relay read %llu, %d "
 	     "in the client's socket, %llu held (pipes open: %u)",
 	     (unsigned long long)tx.sent,
-	     (unsigned long long)o.o.cnt.bytes_out, inq(c),
+	     (unsigned long long)o.o.cnt->bytes_out, inq(c),
 	     (unsigned long long)held, st.pipes);
 	ok(tx.sent < tx.total, "splice backpressure: the upstream is blocked");
 	ok(held <= RELAY_HIGH_WATER + 65536 && st.spliced > 0,

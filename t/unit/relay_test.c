@@ -113,6 +113,7 @@ static void fill(unsigned seed, uint64_t off, uint8_t *buf, size_t n)
 struct origin {
 	struct relay_origin o;	/* first: closed() gets &o */
 	struct config_service svc;
+	struct relay_counters cnt;
 	unsigned calls;		/* closed() calls */
 	enum relay_close why;	/* the last one's reason */
 };
@@ -144,6 +145,7 @@ static void origin_init(struct origin *o, const struct config_sockaddr *up,
 	o->svc.fin_timeout_ms = fin_ms;
 	o->o.ns_name = "unit";
 	o->o.svc = &o->svc;
+	o->o.cnt = &o->cnt;
 	o->o.closed = origin_closed;
 }
 
@@ -505,12 +507,12 @@ static void t_bytes_and_halfclose(bool client_first)
 	if (!ok(o.calls == 1 && o.why == RELAY_CLOSE_DONE,
 		"%s first: closed() once, reason done", who))
 		note("calls %u, reason %s", o.calls, relay_close_name(o.why));
-	is_int((long long)o.o.cnt.bytes_in, (long long)to_up.total,
+	is_int((long long)o.o.cnt->bytes_in, (long long)to_up.total,
 	       "%s first: bytes_in counts every byte client -> upstream", who);
-	is_int((long long)o.o.cnt.bytes_out, (long long)to_cl.total,
+	is_int((long long)o.o.cnt->bytes_out, (long long)to_cl.total,
 	       "%s first: bytes_out counts every byte upstream -> client", who);
-	ok(o.o.cnt.accepted == 1 && o.o.cnt.active == 0 &&
-	   o.o.cnt.closed[RELAY_CLOSE_DONE] == 1,
+	ok(o.o.cnt->accepted == 1 && o.o.cnt->active == 0 &&
+	   o.o.cnt->closed[RELAY_CLOSE_DONE] == 1,
 	   "%s first: accepted 1, active 0, closed[done] 1", who);
 	close(c);
 	close(u);
@@ -553,7 +555,7 @@ static void t_backpressure(bool to_client)
 		still = tx_write(src, &tx) ? 0 : still + 1;
 		turn();
 	}
-	relay_read = to_client ? o.o.cnt.bytes_out : o.o.cnt.bytes_in;
+	relay_read = to_client ? o.o.cnt->bytes_out : o.o.cnt->bytes_in;
 	held = relay_read - (uint64_t)inq(dst);
 	diag("%s: source wrote %llu bytes, relay read %llu, %d in the "
 	     "destination's socket, %llu held by the relay", dir,
@@ -621,7 +623,7 @@ static void t_reset(bool client)
 	turn_until(&o.calls);
 	if (!ok(o.calls == 1 && o.why == (client ? RELAY_CLOSE_CLIENT_RESET :
 					      RELAY_CLOSE_UPSTREAM_RESET) &&
-	        o.o.cnt.closed[o.why] == 1,
+	        o.o.cnt->closed[o.why] == 1,
 	        "%s reset: closed() once, reason %s-reset, counted", who, who))
 		note("calls %u, reason %s", o.calls, relay_close_name(o.why));
 	close(other);
@@ -641,7 +643,7 @@ static void fill_for_client(struct origin *o, int u, struct tx *tx)
 	}
 	diag("upstream wrote %llu bytes, the relay read %llu",
 	     (unsigned long long)tx->sent,
-	     (unsigned long long)o->o.cnt.bytes_out);
+	     (unsigned long long)o->o.cnt->bytes_out);
 }
 
 /* The idle timeout, with bytes buffered for a client that stopped reading
@@ -703,7 +705,7 @@ static void t_idle(void)
 	   end_name(rxu.end));
 	turn_until(&o2.calls);
 	ok(o2.calls == 1 && o2.why == RELAY_CLOSE_IDLE_TIMEOUT &&
-	   o2.o.cnt.closed[RELAY_CLOSE_IDLE_TIMEOUT] == 1,
+	   o2.o.cnt->closed[RELAY_CLOSE_IDLE_TIMEOUT] == 1,
 	   "idle, nothing pending: closed() once, reason idle-timeout");
 	close(c);
 	close(u);
@@ -730,8 +732,8 @@ static void t_connect_failed(void)
 	rx_to_end(c, &rx);
 	ok(rx.end == -ECONNRESET, "missing unix socket: the client is reset "
 	   "(got %s)", end_name(rx.end));
-	ok(o.o.cnt.closed[RELAY_CLOSE_CONNECT_FAILED] == 1 &&
-	   o.o.cnt.accepted == 0 && o.o.cnt.active == 0,
+	ok(o.o.cnt->closed[RELAY_CLOSE_CONNECT_FAILED] == 1 &&
+	   o.o.cnt->accepted == 0 && o.o.cnt->active == 0,
 	   "missing unix socket: closed[connect-failed] 1, none started");
 	is_int(o.calls, 0, "missing unix socket: no closed() for a connection "
 	       "that never started");
@@ -749,7 +751,7 @@ static void t_connect_failed(void)
 	rx_init(&rx, 0);
 	rx_to_end(c, &rx);
 	if (!ok(r == 0 && o.calls == 1 && o.why == RELAY_CLOSE_CONNECT_FAILED &&
-	        o.o.cnt.closed[RELAY_CLOSE_CONNECT_FAILED] == 1,
+	        o.o.cnt->closed[RELAY_CLOSE_CONNECT_FAILED] == 1,
 	        "refused TCP upstream: closed() once, reason connect-failed"))
 		note("relay_start %d, calls %u, reason %s", r, o.calls,
 		     relay_close_name(o.why));
@@ -778,11 +780,11 @@ static void t_close_all(void)
 	is_int((long long)relay_count(set), 2, "close_all: 2 live connections");
 	relay_close_all(set);
 	is_int((long long)relay_count(set), 0, "close_all: none left");
-	if (!ok(o.calls == 2 && o.o.cnt.closed[RELAY_CLOSE_SHUTDOWN] == 2 &&
-	        o.o.cnt.active == 0,
+	if (!ok(o.calls == 2 && o.o.cnt->closed[RELAY_CLOSE_SHUTDOWN] == 2 &&
+	        o.o.cnt->active == 0,
 	        "close_all: closed() once per connection, reason shutdown"))
 		note("calls %u, closed[shutdown] %llu", o.calls,
-		     (unsigned long long)o.o.cnt.closed[RELAY_CLOSE_SHUTDOWN]);
+		     (unsigned long long)o.o.cnt->closed[RELAY_CLOSE_SHUTDOWN]);
 	rx_init(&rx1, 41);
 	rx_to_end(c1, &rx1);
 	ok(rx1.end == -ECONNRESET && rx1.bad < 0,
