@@ -55,8 +55,9 @@
  *
  * Closing: relay_close() is the one way a connection ends, from any state.
  * A side that would lose bytes is reset (SO_LINGER {1, 0}) rather than sent
- * a FIN, so that a truncated stream never looks complete: a side with bytes
- * still waiting for it (in out[] or a pipe) when a timeout or shutdown ends
+ * a FIN, so that a truncated stream never looks complete: a side whose
+ * direction is not complete (its source has not sent its EOF, or bytes
+ * still wait for it in out[] or a pipe) when a timeout or shutdown ends
  * the connection, and both sides when one side fails before its direction
  * towards it finished (a reset or error on s before s's EOF, or an error on
  * s while the other side still had bytes to send to it).  An error on s
@@ -316,8 +317,12 @@ void  relay_side_sync(struct relay *r, int s)
 }
 
 /* The one way a connection ends.  RESET: both sides lose bytes, reset
- * both; otherwise a side is reset only if bytes waiting for it are being
- * discarded, and gets a FIN else.  Frees R. */
+ * both.  Otherwise a side gets a FIN only when the direction towards it
+ * is complete: its source's EOF came and everything was delivered.  A
+ * side with bytes still waiting for it, or whose source has not ended (a
+ * timeout or shutdown cutting a stream, however empty the buffers happen
+ * to be at that moment), is reset, so that a truncated stream never looks
+ * complete.  Frees R. */
 void  relay_close(struct relay *r, enum relay_close why, bool reset)
 {
 	struct relay_origin *o = r->o;
@@ -333,7 +338,7 @@ void  relay_close(struct relay *r, enum relay_close why, bool reset)
 
 		event_del(&x->ev);
 		if (x->fd >= 0) {
-			if (reset || pending(x))
+			if (reset || pending(x) || !r->side[!s].eof)
 				relay_reset_fd(x->fd);
 			close(x->fd);
 		}

@@ -117,8 +117,9 @@ void relay_set_pipe_budget(struct relay_set *set, size_t bytes);
  * closed at once). */
 void relay_set_retime(struct relay_set *set);
 
-/* Close every live connection (at shutdown): a connection with bytes
- * still buffered for a peer resets that peer; the others end with FIN. */
+/* Close every live connection (at shutdown): a peer whose stream from the
+ * other side is not complete (not ended, or bytes still buffered for it)
+ * is reset; a peer whose stream was delivered whole gets a FIN. */
 void relay_close_all(struct relay_set *set);
 
 /* Close what is left and free the set.  Accepts NULL. */

@@ -36,6 +36,9 @@ SERVERS: peer.py serve KIND [options]
   sink                 read to EOF; print "NBYTES SHA256HEX"; close.
   watch                echo; when the client side ends print "eof N" or
                        "reset N" (N bytes received).
+  sinkwatch [--seed S] read (never write); when the client side ends print
+                       "eof N" or "reset N" (N bytes received; with --seed
+                       they must be a prefix of stream S).
   halfclose-reply --bytes N [--seed S] [--pieces K --interval SECS]
                        read to EOF, then reply "SHA256HEX NBYTES\\n" for what
                        it received, followed by N bytes of stream S (in K
@@ -81,6 +84,14 @@ CLIENTS: peer.py KIND [options]
                        --go-file: print "connected", then read nothing
                        until FILE exists (at most --max-wait, default 60 s;
                        the relay's buffers fill meanwhile), then read.
+                       --rcvbuf N: SO_RCVBUF N before connecting (the
+                       kernel's buffer for this client is then N bytes
+                       or so, not what autotuning would grow it to).
+  upload --bytes N [--seed S] [--rate BYTES_PER_S] [--progress FILE]
+                       send N bytes of stream S at that rate, then
+                       shutdown(SHUT_WR) and wait for the peer to close;
+                       prints "sent N" or, when the peer cuts it, "cut
+                       after N" (reset or broken pipe: both succeed).
   expect-close --within SECS [--not-before SECS] [--send DATA] [--shutdown]
                [--reset]
                        connect (optionally send DATA, optionally
@@ -367,6 +378,23 @@ def srv_watch(conn, args):
         say("reset %d" % n)
 
 
+def srv_sinkwatch(conn, args):
+    st = Stream(args.seed) if args.seed_given else None
+    n = 0
+    try:
+        while True:
+            data = conn.recv(BLOCK)
+            if not data:
+                say("eof %d" % n)
+                return
+            if st is not None and data != st.read(len(data)):
+                say("bad %d" % n)
+                return
+            n += len(data)
+    except ConnectionResetError:
+        say("reset %d" % n)
+
+
 def srv_halfclose_reply(conn, args):
     h = hashlib.sha256()
     n = read_all(conn, h)
@@ -419,6 +447,7 @@ SERVERS = {
     "rst-after": srv_rst_after,
     "sink": srv_sink,
     "watch": srv_watch,
+    "sinkwatch": srv_sinkwatch,
     "halfclose-reply": srv_halfclose_reply,
     "sendfirst": srv_sendfirst,
     "silent": srv_silent,
@@ -429,10 +458,13 @@ SERVERS = {
 # ---------------------------------------------------------------- clients
 
 
-def connect(args, timeout=None, reset_ok=False):
+def connect(args, timeout=None, reset_ok=False, rcvbuf=0):
     """Connect with a timeout.  With reset_ok, a connection reset while
-    connecting (the relay accepted and reset it at once) returns None."""
+    connecting (the relay accepted and reset it at once) returns None.
+    RCVBUF: SO_RCVBUF before the connect (the window is set then)."""
     s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout if timeout is not None else args.timeout)
     try:
         s.connect((args.host, args.port))
@@ -658,7 +690,7 @@ def wait_go_file(path, max_wait):
 
 
 def cli_expect_reset(args):
-    s = connect(args, reset_ok=True)
+    s = connect(args, reset_ok=True, rcvbuf=args.rcvbuf)
     if s is None:
         say("reset while connecting")
         return
@@ -673,6 +705,34 @@ def cli_expect_reset(args):
         die("expected ECONNRESET, got %s after %d bytes"
             % (kind or "timeout", n))
     say("reset after %d bytes, %.2fs" % (n, time.monotonic() - t0))
+
+
+def cli_upload(args):
+    s = connect(args)
+    st = Stream(args.seed)
+    progress = Progress(args.progress)
+    sent = 0
+    start = time.monotonic()
+    try:
+        while sent < args.bytes:
+            if args.rate:
+                ahead = sent / args.rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.1))
+                    continue
+            chunk = st.read(min(args.bytes - sent, 16384))
+            s.sendall(chunk)
+            sent += len(chunk)
+            progress.update(sent)
+        s.shutdown(socket.SHUT_WR)
+    except (ConnectionResetError, BrokenPipeError):
+        say("cut after %d" % sent)
+        return
+    progress.update(sent, force=True)
+    kind, n = wait_closed(s, time.monotonic() + args.timeout)
+    if kind is None:
+        die("not closed after sending %d bytes" % sent)
+    say("sent %d" % sent)
 
 
 def cli_expect_close(args):
@@ -893,7 +953,7 @@ def main():
     srv.add_argument("--unix")
     srv.add_argument("--mode", default="0666")
     srv.add_argument("--bytes", type=parse_size, default=0)
-    srv.add_argument("--seed", type=int, default=1)
+    srv.add_argument("--seed", type=int)
     srv.add_argument("--rate", type=parse_size, default=0)
     srv.add_argument("--progress")
     srv.add_argument("--delay", type=float, default=0.3)
@@ -933,6 +993,12 @@ def main():
     c.add_argument("--send")
     c.add_argument("--go-file")
     c.add_argument("--max-wait", type=float, default=60.0)
+    c.add_argument("--rcvbuf", type=parse_size, default=0)
+    c = client("upload")
+    c.add_argument("--bytes", type=parse_size, required=True)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--rate", type=parse_size, default=0)
+    c.add_argument("--progress")
     c = client("expect-close")
     c.add_argument("--within", type=float, required=True)
     c.add_argument("--not-before", type=float, default=0.0)
@@ -970,6 +1036,9 @@ def main():
 
     args = p.parse_args()
     if args.cmd == "serve":
+        args.seed_given = args.seed is not None
+        if args.seed is None:
+            args.seed = 1
         args.cmd = args.kind
         try:
             serve(args, SERVERS[args.kind])
@@ -982,7 +1051,7 @@ def main():
         "fetch": cli_fetch, "drain": cli_drain,
         "abort": cli_abort, "expect-reset": cli_expect_reset, "expect-close": cli_expect_close,
         "halfclose": cli_halfclose, "late-send": cli_late_send,
-        "slowread": cli_slowread, "hold": cli_hold,
+        "slowread": cli_slowread, "hold": cli_hold, "upload": cli_upload,
         "placement": cli_placement, "freeport": cli_freeport,
     }[args.cmd](args)
 

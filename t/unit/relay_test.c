@@ -647,8 +647,9 @@ static void fill_for_client(struct origin *o, int u, struct tx *tx)
 }
 
 /* The idle timeout, with bytes buffered for a client that stopped reading
- * (it must see a reset: its stream was cut) and with nothing pending (a
- * clean FIN both ways). */
+ * and with nothing pending: either way it cuts streams that never ended,
+ * so both sides see a reset, never a FIN that would pass for a complete
+ * stream. */
 static void t_idle(void)
 {
 	struct upstream up;
@@ -678,7 +679,7 @@ static void t_idle(void)
 	close(c);
 	close(u);
 
-	/* nothing pending: FIN both ways */
+	/* nothing pending: still a reset both ways, after every byte */
 	origin_init(&o2, &up.addr, 300, 300);
 	start(&o2, &up, &c, &u, true, false);
 	if (!ok(u >= 0, "idle, nothing pending: upstream connection arrives"))
@@ -697,12 +698,14 @@ static void t_idle(void)
 	rx_init(&rx, 33);
 	rx_to_end(c, &rx);
 	rx_to_end(u, &rxu);
-	ok(rx.end == 1 && rx.got == 1000 && rx.bad < 0,
-	   "idle, nothing pending: the client gets its bytes, then EOF (%s)",
-	   end_name(rx.end));
-	ok(rxu.end == 1 && rxu.got == 1000 && rxu.bad < 0,
-	   "idle, nothing pending: the upstream gets EOF (%s)",
-	   end_name(rxu.end));
+	ok(rx.end == -ECONNRESET && rx.got == 1000 && rx.bad < 0,
+	   "idle, nothing pending: the client gets its bytes, then a reset "
+	   "(%s after %llu bytes)", end_name(rx.end),
+	   (unsigned long long)rx.got);
+	ok(rxu.end == -ECONNRESET && rxu.got == 1000 && rxu.bad < 0,
+	   "idle, nothing pending: the upstream gets its bytes, then a reset "
+	   "(%s after %llu bytes)", end_name(rxu.end),
+	   (unsigned long long)rxu.got);
 	turn_until(&o2.calls);
 	ok(o2.calls == 1 && o2.why == RELAY_CLOSE_IDLE_TIMEOUT &&
 	   o2.o.cnt->closed[RELAY_CLOSE_IDLE_TIMEOUT] == 1,
@@ -761,26 +764,39 @@ static void t_connect_failed(void)
 }
 
 /* relay_close_all (shutdown): a client with bytes waiting for it is reset,
- * an idle one gets EOF. */
+ * and so is an idle one, whose stream never ended either; a connection
+ * whose upstream had ended its stream, all of it delivered, gives its
+ * client a FIN. */
 static void t_close_all(void)
 {
 	struct upstream up;
 	struct origin o;
-	struct tx tx = { 41, 0, 16 * MiB };
-	struct rx rx1, rx2;
-	int c1, u1, c2, u2;
+	struct tx tx = { 41, 0, 16 * MiB }, tx3 = { 42, 0, 1000 };
+	struct rx rx1, rx2, rx3;
+	int c1, u1, c2, u2, c3, u3;
 
 	upstream_tcp(&up);
 	origin_init(&o, &up.addr, 60000, 60000);
 	start(&o, &up, &c1, &u1, true, true);
 	start(&o, &up, &c2, &u2, true, false);
-	if (!ok(u1 >= 0 && u2 >= 0, "close_all: two connections up"))
+	start(&o, &up, &c3, &u3, true, false);
+	if (!ok(u1 >= 0 && u2 >= 0 && u3 >= 0,
+		"close_all: three connections up"))
 		return;
 	fill_for_client(&o, u1, &tx);
-	is_int((long long)relay_count(set), 2, "close_all: 2 live connections");
+	/* the third one's upstream sends its whole stream and ends it; the
+	 * client does not read it before the shutdown */
+	tx_write(u3, &tx3);
+	shutdown(u3, SHUT_WR);
+	for (int64_t end = now_ms() + WAIT_MS;
+	     o.o.cnt->bytes_out < tx.sent + 1000 && now_ms() < end;)
+		turn();
+	for (int i = 0; i < 10; i++)
+		turn();		/* the FIN passed on */
+	is_int((long long)relay_count(set), 3, "close_all: 3 live connections");
 	relay_close_all(set);
 	is_int((long long)relay_count(set), 0, "close_all: none left");
-	if (!ok(o.calls == 2 && o.o.cnt->closed[RELAY_CLOSE_SHUTDOWN] == 2 &&
+	if (!ok(o.calls == 3 && o.o.cnt->closed[RELAY_CLOSE_SHUTDOWN] == 3 &&
 	        o.o.cnt->active == 0,
 	        "close_all: closed() once per connection, reason shutdown"))
 		note("calls %u, closed[shutdown] %llu", o.calls,
@@ -792,12 +808,19 @@ static void t_close_all(void)
 	   "bytes)", end_name(rx1.end), (unsigned long long)rx1.got);
 	rx_init(&rx2, 0);
 	rx_to_end(c2, &rx2);
-	ok(rx2.end == 1 && rx2.got == 0,
-	   "close_all: the idle client gets EOF (%s)", end_name(rx2.end));
+	ok(rx2.end == -ECONNRESET && rx2.got == 0,
+	   "close_all: the idle client is reset too (%s)", end_name(rx2.end));
+	rx_init(&rx3, 42);
+	rx_to_end(c3, &rx3);
+	ok(rx3.end == 1 && rx3.got == 1000 && rx3.bad < 0,
+	   "close_all: a client whose stream was whole gets it, then EOF (%s "
+	   "after %llu bytes)", end_name(rx3.end), (unsigned long long)rx3.got);
 	close(c1);
 	close(u1);
 	close(c2);
 	close(u2);
+	close(c3);
+	close(u3);
 	upstream_free(&up);
 }
 
