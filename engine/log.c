@@ -7,9 +7,14 @@
  * fields: every such line starts "ns NAME: " and, when it is about one
  * service, "ns NAME: SERVICE: ", which become NSRELAY_NAMESPACE= and
  * NSRELAY_SERVICE= (journalctl NSRELAY_NAMESPACE=alice).  Otherwise plain
- * lines on stderr, or syslog once daemonised. */
+ * lines on stderr, or syslog once daemonised.
+ *
+ * Every line is written in the display form (log.h): a namespace name with
+ * a newline or bytes that are not UTF-8 can neither forge a line nor break
+ * a reader of the journal. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +42,74 @@ static bool stderr_is_journal(void)
 		return false;
 	return (unsigned long long)st.st_dev == dev &&
 	       (unsigned long long)st.st_ino == ino;
+}
+
+/* Length of the valid UTF-8 sequence at S (of at most N bytes), 0 if
+ * none: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0xa0) ||		/* C1 controls */
+	    (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+size_t log_escape_step(const char *str, size_t n, char out[4], size_t *took)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len = s[0] < 0x20 || s[0] == 0x7f || s[0] == '\\' ? 0 :
+		     utf8_len(s, n);
+
+	if (len) {
+		memcpy(out, s, len);
+		*took = len;
+		return len;
+	}
+	out[0] = '\\';
+	out[1] = 'x';
+	out[2] = hex[s[0] >> 4];
+	out[3] = hex[s[0] & 15];
+	*took = 1;
+	return 4;
+}
+
+size_t log_escape(const char *s, char *out, size_t len)
+{
+	size_t n = strlen(s), i = 0, o = 0, took, k;
+	char piece[4];
+
+	while (i < n) {
+		k = log_escape_step(s + i, n - i, piece, &took);
+		if (o + k >= len)
+			break;
+		memcpy(out + o, piece, k);
+		o += k;
+		i += took;
+	}
+	out[o] = '\0';
+	return o;
 }
 
 /* The namespace and service a line is about: "ns NAME: [SERVICE: ]". */
@@ -79,12 +152,13 @@ static void vlog(int pri, const char *fmt, va_list ap, int err)
 		[LOG_ERR] = "error", [LOG_WARNING] = "warning",
 		[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 	};
-	char buf[1024];
+	char raw[1024], buf[4 * sizeof(raw)];
 	int n;
 
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (err && n >= 0 && (size_t)n < sizeof(buf))
-		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(err));
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	if (err && n >= 0 && (size_t)n < sizeof(raw))
+		snprintf(raw + n, sizeof(raw) - n, ": %s", strerror(err));
+	log_escape(raw, buf, sizeof(buf));
 	if (use_syslog) {
 		syslog(pri, "%s", buf);
 	} else if (journal) {

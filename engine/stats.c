@@ -13,8 +13,9 @@
  * numbers of one namespace are read in one go, so they agree with each
  * other; across namespaces a document is not one instant.
  *
- * The model, per namespace: its services (the listeners of one service
- * summed), each with its listeners and their state; the kernel's counters
+ * The model, per namespace: its services (the tally of each, shared by
+ * its listeners there and by connections whose listener a reload closed:
+ * listener.h), each with its listeners and their state; the kernel's counters
  * of its host veth when the daemon provisioned it (read before the walk
  * starts, from a cache at most STATS_VETH_MAX_AGE_MS old).  bytes_in counts
  * client -> upstream, bytes_out upstream -> client.  connect_failures are
@@ -29,9 +30,12 @@
  * does not grow nine-fold); connect_failures and timeouts are always
  * there.
  *
- * Strings are escaped for their format: JSON (quotes, backslashes, control
- * bytes, and bytes that are not UTF-8 as \u00XX) and label values
- * (backslash, quote, newline).
+ * Strings are written in the daemon's display form (log.h: printable
+ * UTF-8 as it is, the backslash, control characters and bytes that are
+ * not UTF-8 as \xHH), then escaped for their format (a backslash and a
+ * quote get a backslash, in JSON as in label values): a namespace name
+ * with any bytes reads the same in the log, the JSON and the labels, and
+ * the Prometheus page stays valid UTF-8.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -47,6 +51,7 @@
 #include "config/config.h"
 #include "engine/daemon.h"
 #include "engine/listener.h"
+#include "engine/log.h"
 #include "engine/nstable.h"
 #include "engine/provisioned.h"
 #include "engine/relay.h"
@@ -164,84 +169,52 @@ void stats_free(struct stats *s)
 
 /* ------------------------------------------------------------ escaping */
 
-/* Length of the valid UTF-8 sequence at S (of at most N bytes), 0 if
- * none. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* S in the display form (log.h), with the backslashes of its escapes and
+ * any quote escaped once more: what JSON strings and Prometheus label
+ * values both want.  A name reads the same in the log, in JSON once
+ * decoded and in a label once unescaped. */
+static void display_str(struct evbuffer *out, const char *s)
 {
-	size_t len;
-	uint32_t cp;
+	size_t n = strlen(s), i = 0, run, took, k;
+	char piece[4];
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-static void json_str(struct evbuffer *out, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)(str ? str : "");
-	size_t n = strlen((const char *)s), i = 0, run;
-
-	if (!str) {
-		ADD(out, "null");
-		return;
-	}
-	ADD(out, "\"");
 	while (i < n) {
-		run = i;
-		while (run < n && s[run] >= 0x20 && s[run] < 0x7f &&
-		       s[run] != '"' && s[run] != '\\')
-			run++;
+		/* plain ASCII in one go */
+		for (run = i; run < n && s[run] >= 0x20 && s[run] < 0x7f &&
+		     s[run] != '"' && s[run] != '\\'; run++)
+			;
 		if (run > i) {
 			evbuffer_add(out, s + i, run - i);
 			i = run;
 			continue;
 		}
-		if (s[i] == '"' || s[i] == '\\') {
-			char e[2] = { '\\', (char)s[i] };
-
-			evbuffer_add(out, e, 2);
+		if (s[i] == '"') {
+			ADD(out, "\\\"");
 			i++;
-		} else if (s[i] >= 0x80 && (run = utf8_len(s + i, n - i))) {
-			evbuffer_add(out, s + i, run);
-			i += run;
-		} else {
-			evbuffer_add_printf(out, "\\u%04x", s[i]);
-			i++;
+			continue;
 		}
+		k = log_escape_step(s + i, n - i, piece, &took);
+		if (piece[0] == '\\')
+			ADD(out, "\\");
+		evbuffer_add(out, piece, k);
+		i += took;
 	}
+}
+
+static void json_str(struct evbuffer *out, const char *str)
+{
+	if (!str) {
+		ADD(out, "null");
+		return;
+	}
+	ADD(out, "\"");
+	display_str(out, str);
 	ADD(out, "\"");
 }
 
 static void label_str(struct evbuffer *out, const char *s)
 {
-	for (; *s; s++) {
-		if (*s == '\\')
-			ADD(out, "\\\\");
-		else if (*s == '"')
-			ADD(out, "\\\"");
-		else if (*s == '\n')
-			ADD(out, "\\n");
-		else
-			evbuffer_add(out, s, 1);
-	}
+	display_str(out, s);
 }
 
 static void json_time(struct evbuffer *out, const struct timeval *tv)

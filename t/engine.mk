@@ -26,3 +26,5 @@ INTEGRATION_TESTS += t/nodelay.t
 EXTRA_DIST += t/nodelay.t
 INTEGRATION_TESTS += t/reload-state.t
 EXTRA_DIST += t/reload-state.t
+INTEGRATION_TESTS += t/names.t
+EXTRA_DIST += t/names.t
