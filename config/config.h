@@ -25,9 +25,11 @@
 #define CONFIG_DEFAULT_UID_BASE		1000
 #define CONFIG_DEFAULT_CONTROL		"/run/nsrelay/control.sock"
 #define CONFIG_MAX_DURATION_MS		(30ULL * 24 * 60 * 60 * 1000)
-#define CONFIG_DEFAULT_LIMIT_CONNS	256	/* live, per namespace */
-#define CONFIG_DEFAULT_LIMIT_RATE	200	/* new per second, per ns */
-#define CONFIG_DEFAULT_LIMIT_BURST	400	/* 2 x the rate */
+/* No fixed limits by default: namespaces share the loop and the
+ * descriptors fairly (engine/listener.c); an admin may set caps. */
+#define CONFIG_DEFAULT_LIMIT_CONNS	0	/* live, per namespace */
+#define CONFIG_DEFAULT_LIMIT_RATE	0	/* new per second, per ns */
+#define CONFIG_DEFAULT_LIMIT_BURST	0	/* 2 x the rate when set */
 #define CONFIG_LIMIT_MAX		1000000	/* conns and rate below this */
 #define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS (5 * 1000ULL)
 #define CONFIG_DEFAULT_CONTROL_MODE	0600

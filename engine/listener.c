@@ -13,19 +13,45 @@
  * and where to open listeners is the namespace table's business
  * (nstable.c); this file opens, closes and guards them.
  *
- * Guards, so that one listener, one namespace or one shortage cannot hurt
- * the rest:
- *  - fairness: after ACCEPT_BURST accepts in one loop turn a listener is
- *    disabled and re-enabled by a zero timer, after the other ready events;
- *  - limits per namespace (struct listener_group): at most lim.conns live
- *    connections and lim.rate new ones a second (a token bucket of
- *    lim.burst).  At a limit every listener of that namespace pauses: its
- *    clients wait in the kernel's backlog, the other namespaces go on.  It
- *    resumes when a connection closes or the bucket refills; one log line
- *    per namespace every LIMIT_LOG_S seconds at most, with a count;
- *  - a descriptor budget: every connection costs two descriptors; once the
- *    connections would eat into the reserve, a new one is reset at once and
- *    accepting pauses as under a shortage;
+ * Sharing, so that one listener, one namespace or one shortage cannot hurt
+ * the rest, and without a fixed cap that would throttle a busy namespace
+ * on an idle host (work-conserving, the way a fair queue is):
+ *  - accepting, round-robin between namespaces: a listening socket's event
+ *    is level-triggered, so a listener with clients waiting is ready at
+ *    every loop turn.  In one turn a namespace accepts ACCEPT_QUANTUM
+ *    connections at most, each of its listeners its part of that (the
+ *    quantum divided by its listeners, at least 1); what is left waits in
+ *    the backlog for the next turn, after every other ready namespace had
+ *    its quantum and every relay event its turn.  So a flood from one
+ *    namespace puts at most one quantum of accept and connect work in
+ *    front of another namespace's connection, and a namespace alone takes
+ *    every turn: its share shrinks only while others are waiting.  No
+ *    timer and no epoll_ctl: the kernel's readiness is the queue;
+ *  - descriptors, the one budget that a namespace keeps (its live
+ *    connections hold two each): a namespace may use what is free.  Once
+ *    connections and pipes hold three quarters of what is theirs (the
+ *    limit less the reserve, the listeners and other modules' clients),
+ *    the budget runs short, and a namespace whose live connections reach
+ *    its fair share, the connections' budget divided by the busy
+ *    namespaces plus one (room for one not yet busy), is held: its clients
+ *    wait in its backlog while the namespaces below their share are still
+ *    served from the last quarter.  It resumes when a connection ends
+ *    anywhere and it is below its share again or the budget is no longer
+ *    short;
+ *  - limits an admin sets, off by default (struct listener_group, and a
+ *    service's own cap in its tally): at most lim.conns live connections
+ *    and lim.rate new ones a second (a token bucket of lim.burst), per
+ *    namespace.  At a limit every listener of that namespace pauses, the
+ *    other namespaces go on; it resumes when a connection closes or the
+ *    bucket refills;
+ *  - whatever holds a namespace back is counted by reason
+ *    (enum listener_hold), with one log line per namespace and reason
+ *    every LIMIT_LOG_S seconds at most; how long its clients waited to be
+ *    accepted is a histogram: the kernel's age of the connection (TCP_INFO,
+ *    since the handshake's last ACK) when it may have waited in the
+ *    backlog, else the loop's own delay since it saw the listener ready;
+ *  - a last line of defence: once a connection would eat into the
+ *    reserve it is reset at once and accepting pauses as under a shortage;
  *  - descriptor shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM): libevent's
  *    listener would retry accept() at once forever.  The error callback
  *    disables every listener and a timer resumes them, backing off from
@@ -53,7 +79,11 @@
 #include "engine/log.h"
 #include "netns/netns.h"
 
-#define ACCEPT_BURST		16
+/* Accepts per namespace and loop turn at most: a round of the
+ * round-robin.  Small enough that a flood puts little in front of another
+ * namespace's client (16 accepts and upstream connects: well under 2 ms),
+ * large enough that a lone namespace's accepts cost few loop turns. */
+#define ACCEPT_QUANTUM		16
 #define FD_PAUSE_MIN_MS		100
 #define FD_PAUSE_MAX_MS		1000
 #define LIMIT_LOG_S		10
@@ -97,6 +127,8 @@ struct listener_set {
 	unsigned reserve;
 	unsigned others;		/* descriptors of other modules'
 					 * clients (listener_set_fd_take) */
+	unsigned busy;			/* groups with live connections */
+	TAILQ_HEAD(, listener_group) fair_held;	/* held at their share */
 	LIST_HEAD(, listener_watch) watches;	/* paused with the rest */
 
 	/* memory after a burst: given back once half of it has gone */
@@ -117,23 +149,52 @@ static void ms_to_tv(uint64_t ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
+static const char *const hold_names[LISTENER_HOLD_MAX] = {
+	[LISTENER_HOLD_FAIR_SHARE] = "fair_share",
+	[LISTENER_HOLD_CONNECTIONS] = "connections",
+	[LISTENER_HOLD_RATE] = "rate",
+	[LISTENER_HOLD_SERVICE] = "service",
+};
+
+const char *listener_hold_name(enum listener_hold h)
+{
+	return h < LISTENER_HOLD_MAX ? hold_names[h] : "?";
+}
+
+const uint64_t listener_wait_le_us[LISTENER_WAIT_BUCKETS - 1] = {
+	1000, 10000, 100000, 1000000, 10000000,
+};
+
+static void wait_add(struct listener_waits *w, uint64_t us)
+{
+	unsigned i = 0;
+
+	while (i < LISTENER_WAIT_BUCKETS - 1 && us > listener_wait_le_us[i])
+		i++;
+	w->bucket[i]++;
+	w->count++;
+	w->sum_us += us;
+}
+
 /* ---- groups -------------------------------------------------------- */
 
 static void group_unref(struct listener_group *g)
 {
 	if (--g->refs)
 		return;
+	if (g->fair_held)
+		TAILQ_REMOVE(&g->set->fair_held, g, fair_entry);
 	event_free(g->resume);
 	free(g->name);
 	free(g);
 }
 
-/* Should L accept now?  Not while the shortage, its burst or its
- * namespace's limits hold it. */
+/* Should L accept now?  Not while a shortage, an error, its service's
+ * limit, its namespace's limits or its fair share hold it. */
 static bool may_accept(const struct listener *l)
 {
-	return !l->set->fd_paused && !l->burst_paused && !l->tally->held &&
-	       !l->grp->held;
+	return !l->set->fd_paused && !l->err_paused && !l->tally->held &&
+	       !l->grp->held && !l->grp->fair_held;
 }
 
 static void listener_update(struct listener *l);
@@ -192,6 +253,8 @@ static void tally_check(struct listener_group *g, struct listener_tally *t)
 		if (o->tally == t)
 			listener_update(o);
 	if (hold)
+		g->holds[LISTENER_HOLD_SERVICE]++;
+	if (hold)
 		log_debug("ns %s: %s: service connection limit %u reached",
 			  g->name, t->name, cap);
 }
@@ -203,10 +266,12 @@ static void listener_update(struct listener *l)
 	if (want == l->enabled)
 		return;
 	l->enabled = want;
-	if (want)
+	if (want) {
 		event_add(&l->ev, NULL);
-	else
+	} else {
 		event_del(&l->ev);
+		l->behind = true;	/* clients may queue meanwhile */
+	}
 }
 
 static void group_update(struct listener_group *g)
@@ -232,29 +297,39 @@ static void group_refill(struct listener_group *g, const struct timeval *now)
 		g->tokens = g->lim.burst;
 }
 
-/* Pause G at limit LIMIT (0 connections, 1 rate): one log line per
- * limit every LIMIT_LOG_S, so that one does not hide the other. */
-static void group_hold(struct listener_group *g, int limit,
-		       const struct timeval *now)
+/* A hold of G for WHY began: counted, and one log line per reason every
+ * LIMIT_LOG_S at most, so that one does not hide another. */
+static void hold_note(struct listener_group *g, enum listener_hold why,
+		      const struct timeval *now)
 {
-	static const char *const why[] = {
-		"connection limit reached", "connection rate limit reached",
+	static const char *const text[LISTENER_HOLD_MAX] = {
+		[LISTENER_HOLD_FAIR_SHARE] = "above its fair share of the "
+			"descriptors while they run short",
+		[LISTENER_HOLD_CONNECTIONS] = "connection limit reached",
+		[LISTENER_HOLD_RATE] = "connection rate limit reached",
 	};
 
-	if (!g->held) {
-		g->held = true;
-		g->held_count[limit]++;
-		group_update(g);
-	}
-	if (now->tv_sec - g->logged[limit].tv_sec >= LIMIT_LOG_S) {
-		log_warnx("ns %s: %s: accepting paused (%llu times since the "
-			  "last report; %llu connections live)", g->name,
-			  why[limit],
-			  (unsigned long long)g->held_count[limit],
-			  (unsigned long long)g->active);
-		g->logged[limit] = *now;
-		g->held_count[limit] = 0;
-	}
+	g->holds[why]++;
+	g->held_count[why]++;
+	if (now->tv_sec - g->logged[why].tv_sec < LIMIT_LOG_S)
+		return;
+	log_warnx("ns %s: %s: accepting paused (%llu times since the "
+		  "last report; %llu connections live)", g->name, text[why],
+		  (unsigned long long)g->held_count[why],
+		  (unsigned long long)g->active);
+	g->logged[why] = *now;
+	g->held_count[why] = 0;
+}
+
+/* Pause G at a limit it was given. */
+static void group_hold(struct listener_group *g, enum listener_hold why,
+		       const struct timeval *now)
+{
+	if (g->held)
+		return;
+	g->held = true;
+	hold_note(g, why, now);
+	group_update(g);
 }
 
 /* Re-check the limits of G; pause or resume its listeners. */
@@ -265,13 +340,13 @@ static void group_check(struct listener_group *g)
 	event_base_gettimeofday_cached(g->set->base, &now);
 	group_refill(g, &now);
 	if (g->lim.conns && g->active >= g->lim.conns) {
-		group_hold(g, 0, &now);
+		group_hold(g, LISTENER_HOLD_CONNECTIONS, &now);
 		return;
 	}
 	if (g->lim.rate && g->tokens < 1) {
 		double wait = (1 - g->tokens) / g->lim.rate;
 
-		group_hold(g, 1, &now);
+		group_hold(g, LISTENER_HOLD_RATE, &now);
 		tv.tv_sec = (time_t)wait;
 		tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6) + 1;
 		evtimer_add(g->resume, &tv);
@@ -420,8 +495,8 @@ static void listener_unref(struct listener *l)
 		TAILQ_REMOVE(&l->grp->retired, l, entry);
 	TAILQ_REMOVE(&l->set->all, l, all);
 	tally_put(l->grp, l->tally);
-	if (l->burst)
-		event_free(l->burst);
+	if (l->err_timer)
+		event_free(l->err_timer);
 	svc_put(l->set, l->svc);
 	addr_put(l->set, l->addr_ref);
 	group_unref(l->grp);	/* origin.ns_name is its name */
@@ -460,6 +535,7 @@ static void listener_drain(struct listener *l)
 {
 	unsigned n = 0;
 
+	l->behind = true;
 	while (l->fd >= 0 && n < DRAIN_MAX) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -489,6 +565,7 @@ void listener_remove(struct listener *l)
 	listener_drain(l);
 	last = t->refs == 1 && l->refs == 1;
 	TAILQ_REMOVE(&g->members, l, entry);
+	g->n_members--;
 	listener_close(l);
 	if (l->refs > 1) {
 		/* its connections live on: counted with the service */
@@ -531,6 +608,80 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 
 #define TRIM_MIN_PEAK	256
 
+/* ---- fair share of the descriptors ---------------------------------- */
+
+/* Descriptors the budget counts: listeners, two per connection and per
+ * pipe of the splice path, other modules' clients. */
+static long fds_in_use(const struct listener_set *set)
+{
+	return (long)(2 * relay_count(set->relays) +
+		      2 * relay_pipe_count(set->relays) + set->open +
+		      set->others);
+}
+
+/* What connections and pipes may hold: the limit less the reserve, the
+ * listening sockets and other modules' clients. */
+static long conn_budget(const struct listener_set *set)
+{
+	return set->fd_limit - (long)set->reserve - (long)set->open -
+	       (long)set->others;
+}
+
+/* Do connections and pipes hold three quarters of their budget? */
+static bool budget_short(const struct listener_set *set)
+{
+	long used = 2 * (long)relay_count(set->relays) +
+		    2 * (long)relay_pipe_count(set->relays);
+
+	return 4 * used >= 3 * conn_budget(set);
+}
+
+/* A namespace's fair share of live connections while the budget is short:
+ * the budget over the busy namespaces and one more that may come. */
+static uint64_t fair_share(const struct listener_set *set)
+{
+	long b = conn_budget(set) / 2;
+
+	return b > 0 ? (uint64_t)b / (set->busy + 1) : 0;
+}
+
+/* G took a connection: hold it if it is at its share of a short budget. */
+static void fair_check(struct listener_group *g)
+{
+	struct listener_set *set = g->set;
+	struct timeval now;
+
+	if (g->fair_held || !budget_short(set) || g->active < fair_share(set))
+		return;
+	g->fair_held = true;
+	TAILQ_INSERT_TAIL(&set->fair_held, g, fair_entry);
+	event_base_gettimeofday_cached(set->base, &now);
+	hold_note(g, LISTENER_HOLD_FAIR_SHARE, &now);
+	group_update(g);
+}
+
+/* A connection ended somewhere: let go of the held namespaces that are
+ * below their share now, or all of them once the budget is not short. */
+static void fair_recheck(struct listener_set *set)
+{
+	struct listener_group *g, *next;
+	bool short_now;
+	uint64_t share;
+
+	if (TAILQ_EMPTY(&set->fair_held))
+		return;
+	short_now = budget_short(set);
+	share = fair_share(set);
+	for (g = TAILQ_FIRST(&set->fair_held); g; g = next) {
+		next = TAILQ_NEXT(g, fair_entry);
+		if (short_now && g->active >= share)
+			continue;
+		TAILQ_REMOVE(&set->fair_held, g, fair_entry);
+		g->fair_held = false;
+		group_update(g);
+	}
+}
+
 /* A connection of L ended. */
 static void conn_closed(struct relay_origin *o, enum relay_close why)
 {
@@ -554,30 +705,33 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 
 		evtimer_add(set->trim, &second);
 	}
-	g->active--;
+	if (!--g->active)
+		set->busy--;
 	if (g->held)
 		group_check(g);
 	if (l->tally->held)
 		tally_check(g, l->tally);
+	fair_recheck(set);
 	listener_unref(l);
 }
 
-static void burst_cb(evutil_socket_t fd, short what, void *arg)
+static void err_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
 
-	l->burst_paused = false;
+	l->err_paused = false;
 	listener_update(l);
 }
 
 /* Pause L until TV from now; without memory for the timer it goes on. */
-static void burst_pause(struct listener *l, const struct timeval *tv)
+static void err_pause(struct listener *l, const struct timeval *tv)
 {
-	if (!l->burst && !(l->burst = evtimer_new(l->set->base, burst_cb, l)))
+	if (!l->err_timer &&
+	    !(l->err_timer = evtimer_new(l->set->base, err_cb, l)))
 		return;
-	l->burst_paused = true;
+	l->err_paused = true;
 	listener_update(l);
-	evtimer_add(l->burst, tv);
+	evtimer_add(l->err_timer, tv);
 }
 
 struct listener *listener_new(struct listener_group *g,
@@ -605,18 +759,10 @@ struct listener *listener_new(struct listener_group *g,
 	l->addr = &l->addr_ref->a;
 	l->refs = 1;
 	g->refs++;
+	g->n_members++;
 	TAILQ_INSERT_TAIL(&g->members, l, entry);
 	TAILQ_INSERT_TAIL(&g->set->all, l, all);
 	return l;
-}
-
-/* Descriptors the budget counts: listeners, two per connection and per
- * pipe of the splice path, other modules' clients. */
-static long fds_in_use(const struct listener_set *set)
-{
-	return (long)(2 * relay_count(set->relays) +
-		      2 * relay_pipe_count(set->relays) + set->open +
-		      set->others);
 }
 
 static void reset_close(int fd)
@@ -625,6 +771,35 @@ static void reset_close(int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 	close(fd);
+}
+
+/* How long the client on FD waited to be accepted, into L's group's
+ * histogram: when it may have waited in the backlog (L was held, or its
+ * last turn ended with clients left), the kernel's age of the connection
+ * (TCP_INFO: since the handshake's last ACK, in jiffies); else the loop's
+ * delay since it saw L ready (NOW, its cached time), with no system call
+ * (gettimeofday is in the vDSO). */
+static void record_wait(struct listener *l, int fd, const struct timeval *now)
+{
+	struct timeval real, d;
+	uint64_t us = 0;
+
+	if (l->behind) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    len >= offsetof(struct tcp_info, tcpi_last_ack_recv) +
+			   sizeof(ti.tcpi_last_ack_recv))
+			us = (uint64_t)ti.tcpi_last_ack_recv * 1000;
+	} else {
+		gettimeofday(&real, NULL);
+		if (timercmp(&real, now, >)) {
+			timersub(&real, now, &d);
+			us = (uint64_t)d.tv_sec * 1000000 + (uint64_t)d.tv_usec;
+		}
+	}
+	wait_add(&l->grp->waits, us);
 }
 
 static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
@@ -644,21 +819,14 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 		return;
 	}
 	event_base_gettimeofday_cached(set->base, &now);
-	if (timercmp(&now, &l->turn, !=)) {
-		l->turn = now;
-		l->turn_accepts = 0;
-	}
-	if (++l->turn_accepts >= ACCEPT_BURST) {
-		static const struct timeval zero = { 0, 0 };
-
-		burst_pause(l, &zero);
-	}
+	record_wait(l, fd, &now);
 	if (relay_start(set->relays, &l->origin, fd, sa) < 0)
 		return;
 	if (relay_count(set->relays) > set->peak)
 		set->peak = relay_count(set->relays);
 	l->refs++;
-	g->active++;
+	if (!g->active++)
+		set->busy++;
 	if (g->lim.rate) {
 		/* refill first: without it, the time before a burst would
 		 * be counted again once the burst has used the bucket up */
@@ -670,6 +838,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 		group_check(g);
 	if (l->origin.svc->limits.conns)
 		tally_check(g, l->tally);
+	fair_check(g);
 }
 
 static bool fd_shortage(int err)
@@ -689,28 +858,51 @@ static void accept_error(struct listener *l, int err)
 	/* anything else: this listener only, once a second at most */
 	log_warnx("ns %s: %s %s: accept: %s", l->origin.ns_name,
 		  l->origin.svc->name, l->addr->text, strerror(err));
-	burst_pause(l, &tv);
+	err_pause(l, &tv);
 }
 
-/* L's socket is readable: accept while it has connections and L may. */
+/* L's socket is readable: accept while it has connections, L may, and
+ * its namespace has quantum left in this loop turn (the rest waits for
+ * the next turn: the event is level-triggered and comes again). */
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
+	struct listener_group *g = l->grp;
+	unsigned mine = ACCEPT_QUANTUM / (g->n_members ? g->n_members : 1);
+	struct timeval now;
 
-	while (l->enabled) {
+	event_base_gettimeofday_cached(l->set->base, &now);
+	if (timercmp(&now, &g->turn, !=)) {
+		g->turn = now;
+		g->turn_accepts = 0;
+	}
+	if (timercmp(&now, &l->turn, !=)) {
+		l->turn = now;
+		l->turn_accepts = 0;
+	}
+	if (!mine)
+		mine = 1;
+	while (l->enabled && g->turn_accepts < ACCEPT_QUANTUM &&
+	       l->turn_accepts < mine) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				l->behind = false;	/* drained */
+			else
 				accept_error(l, errno);
 			return;
 		}
+		g->turn_accepts++;
+		l->turn_accepts++;
 		accept_one(l, fd, len ? (struct sockaddr *)&ss : NULL);
 	}
+	l->behind = true;	/* clients left for the next turn */
 }
 
 static int set_opt(int fd, int level, int name, int val)
@@ -794,9 +986,9 @@ void listener_close(struct listener *l)
 		l->fd = -1;
 		l->set->open--;
 	}
-	l->burst_paused = false;
-	if (l->burst)
-		evtimer_del(l->burst);
+	l->err_paused = false;
+	if (l->err_timer)
+		evtimer_del(l->err_timer);
 	l->state = LISTENER_CLOSED;
 }
 
@@ -867,6 +1059,7 @@ struct listener_set *listener_set_new(struct event_base *base,
 	TAILQ_INIT(&set->svcs);
 	TAILQ_INIT(&set->addrs);
 	LIST_INIT(&set->watches);
+	TAILQ_INIT(&set->fair_held);
 	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
 	set->trim = evtimer_new(base, trim_cb, set);
 	set->relays = relay_set_new(base, relay_shortage, set);

@@ -26,6 +26,31 @@ enum listener_state {
 	LISTENER_LISTENING,
 };
 
+/* Why the listeners of a namespace were held back: the stats count each
+ * time one began.  Append only: the names are shown to admins and scripts
+ * depend on them (listener_hold_name()). */
+enum listener_hold {
+	LISTENER_HOLD_FAIR_SHARE,	/* above its fair share of descriptors
+					 * while they run short */
+	LISTENER_HOLD_CONNECTIONS,	/* limits.connections_per_namespace */
+	LISTENER_HOLD_RATE,		/* limits.connections_per_second */
+	LISTENER_HOLD_SERVICE,		/* a service's connections_per_namespace */
+	LISTENER_HOLD_MAX
+};
+
+const char *listener_hold_name(enum listener_hold h);
+
+/* How long a namespace's clients waited to be accepted: a histogram with
+ * upper bounds LISTENER_WAIT_LE_US (the last bucket has none). */
+#define LISTENER_WAIT_BUCKETS	6
+extern const uint64_t listener_wait_le_us[LISTENER_WAIT_BUCKETS - 1];
+
+struct listener_waits {
+	uint64_t bucket[LISTENER_WAIT_BUCKETS];	/* not cumulative */
+	uint64_t count;
+	uint64_t sum_us;
+};
+
 /* Limits per namespace (0: none). */
 struct listener_limits {
 	unsigned conns;		/* concurrent connections */
@@ -58,18 +83,26 @@ struct listener_group {
 	 * connections of theirs live on: not accepting, still counted */
 	TAILQ_HEAD(, listener) retired;
 	TAILQ_HEAD(, listener_tally) tallies;	/* in order of arrival */
+	TAILQ_ENTRY(listener_group) fair_entry;	/* in the set, if fair_held */
 	struct listener_set *set;
 	char *name;
+	unsigned n_members;
 	struct listener_limits lim;
 	uint64_t active;		/* live connections of the namespace */
 	double tokens;			/* rate limit bucket */
 	struct timeval refill;		/* when tokens were last added */
-	bool held;			/* paused at a limit */
+	bool held;			/* paused at a limit it was given */
+	bool fair_held;			/* paused above its fair share */
 	struct event *resume;		/* rate limit: resume later */
-	/* per limit (connections, rate): times held since its last log
-	 * line, and when that was */
-	uint64_t held_count[2];
-	struct timeval logged[2];
+	/* the accepts of the current loop turn (its cached time) */
+	struct timeval turn;
+	unsigned turn_accepts;
+	/* for the stats: holds that began, by reason, and the waits */
+	uint64_t holds[LISTENER_HOLD_MAX];
+	struct listener_waits waits;
+	/* per reason: holds since its last log line, and when that was */
+	uint64_t held_count[LISTENER_HOLD_MAX];
+	struct timeval logged[LISTENER_HOLD_MAX];
 	unsigned refs;
 };
 
@@ -97,15 +130,17 @@ struct listener {
 	bool retired;			/* in grp->retired */
 	struct event ev;		/* readable: accept (no evconnlistener:
 					 * one allocation less per listener) */
-	struct event *burst;		/* resume later: made when first
-					 * needed, most listeners never are */
+	struct event *err_timer;	/* resume after an error: made when
+					 * first needed, most never are */
 	enum listener_state state;
 	int err;			/* last failure, 0 if none */
 	const char *err_what;		/* step that failed */
 	struct timeval err_at;		/* when (wall clock) */
-	bool burst_paused;
+	bool err_paused;		/* after an accept error, for a second */
+	bool behind;			/* clients may have waited in its
+					 * backlog: ask the kernel how long */
 	bool mark;			/* scratch for a reload */
-	struct timeval turn;		/* loop turn of the current burst */
+	struct timeval turn;		/* loop turn of turn_accepts */
 	unsigned turn_accepts;
 	unsigned refs;			/* 1 while in a group, 1 per conn */
 };

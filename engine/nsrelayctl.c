@@ -499,10 +499,34 @@ static void print_daemon(const struct jv *root)
 	       jnum(counts, "connections"));
 }
 
+/* The upper bound of a wait quantile ("<=1ms"), or "-". */
+static const char *wait_text(char *buf, size_t len, const struct jv *w,
+			     const char *key)
+{
+	const struct jv *q = jget(w, key);
+
+	if (!q || q->t != J_NUM)
+		return "-";
+	if (q->num < 1)
+		snprintf(buf, len, "<=%gms", q->num * 1000);
+	else
+		snprintf(buf, len, "<=%gs", q->num);
+	return buf;
+}
+
+/* Free a table that was not printed. */
+static void table_drop(struct table *t)
+{
+	for (size_t r = 0; r < t->n; r++)
+		for (unsigned i = 0; i < COLS && t->cell[r][i]; i++)
+			free(t->cell[r][i]);
+	free(t->cell);
+}
+
 static void print_stats(const struct jv *root)
 {
 	const struct jv *nss = jget(root, "namespaces");
-	struct table t = { 0 }, v = { 0 };
+	struct table t = { 0 }, v = { 0 }, h = { 0 };
 	char b[8][32], why[256];
 
 	print_daemon(root);
@@ -514,10 +538,13 @@ static void print_stats(const struct jv *root)
 	    NULL);
 	row(&v, "NAMESPACE", "VETH", "RX_BYTES", "TX_BYTES", "RX_PACKETS",
 	    "TX_PACKETS", NULL);
+	row(&h, "NAMESPACE", "HELD_FAIR", "HELD_CONNS", "HELD_RATE",
+	    "HELD_SVC", "WAIT_P50", "WAIT_P99", NULL);
 	for (size_t i = 0; i < nss->n; i++) {
 		const struct jv *ns = &nss->kids[i], *svcs =
 			jget(ns, "services"), *veth = jget(ns, "veth");
 		const char *name = jstr(ns, "name") ? jstr(ns, "name") : "?";
+		const struct jv *held;
 
 		if (!svcs || svcs->t != J_ARR || !svcs->n)
 			row(&t, name, "-", "-", "-", "-", "-", "-", "-", "-",
@@ -563,6 +590,19 @@ static void print_stats(const struct jv *root)
 			    u64s(b[5], jnum(s, "connect_failures")),
 			    u64s(b[6], jnum(s, "timeouts")), why, NULL);
 		}
+		held = jget(ns, "held");
+		if (held && held->t == J_OBJ &&
+		    jnum(held, "fair_share") + jnum(held, "connections") +
+		    jnum(held, "rate") + jnum(held, "service")) {
+			const struct jv *w = jget(ns, "accept_wait");
+
+			row(&h, name, u64s(b[0], jnum(held, "fair_share")),
+			    u64s(b[1], jnum(held, "connections")),
+			    u64s(b[2], jnum(held, "rate")),
+			    u64s(b[3], jnum(held, "service")),
+			    wait_text(b[4], sizeof(b[4]), w, "p50"),
+			    wait_text(b[5], sizeof(b[5]), w, "p99"), NULL);
+		}
 		if (veth && veth->t == J_OBJ)
 			row(&v, name, jstr(veth, "name") ? jstr(veth, "name") :
 			    "?", u64s(b[0], jnum(veth, "rx_bytes")),
@@ -571,14 +611,18 @@ static void print_stats(const struct jv *root)
 			    u64s(b[3], jnum(veth, "tx_packets")), NULL);
 	}
 	table_print(&t);
+	/* the veth counters, and the namespaces that were held back */
 	if (v.n > 1) {
 		putchar('\n');
 		table_print(&v);
 	} else {
-		for (size_t r = 0; r < v.n; r++)
-			for (unsigned i = 0; i < COLS && v.cell[r][i]; i++)
-				free(v.cell[r][i]);
-		free(v.cell);
+		table_drop(&v);
+	}
+	if (h.n > 1) {
+		putchar('\n');
+		table_print(&h);
+	} else {
+		table_drop(&h);
 	}
 }
 

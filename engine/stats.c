@@ -23,6 +23,11 @@
  * three timeouts (connect, idle, fin); "closed" has every close reason by
  * its name (relay_close_name()).
  *
+ * Per namespace too: the times its accepting was held back, by reason,
+ * and the histogram of how long its clients waited to be accepted
+ * (listener.h); the JSON also gives the upper bounds of the buckets
+ * holding its median and 99th percentile.
+ *
  * The Prometheus text groups every sample of a metric: the walk goes over
  * the namespaces once per metric family.  Connections closed by reason
  * list only the reasons seen in that service (the page stays a third of
@@ -73,7 +78,7 @@ enum fam {
 	F_LST_UP, F_CONNS,
 	F_FIRST_NS,
 	F_ACTIVE = F_FIRST_NS, F_ACCEPTED, F_BYTES_IN, F_BYTES_OUT,
-	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_LISTENER_UP,
+	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_LISTENER_UP, F_WAIT, F_HELD,
 	F_RX_BYTES, F_TX_BYTES, F_RX_PACKETS, F_TX_PACKETS,
 	F_MAX
 };
@@ -115,6 +120,11 @@ static const struct {
 		"left out)." },
 	[F_LISTENER_UP] = { "nsrelay_listener_up", "gauge",
 		"1 if the listener is open, else 0." },
+	[F_WAIT] = { "nsrelay_accept_wait_seconds", "histogram",
+		"How long the namespace's clients waited to be accepted." },
+	[F_HELD] = { "nsrelay_accept_held_total", "counter",
+		"Times the namespace's accepting was held back, by reason "
+		"(reasons not seen yet are left out)." },
 	[F_RX_BYTES] = { "nsrelay_veth_receive_bytes_total", "counter",
 		"Bytes received by the host end of the namespace's veth "
 		"(sent by the namespace)." },
@@ -380,6 +390,65 @@ static void json_service(struct stats_walk *w,
 	ADD(out, "}");
 }
 
+/* The upper bound in seconds of LISTENER_WAIT bucket I ("+Inf" last). */
+static void le_text(char *buf, size_t len, unsigned i)
+{
+	if (i >= LISTENER_WAIT_BUCKETS - 1)
+		snprintf(buf, len, "+Inf");
+	else
+		snprintf(buf, len, "%g", (double)listener_wait_le_us[i] / 1e6);
+}
+
+/* The Q-quantile of W, as the upper bound of its bucket in seconds (the
+ * histogram says no more); NULL-like -1 past the last bound, or empty. */
+static double wait_quantile(const struct listener_waits *w, double q)
+{
+	uint64_t want = (uint64_t)((double)w->count * q + 0.999999), sum = 0;
+
+	if (!w->count)
+		return -1;
+	for (unsigned i = 0; i < LISTENER_WAIT_BUCKETS - 1; i++) {
+		sum += w->bucket[i];
+		if (sum >= want)
+			return (double)listener_wait_le_us[i] / 1e6;
+	}
+	return -1;
+}
+
+/* The namespace's accepting: "held" by reason, "accept_wait". */
+static void json_accepting(struct evbuffer *out, const struct listener_group *g)
+{
+	static const struct listener_waits none;
+	const struct listener_waits *w = g ? &g->waits : &none;
+	uint64_t cum = 0;
+	char le[16];
+	double p;
+
+	ADD(out, "\"held\":{");
+	for (int r = 0; r < LISTENER_HOLD_MAX; r++)
+		evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "",
+				    listener_hold_name(r),
+				    (unsigned long long)(g ? g->holds[r] : 0));
+	evbuffer_add_printf(out, "},\"accept_wait\":{\"count\":%llu,"
+			    "\"sum\":%.6f", (unsigned long long)w->count,
+			    (double)w->sum_us / 1e6);
+	for (int k = 0; k < 2; k++) {
+		p = wait_quantile(w, k ? 0.99 : 0.5);
+		if (p < 0)
+			evbuffer_add_printf(out, ",\"%s\":null", k ? "p99" : "p50");
+		else
+			evbuffer_add_printf(out, ",\"%s\":%g", k ? "p99" : "p50", p);
+	}
+	ADD(out, ",\"buckets\":{");
+	for (unsigned i = 0; i < LISTENER_WAIT_BUCKETS; i++) {
+		cum += w->bucket[i];
+		le_text(le, sizeof(le), i);
+		evbuffer_add_printf(out, "%s\"%s\":%llu", i ? "," : "", le,
+				    (unsigned long long)cum);
+	}
+	ADD(out, "}}");
+}
+
 static void json_ns(void *arg, const char *name,
 		    const struct listener_group *g, int err)
 {
@@ -400,8 +469,10 @@ static void json_ns(void *arg, const char *name,
 		provisioned_find_ns(w->d->provd, name, &user);
 	ADD(out, ",\"provisioned_for\":");
 	json_str(out, user);
-	evbuffer_add_printf(out, ",\"active\":%llu,\"services\":[",
+	evbuffer_add_printf(out, ",\"active\":%llu,",
 			    (unsigned long long)(g ? g->active : 0));
+	json_accepting(out, g);
+	ADD(out, ",\"services\":[");
 	if (g)
 		TAILQ_FOREACH(t, &g->tallies, entry) {
 			if (!first)
@@ -508,6 +579,43 @@ static void prom_head(struct stats_walk *w)
 	}
 }
 
+/* The histogram of accept waits and the holds of namespace NAME. */
+static void prom_accepting(struct stats_walk *w, const char *name,
+			   const struct listener_group *g)
+{
+	struct evbuffer *out = w->out;
+	const char *fn = fams[w->fam].name;
+	uint64_t cum = 0;
+	char le[16];
+
+	if (!g)
+		return;
+	if (w->fam == F_HELD) {
+		for (int r = 0; r < LISTENER_HOLD_MAX; r++) {
+			if (!g->holds[r])
+				continue;
+			evbuffer_add(out, fn, strlen(fn));
+			prom_labels(out, name, "reason", listener_hold_name(r),
+				    NULL, NULL);
+			prom_u64(out, g->holds[r]);
+		}
+		return;
+	}
+	for (unsigned i = 0; i < LISTENER_WAIT_BUCKETS; i++) {
+		cum += g->waits.bucket[i];
+		le_text(le, sizeof(le), i);
+		evbuffer_add_printf(out, "%s_bucket", fn);
+		prom_labels(out, name, "le", le, NULL, NULL);
+		prom_u64(out, cum);
+	}
+	evbuffer_add_printf(out, "%s_sum", fn);
+	prom_labels(out, name, NULL, NULL, NULL, NULL);
+	evbuffer_add_printf(out, " %.6f\n", (double)g->waits.sum_us / 1e6);
+	evbuffer_add_printf(out, "%s_count", fn);
+	prom_labels(out, name, NULL, NULL, NULL, NULL);
+	prom_u64(out, g->waits.count);
+}
+
 static void prom_ns(void *arg, const char *name,
 		    const struct listener_group *g, int err)
 {
@@ -531,6 +639,10 @@ static void prom_ns(void *arg, const char *name,
 		evbuffer_add(out, fn, strlen(fn));
 		prom_labels(out, name, "interface", veth, NULL, NULL);
 		prom_u64(out, v);
+		return;
+	}
+	if (w->fam == F_WAIT || w->fam == F_HELD) {
+		prom_accepting(w, name, g);
 		return;
 	}
 	if (w->fam == F_LISTENER_UP) {

@@ -28,3 +28,5 @@ INTEGRATION_TESTS += t/reload-state.t
 EXTRA_DIST += t/reload-state.t
 INTEGRATION_TESTS += t/names.t
 EXTRA_DIST += t/names.t
+INTEGRATION_TESTS += t/fairshare.t
+EXTRA_DIST += t/fairshare.t

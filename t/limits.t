@@ -1,12 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Per-namespace limits: one namespace's flood must not starve another's.
+# Per-namespace limits an admin sets (off by default: namespaces then
+# share fairly, t/fairshare.t): one namespace's flood must not starve
+# another's, and each limit holds to its number.
 #
 # Three namespaces served by one nsrelayd: NA and NC flood, NB is an
 # ordinary user doing request/response on a new connection each time, to an
 # upstream of its own (7001), so that what is measured is the relay, not an
-# upstream the floods share.  With the default limits (256 live connections,
-# 200 new a second with bursts of 400, per namespace):
+# upstream the floods share.  With limits set to 256 live connections,
+# 200 new a second with bursts of 400, per namespace (the defaults before
+# fair sharing replaced them):
 #  (a) idle flood: NA opens 600 idle connections to an echo upstream (7000)
 #      and is held at 256 live (counted on the upstream side), the log
 #      saying why with the count; NB's 50 round trips all succeed meanwhile,
@@ -32,7 +35,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
-LIMIT=256 RATE=200 BURST=400	# the defaults
+# limits an admin sets (there are none by default: t/fairshare.t checks
+# what namespaces get then)
+LIMIT=256 RATE=200 BURST=400
 : "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
 cat >"$T/flood.py" <<'EOF'
 # flood.py MODE PORT [ARGS]: the limit test's clients (run in a namespace).
@@ -169,6 +174,10 @@ start_server quiet echo
 start_bg park "$PYTHON" "$T/flood.py" park "$T/park.sock"
 wait_for 10 _has_line "$park_out" || bail "the parking upstream did not start"
 conf_begin "$T/limits.yaml" "$NA" "$NB" "$NC"
+conf_text "limits:
+  connections_per_namespace: $LIMIT
+  connections_per_second: $RATE
+  burst: $BURST"
 conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
 conf_service quiet "127.0.0.1:$quiet_port" 127.0.0.1:7001
 conf_service park "unix:$T/park.sock" 127.0.0.1:7002

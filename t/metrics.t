@@ -91,6 +91,9 @@ for line in open(sys.argv[1]):
         (helps if m.group(1) == "HELP" else types).add(m.group(2))
     elif line.strip():
         names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
+# a histogram's samples are its name with _bucket, _sum and _count
+hist = {t for t in types if re.search(r"^# TYPE %s histogram$" % t, open(sys.argv[1]).read(), re.M)}
+names = {re.sub(r"_(bucket|sum|count)$", "", n) if re.sub(r"_(bucket|sum|count)$", "", n) in hist else n for n in names}
 bad = [n for n in names if n not in helps or n not in types or not n.startswith("nsrelay_")]
 sys.exit("without HELP/TYPE or prefix: %s" % bad if bad else 0)
 PY

@@ -326,9 +326,9 @@ static void check_minimal(const struct config *cfg)
 	is_int(s->idle_timeout_ms, H(1), "minimal: default idle");
 	is_int(s->fin_timeout_ms, MIN(1), "minimal: default fin");
 	ok(!s->n_namespaces, "minimal: service goes everywhere");
-	is_int(cfg->limits.conns, 256, "minimal: default 256 connections");
-	is_int(cfg->limits.rate, 200, "minimal: default 200 a second");
-	is_int(cfg->limits.burst, 400, "minimal: default burst 400");
+	is_int(cfg->limits.conns, 0, "minimal: no fixed connection cap");
+	is_int(cfg->limits.rate, 0, "minimal: no fixed rate");
+	is_int(cfg->limits.burst, 0, "minimal: so no burst");
 	is_int(s->limits.conns, 0, "minimal: no service limit");
 	is_int(cfg->shutdown_grace_ms, 5000, "minimal: default grace 5s");
 	is_str(cfg->control.path, CONFIG_DEFAULT_CONTROL,
@@ -502,7 +502,7 @@ static void check_limits_off(const struct config *cfg)
 
 static void check_limits_zero(const struct config *cfg)
 {
-	ok(cfg->limits.conns == 256 && cfg->limits.rate == 0 &&
+	ok(cfg->limits.conns == 0 && cfg->limits.rate == 0 &&
 	   cfg->limits.burst == 0, "limits-zero: no rate, so no burst");
 	is_int(cfg->shutdown_grace_ms, 0, "limits-zero: grace 0s");
 }
@@ -809,8 +809,10 @@ static void test_new_keys(void)
 		{ "limits: {connections_per_second: \" 5\"}\n", "buf.yaml:5:34: "
 		  "limits.connections_per_second: expected a whole number "
 		  "below 1000000, not \" 5\"" },
-		{ "limits: {burst: 0}\n", "buf.yaml:5:17: limits.burst: must "
-		  "be at least 1 when connections_per_second is not 0" },
+		{ "limits: {connections_per_second: 5, burst: 0}\n",
+		  "buf.yaml:5:44: limits.burst: must be at least 1 when "
+		  "connections_per_second is not 0" },
+		{ "limits: {burst: 0}\n", "ok" },
 		{ "limits: {}\n", "ok" },
 		{ "limits: []\n", "buf.yaml:5:9: limits: expected a mapping" },
 		{ "control: {path: /run/a.sock, mode: \"0600\"}\n", "ok" },
