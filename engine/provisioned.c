@@ -57,6 +57,8 @@
 struct entry {
 	TAILQ_ENTRY(entry) link;	/* in the order provisioned */
 	struct entry *hnext;		/* in set->tab, by user */
+	struct entry *nsnext;		/* in set->ns_tab, by spec.ns */
+	uint64_t seq;			/* order provisioned, for the index */
 	char *user;
 	struct prov_spec spec;
 	struct timeval reconciled;	/* last automatic reconciliation */
@@ -69,7 +71,9 @@ struct provisioned_set {
 	TAILQ_HEAD(, entry) entries;
 	size_t n;
 	struct entry **tab;		/* by user: tab_size, a power of 2 */
+	struct entry **ns_tab;		/* by namespace: tab_size too */
 	size_t tab_size;
+	uint64_t seq;			/* the last entry's */
 	struct event_base *base;
 	const struct config *cfg;
 	struct prov *prov;
@@ -95,6 +99,7 @@ struct reconcile {
 	bool orphaned;			/* the set is gone */
 };
 
+/* FNV-1a, for user and namespace names alike */
 static size_t user_hash(const char *s)
 {
 	uint32_t h = 2166136261u;
@@ -110,6 +115,12 @@ static struct entry **slot(const struct provisioned_set *set,
 	return &set->tab[user_hash(user) & (set->tab_size - 1)];
 }
 
+static struct entry **ns_slot(const struct provisioned_set *set,
+			      const char *ns)
+{
+	return &set->ns_tab[user_hash(ns) & (set->tab_size - 1)];
+}
+
 /* Every request looks its user up (twice): a hash, not a walk of the
  * thousands of users provisioned. */
 static struct entry *find(const struct provisioned_set *set, const char *user)
@@ -122,26 +133,53 @@ static struct entry *find(const struct provisioned_set *set, const char *user)
 	return NULL;
 }
 
-/* Twice the buckets, once there are as many entries as buckets (kept as
- * it is when memory is short: only slower). */
+/* The stats look a namespace up for each namespace of a page, in several
+ * metric families: a hash too, or a page would cost O(N^2).  Two users
+ * with one namespace (templates allow it): the first provisioned, as a
+ * walk of the list in order would find. */
+static struct entry *find_ns(const struct provisioned_set *set,
+			     const char *ns)
+{
+	struct entry *e, *first = NULL;
+
+	for (e = *ns_slot(set, ns); e; e = e->nsnext)
+		if (strcmp(e->spec.ns, ns) == 0 &&
+		    (!first || e->seq < first->seq))
+			first = e;
+	return first;
+}
+
+/* Twice the buckets of both indexes, once there are as many entries as
+ * buckets (kept as they are when memory is short: only slower). */
 static void tab_grow(struct provisioned_set *set)
 {
-	struct entry **old = set->tab, *e, *next;
+	struct entry **old = set->tab, **old_ns = set->ns_tab, *e, *next;
+	struct entry **tab = calloc(set->tab_size * 2, sizeof(*tab));
+	struct entry **ns_tab = calloc(set->tab_size * 2, sizeof(*ns_tab));
 	size_t n = set->tab_size, i;
 
-	set->tab = calloc(n * 2, sizeof(*set->tab));
-	if (!set->tab) {
-		set->tab = old;
+	if (!tab || !ns_tab) {
+		free(tab);
+		free(ns_tab);
 		return;
 	}
+	set->tab = tab;
+	set->ns_tab = ns_tab;
 	set->tab_size = n * 2;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		for (e = old[i]; e; e = next) {
 			next = e->hnext;
 			e->hnext = *slot(set, e->user);
 			*slot(set, e->user) = e;
 		}
+		for (e = old_ns[i]; e; e = next) {
+			next = e->nsnext;
+			e->nsnext = *ns_slot(set, e->spec.ns);
+			*ns_slot(set, e->spec.ns) = e;
+		}
+	}
 	free(old);
+	free(old_ns);
 }
 
 static void tab_remove(struct provisioned_set *set, struct entry *e)
@@ -151,6 +189,23 @@ static void tab_remove(struct provisioned_set *set, struct entry *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
+}
+
+/* E's namespace in the index by namespace, or out of it (before its spec
+ * changes). */
+static void ns_index(struct provisioned_set *set, struct entry *e)
+{
+	e->nsnext = *ns_slot(set, e->spec.ns);
+	*ns_slot(set, e->spec.ns) = e;
+}
+
+static void ns_unindex(struct provisioned_set *set, struct entry *e)
+{
+	struct entry **pp = ns_slot(set, e->spec.ns);
+
+	while (*pp != e)
+		pp = &(*pp)->nsnext;
+	*pp = e->nsnext;
 }
 
 /* What one write needs, copied in the loop: the worker touches nothing
@@ -324,7 +379,11 @@ void provisioned_set_user(struct provisioned_set *set, const char *user,
 {
 	struct entry *e = find(set, user);
 	char ns[sizeof(spec->ns)];
+	bool index = false;
 
+	/* SPEC may be the entry's own (a repair that found the namespace
+	 * gone), freed below: its name first */
+	snprintf(ns, sizeof(ns), "%s", spec->ns);
 	if (present && !e) {
 		e = calloc(1, sizeof(*e));
 		if (!e || !(e->user = strdup(user)))
@@ -333,10 +392,13 @@ void provisioned_set_user(struct provisioned_set *set, const char *user,
 			tab_grow(set);
 		e->hnext = *slot(set, user);
 		*slot(set, user) = e;
+		e->seq = ++set->seq;
 		TAILQ_INSERT_TAIL(&set->entries, e, link);
 		set->n++;
+		index = true;
 	} else if (!present && e) {
 		tab_remove(set, e);
+		ns_unindex(set, e);
 		TAILQ_REMOVE(&set->entries, e, link);
 		set->n--;
 		free(e->user);
@@ -344,13 +406,17 @@ void provisioned_set_user(struct provisioned_set *set, const char *user,
 		e = NULL;
 	} else if (!present) {
 		return;
+	} else if (strcmp(e->spec.ns, spec->ns) != 0) {
+		ns_unindex(set, e);	/* under its old name */
+		index = true;
 	}
 	if (e) {
 		e->spec = *spec;
 		e->broken = false;
+		if (index)
+			ns_index(set, e);
 	}
 	mark_dirty(set);
-	snprintf(ns, sizeof(ns), "%s", spec->ns);
 	if (set->changed)
 		set->changed(set->arg, ns, present);
 }
@@ -365,15 +431,13 @@ void provisioned_set_config(struct provisioned_set *set,
 const struct prov_spec *provisioned_find_ns(const struct provisioned_set *set,
 					    const char *ns, const char **user)
 {
-	const struct entry *e;
+	const struct entry *e = find_ns(set, ns);
 
-	TAILQ_FOREACH(e, &set->entries, link)
-		if (strcmp(e->spec.ns, ns) == 0) {
-			if (user)
-				*user = e->user;
-			return &e->spec;
-		}
-	return NULL;
+	if (!e)
+		return NULL;
+	if (user)
+		*user = e->user;
+	return &e->spec;
 }
 
 bool provisioned_has(const struct provisioned_set *set, const char *user)
@@ -556,7 +620,8 @@ struct provisioned_set *provisioned_new(struct event_base *base,
 	set->write_ev = evtimer_new(base, write_cb, set);
 	set->tab_size = 64;
 	set->tab = calloc(set->tab_size, sizeof(*set->tab));
-	if (!set->write_ev || !set->tab ||
+	set->ns_tab = calloc(set->tab_size, sizeof(*set->ns_tab));
+	if (!set->write_ev || !set->tab || !set->ns_tab ||
 	    (state && !(set->state = strdup(state)))) {
 		provisioned_free(set);
 		return NULL;
@@ -586,6 +651,7 @@ void provisioned_free(struct provisioned_set *set)
 	if (set->write_ev)
 		event_free(set->write_ev);
 	free(set->tab);
+	free(set->ns_tab);
 	free(set->state);
 	free(set);
 }

@@ -4,8 +4,9 @@
 # `promtool check metrics` accepts (HELP and TYPE lines, _total on
 # counters), with namespace and service labels; after traffic, every number
 # of every namespace and service matches the control socket's JSON, the
-# veth counters too; other paths are 404; a reload that moves the port
-# moves the endpoint.
+# veth counters too; other paths are 404; a provisioned namespace deleted
+# behind the daemon's back leaves the page, its veth series with it; a
+# reload that moves the port moves the endpoint.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 : "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
@@ -162,6 +163,18 @@ check_within 5 "the page's numbers match the JSON, every namespace and service, 
 
 fetch "http://127.0.0.1:$port/other" >/dev/null
 like "$(cat "$T/code")" "^404" "another path: 404"
+
+# --- the provisioned namespace deleted (ip netns del): its host veth goes,
+# the daemon forgets it, and the page no longer has its series
+ip netns del "${pre}daemon"
+forgotten() { grep -q "ns ${pre}daemon: gone with host link nsm$B deleted" "$DLOG"; }
+check_within 20 "a provisioned namespace deleted: the daemon forgets it" forgotten
+veth_gone() {
+	fetch "http://127.0.0.1:$port/metrics" >"$T/page.gone" &&
+	! grep -q "namespace=\"${pre}daemon\"" "$T/page.gone"
+}
+check_within 5 "... the page no longer has its series" veth_gone
+check "... and promtool accepts it" sh -c "promtool check metrics <'$T/page.gone'"
 
 # --- a reload that moves the endpoint
 cp "$T/base.yaml" "$CONF"
