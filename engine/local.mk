@@ -15,3 +15,9 @@ INTEGRATION_TESTS += t/stats.t t/nsrelayctl.t t/status-abuse.t
 EXTRA_DIST += t/stats.t t/nsrelayctl.t t/status-abuse.t
 INTEGRATION_TESTS += t/metrics.t
 EXTRA_DIST += t/metrics.t
+
+# the metrics endpoint's judgement of request heads (engine/httpreq.c)
+check_PROGRAMS += t/unit/httpreq_test
+TESTS += t/unit/httpreq_test
+t_unit_httpreq_test_SOURCES = t/unit/httpreq_test.c t/unit/tap.h \
+	engine/httpreq.c engine/httpreq.h
