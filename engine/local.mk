@@ -13,8 +13,8 @@ dist_man8_MANS += man/nsrelayctl.8
 EXTRA_DIST += engine/local.mk
 INTEGRATION_TESTS += t/stats.t t/nsrelayctl.t t/status-abuse.t
 EXTRA_DIST += t/stats.t t/nsrelayctl.t t/status-abuse.t
-INTEGRATION_TESTS += t/metrics.t
-EXTRA_DIST += t/metrics.t
+INTEGRATION_TESTS += t/metrics.t t/metrics-abuse.t
+EXTRA_DIST += t/metrics.t t/metrics-abuse.t
 
 # the metrics endpoint's judgement of request heads (engine/httpreq.c)
 check_PROGRAMS += t/unit/httpreq_test

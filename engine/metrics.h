@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* metrics: an HTTP endpoint (evhttp) serving /metrics in the Prometheus
- * text format, for the fleet's Prometheus to scrape. */
+/* metrics: an HTTP/1.x endpoint serving /metrics in the Prometheus text
+ * format, for the fleet's Prometheus to scrape, within fixed bounds of
+ * connections, descriptors, memory and time (metrics.c). */
 #ifndef NSRELAY_METRICS_H
 #define NSRELAY_METRICS_H
 
@@ -16,6 +17,7 @@ struct metrics;
  * had to go first. */
 int metrics_open(struct daemon *d, struct metrics **m);
 
-/* Stop serving (scrapes in progress are dropped).  NULL is fine. */
+/* Stop serving: the connections are closed, answers in progress with a
+ * reset.  NULL is fine; before the daemon's listener set goes. */
 void metrics_close(struct metrics *m);
 #endif
