@@ -10,7 +10,16 @@
  *      deadline.  The daemon answers once the namespace is wired and its
  *      listeners are open; for a namespace that is ready it answers at
  *      once.  USER was validated first so that it cannot carry a second
- *      command or a newline.
+ *      command or a newline.  The socket's group may have read and write
+ *      (control.group, for monitoring): the daemon decides what each
+ *      client may do from its SO_PEERCRED, and only root may provision,
+ *      so a member of the group cannot answer in the daemon's place; it
+ *      could only do that by owning the listener, which SO_PEERCRED
+ *      checks.  Bits for others are refused: nsrelayd never sets them.
+ *      The line is read to its newline however long it is (up to
+ *      NSRPAM_ANSWER_MAX), and only its beginning is kept: the words
+ *      that matter come first, a long list of listeners that failed
+ *      must not deny the session it reports on.
  *   2. "ok USER NS ..." must name the user asked for; NS must be a plain
  *      file name.
  *   3. open DIR/NS without following a symlink in a root-owned directory
@@ -270,6 +279,33 @@ int nsrpam_parse_answer(const char *line, const char *user, char *ns,
 	return 0;
 }
 
+void nsrpam_line_init(struct nsrpam_line *l, char *line, size_t size)
+{
+	l->line = line;
+	l->size = size;
+	l->kept = l->total = 0;
+	line[0] = '\0';
+}
+
+int nsrpam_line_feed(struct nsrpam_line *l, const char *buf, size_t n)
+{
+	const char *nl = memchr(buf, '\n', n);
+	size_t len = nl ? (size_t)(nl - buf) : n, keep;
+
+	if (memchr(buf, '\0', len))
+		return -EPROTO;
+	if (len >= NSRPAM_ANSWER_MAX - l->total)
+		return -EMSGSIZE;
+	keep = l->size - 1 - l->kept;
+	if (keep > len)
+		keep = len;
+	memcpy(l->line + l->kept, buf, keep);
+	l->kept += keep;
+	l->line[l->kept] = '\0';
+	l->total += len;
+	return nl ? 1 : 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -307,8 +343,9 @@ int nsrpam_ask(const struct nsrpam_opts *o, const char *user, char *line,
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct stat st;
-	char req[NSRPAM_NAME_MAX + 16];
-	size_t have = 0, sent = 0, reqlen;
+	struct nsrpam_line ans;
+	char req[NSRPAM_NAME_MAX + 16], buf[512];
+	size_t sent = 0, reqlen;
 	int fd, r;
 
 	if (!nsrpam_valid_user(user)) {
@@ -326,9 +363,10 @@ int nsrpam_ask(const struct nsrpam_opts *o, const char *user, char *line,
 		return r;
 	}
 	if (!S_ISSOCK(st.st_mode) || st.st_uid != o->socket_uid ||
-	    (st.st_mode & 0077)) {
-		WHY("%s: not a socket owned by uid %lu with mode 0600",
-		    o->socket, (unsigned long)o->socket_uid);
+	    (st.st_mode & 0007)) {
+		WHY("%s: not a socket owned by uid %lu without access for "
+		    "others (mode 0600 or 0660)", o->socket,
+		    (unsigned long)o->socket_uid);
 		return -EPERM;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -376,16 +414,11 @@ int nsrpam_ask(const struct nsrpam_opts *o, const char *user, char *line,
 		sent += (size_t)n;
 	}
 	shutdown(fd, SHUT_WR);
+	nsrpam_line_init(&ans, line, linelen);
 	for (;;) {
 		ssize_t n;
-		char *nl;
 
-		if (have + 1 >= linelen) {
-			r = -EMSGSIZE;
-			WHY("answer too long");
-			goto out;
-		}
-		n = recv(fd, line + have, linelen - 1 - have, 0);
+		n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			r = wait_fd(fd, POLLIN, deadline);
 			if (r < 0)
@@ -401,17 +434,13 @@ int nsrpam_ask(const struct nsrpam_opts *o, const char *user, char *line,
 			WHY("the daemon closed the connection without an answer");
 			goto out;
 		}
-		have += (size_t)n;
-		line[have] = '\0';
-		nl = memchr(line, '\n', have);
-		if (nl) {
-			*nl = '\0';
-			if (memchr(line, '\0', (size_t)(nl - line))) {
-				r = -EPROTO;
-				WHY("NUL byte in the daemon's answer");
-				goto out;
-			}
-			r = 0;
+		r = nsrpam_line_feed(&ans, buf, (size_t)n);
+		if (r == -EPROTO)
+			WHY("NUL byte in the daemon's answer");
+		else if (r == -EMSGSIZE)
+			WHY("answer too long");
+		if (r != 0) {
+			r = r < 0 ? r : 0;
 			goto out;
 		}
 	}

@@ -16,7 +16,8 @@
 #define NSRPAM_DEFAULT_MIN_UID	1000
 #define NSRPAM_DEFAULT_TIMEOUT	10000	/* ms */
 #define NSRPAM_NAME_MAX		255	/* user and namespace names */
-#define NSRPAM_LINE_MAX		1024	/* the daemon's answer line */
+#define NSRPAM_LINE_MAX		1024	/* what is kept of the answer line */
+#define NSRPAM_ANSWER_MAX	65536	/* the most read looking for its end */
 
 struct nsrpam_opts {
 	char socket[108];	/* sun_path */
@@ -50,9 +51,32 @@ bool nsrpam_valid_ns(const char *name);
 int nsrpam_parse_answer(const char *line, const char *user, char *ns,
 			size_t nslen, char *why, size_t len);
 
-/* Connect to the control socket O->socket (owned by O->socket_uid, the
- * peer's credentials too), send "provision USER", read the answer line
- * into LINE, all within O->timeout_ms.  0 or -errno (-ETIMEDOUT). */
+/* The answer line as it arrives: LINE (SIZE bytes, the caller's) keeps
+ * its first SIZE - 1 bytes, NUL-terminated; the rest is read and counted
+ * but not kept (the module needs only the first three words, which fit). */
+struct nsrpam_line {
+	char *line;
+	size_t size;
+	size_t kept;		/* bytes in LINE */
+	size_t total;		/* bytes of the line seen so far */
+};
+
+/* Start reading a line into LINE of SIZE (>= 1) bytes. */
+void nsrpam_line_init(struct nsrpam_line *l, char *line, size_t size);
+
+/* Feed N bytes just received.  1 when the newline came (LINE holds the
+ * line's prefix without it; bytes after it are ignored), 0 to read more,
+ * -EPROTO for a NUL byte in the line, -EMSGSIZE for a line of
+ * NSRPAM_ANSWER_MAX bytes or more (however it was cut into pieces).
+ * Pure: no I/O. */
+int nsrpam_line_feed(struct nsrpam_line *l, const char *buf, size_t n);
+
+/* Connect to the control socket O->socket, send "provision USER", read the
+ * answer line, keeping its first LINELEN - 1 bytes in LINE, all within
+ * O->timeout_ms.  The socket must be owned by O->socket_uid and give
+ * others nothing (its group may read and write: the daemon authorises each
+ * command by the client's credentials), and its listener must be
+ * O->socket_uid's (SO_PEERCRED).  0 or -errno (-ETIMEDOUT, -EPERM). */
 int nsrpam_ask(const struct nsrpam_opts *o, const char *user, char *line,
 	       size_t linelen, char *why, size_t len);
 

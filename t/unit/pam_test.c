@@ -150,6 +150,61 @@ static void test_answers(void)
 	is_str(why, "a?b?", "control characters in the reason replaced");
 }
 
+/* Feed LINE to a reader of a SIZE-byte buffer CHUNK bytes at a time;
+ * the last result. */
+static int feed(const char *text, size_t n, size_t chunk, char *buf,
+		size_t size, struct nsrpam_line *l)
+{
+	int r = 0;
+
+	nsrpam_line_init(l, buf, size);
+	for (size_t off = 0; off < n && r == 0; off += chunk)
+		r = nsrpam_line_feed(l, text + off,
+				     n - off < chunk ? n - off : chunk);
+	return r;
+}
+
+static void test_line(void)
+{
+	static char big[NSRPAM_ANSWER_MAX + 2];
+	struct nsrpam_line l;
+	char buf[16];
+	size_t chunks[] = { 1, 3, 7, 512, sizeof(big) };
+
+	is_int(feed("ok a b\n", 7, 1, buf, sizeof(buf), &l), 1,
+	       "a line a byte at a time: complete");
+	is_str(buf, "ok a b", "... without its newline");
+	is_int(feed("ok a b", 6, 2, buf, sizeof(buf), &l), 0,
+	       "no newline yet: more to read");
+	is_int(feed("ok a b\nerror: x\n", 17, 17, buf, sizeof(buf), &l), 1,
+	       "bytes after the newline: ignored");
+	is_str(buf, "ok a b", "... the first line only");
+	is_int(feed("ok a bcdefghijklmnopqrstuvwxyz\n", 31, 4, buf,
+		    sizeof(buf), &l), 1, "a line longer than the buffer: read");
+	is_str(buf, "ok a bcdefghijk", "... its first 15 bytes kept");
+	is_int((int)l.total, 30, "... all 30 counted");
+	is_int(feed("ok a\0b\n", 7, 7, buf, sizeof(buf), &l), -EPROTO,
+	       "a NUL byte in the line: refused");
+	is_int(feed("ok a b\n\0", 8, 8, buf, sizeof(buf), &l), 1,
+	       "... but not after the newline");
+	memset(big, 'x', sizeof(big));
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		size_t c = chunks[i];
+
+		big[NSRPAM_ANSWER_MAX - 1] = '\n';
+		ok(feed(big, NSRPAM_ANSWER_MAX, c, buf, sizeof(buf), &l) == 1,
+		   "a line of NSRPAM_ANSWER_MAX - 1 bytes, in pieces of "
+		   "%zu: read", c);
+		big[NSRPAM_ANSWER_MAX - 1] = 'x';
+		big[NSRPAM_ANSWER_MAX] = '\n';
+		ok(feed(big, NSRPAM_ANSWER_MAX + 1, c, buf, sizeof(buf), &l) ==
+		   -EMSGSIZE, "... one byte more: refused");
+		big[NSRPAM_ANSWER_MAX] = 'x';
+		ok(feed(big, sizeof(big), c, buf, sizeof(buf), &l) ==
+		   -EMSGSIZE, "... and without a newline");
+	}
+}
+
 /* A scripted server: accepts one client, records what it sent into
  * tmpdir/got, then does MODE: "ok" answer, "silent", "close", "junk". */
 static pid_t server(const char *path, const char *mode, int sockmode)
@@ -193,10 +248,24 @@ static pid_t server(const char *path, const char *mode, int sockmode)
 			if (write(c, a, strlen(a)) < 0)
 				_exit(1);
 		} else if (!strcmp(mode, "junk")) {
+			/* past NSRPAM_ANSWER_MAX, never a newline */
 			memset(buf, 'x', sizeof(buf));
-			for (n = 0; n < 8; n++)
+			for (n = 0; n < 2 * NSRPAM_ANSWER_MAX / 512 + 1; n++)
 				if (write(c, buf, sizeof(buf)) < 0)
 					break;
+		} else if (!strcmp(mode, "long")) {
+			/* an ok line of 3 KiB, as a daemon lists failed
+			 * listeners (one before 0.5 wrote every one) */
+			const char *a = "ok alice u-alice listeners 1/80: ";
+
+			if (write(c, a, strlen(a)) < 0)
+				_exit(1);
+			memset(buf, 'r', sizeof(buf));
+			for (n = 0; n < 6; n++)
+				if (write(c, buf, sizeof(buf)) < 0)
+					_exit(1);
+			if (write(c, "\n", 1) < 0)
+				_exit(1);
 		} else if (!strcmp(mode, "silent")) {
 			pause();
 		}
@@ -223,7 +292,7 @@ static long long ms_now(void)
 static void test_ask(void)
 {
 	struct nsrpam_opts o;
-	char path[100], got[128] = "", line[NSRPAM_LINE_MAX];
+	char path[100], got[128] = "", line[NSRPAM_LINE_MAX], ns[64];
 	int fd0 = nfds(), r, fd;
 	long long t0;
 	pid_t pid;
@@ -269,9 +338,30 @@ static void test_ask(void)
 	is_int(r, -EMSGSIZE, "an endless line: refused (%s)", why);
 	reap(pid);
 
+	pid = server(path, "long", 0600);
+	r = nsrpam_ask(&o, "alice", line, sizeof(line), why, sizeof(why));
+	ok(r == 0, "a 3 KiB answer: read (%s)", r ? why : "ok");
+	is_int((int)strlen(line), NSRPAM_LINE_MAX - 1, "... its beginning kept");
+	ok(!strncmp(line, "ok alice u-alice listeners 1/80: rrr", 36),
+	   "... as it came");
+	ok(answer(line, ns, sizeof(ns)) == 0 && !strcmp(ns, "u-alice"),
+	   "... and it names the namespace");
+	reap(pid);
+
+	pid = server(path, "ok", 0660);
+	r = nsrpam_ask(&o, "alice", line, sizeof(line), why, sizeof(why));
+	ok(r == 0, "a socket its group may use (0660, control.group): "
+	   "accepted (%s)", r ? why : "ok");
+	reap(pid);
+
 	pid = server(path, "ok", 0666);
 	r = nsrpam_ask(&o, "alice", line, sizeof(line), why, sizeof(why));
 	is_int(r, -EPERM, "a socket others can write to: refused (%s)", why);
+	reap(pid);
+
+	pid = server(path, "ok", 0604);
+	r = nsrpam_ask(&o, "alice", line, sizeof(line), why, sizeof(why));
+	is_int(r, -EPERM, "a socket others can read: refused (%s)", why);
 	reap(pid);
 
 	o.socket_uid = getuid() + 1;
@@ -334,6 +424,7 @@ int main(void)
 	test_args();
 	test_names();
 	test_answers();
+	test_line();
 	test_ask();
 	test_open_ns();
 	snprintf(got, sizeof(got), "%s/got", tmpdir);
