@@ -20,8 +20,11 @@
  *                          and every listener of it is open; when some
  *                          could not be opened (they are retried),
  *                          "ok USER NAMESPACE listeners UP/TOTAL: SERVICE
- *                          ADDRESS: reason; ..." names each of them.  Or
- *                          "error: what went wrong".
+ *                          ADDRESS: reason; ..." names the first
+ *                          REASONS_SHOWN of them, then "and N more" (in
+ *                          REASONS_BYTES at most: the answer stays within
+ *                          the PAM module's 1,023 bytes, as old modules
+ *                          read no more).  Or "error: what went wrong".
  *   deprovision USER   ->  "ok USER NAMESPACE" or "error: ..."
  *
  * A JSON answer starts with '{', an error with "error: ".
@@ -49,11 +52,37 @@
  *    whole in memory);
  *  - a client whose answers do not move for IO_TIMEOUT seconds, or that is
  *    silent that long between commands, is dropped;
- *  - CONTROL_CLIENTS clients at once; the next one is told
- *    "error: too many clients" and closed.
+ *  - every client is a descriptor counted in the relay's budget
+ *    (listener_set_fd_take).
+ *
+ * Slots: root's clients and the others' are counted apart, because a
+ * login must never depend on what the others do.  The PAM module asks as
+ * root, and a login denied is a user locked out (fail=closed).
+ *  - Others (members of control.group) have CONTROL_CLIENTS slots, and no
+ *    descriptor of the reserve; the next one is told "error: too many
+ *    clients" and closed, as it is when taking its descriptor would
+ *    leave only the reserve.  So the group can hold its 64 clients idle,
+ *    or find the budget spent by relayed connections, and logins go on.
+ *  - Root has ROOT_CLIENTS slots of its own, which may use the reserve of
+ *    descriptors (kept for everything but relayed connections).  Root is
+ *    never refused: when its slots are all taken the socket stops
+ *    accepting, clients wait in the kernel's backlog (connect() fails
+ *    with EAGAIN once that is full too, and the module retries), and
+ *    accepting resumes as soon as a slot frees.  A login waits at most
+ *    its own timeout.  A root client that holds a slot idle delays the
+ *    others at most IO_TIMEOUT; root can stop the daemon anyway, so what
+ *    is bounded here is a runaway script of root's, not an attacker.
+ *    256 slots serve a burst of 256 first logins at once, the rest a
+ *    moment later, and cost a few hundred KiB while idle.
+ * A descriptor shortage (accept() failing with EMFILE) also stops
+ * accepting: the socket pauses with the relay listeners, and resumes with
+ * them.
+ *
  * The socket is made with umask 0177 (never reachable by others, not even
  * for a moment), then given control.mode (0600 by default) and group.
- * Under a descriptor shortage it pauses with the relay listeners.
+ * control.mode never has bits for others (config_mode_why() refuses
+ * them, and the chmod here masks them), which is what the PAM module
+ * checks: a root-owned socket whose group may read and write.
  */
 #include <errno.h>
 #include <grp.h>
@@ -82,8 +111,12 @@
 #include "engine/provreq.h"
 #include "engine/stats.h"
 
-#define CONTROL_CLIENTS		64
+#define CONTROL_CLIENTS		64	/* at once, of others than root */
+#define ROOT_CLIENTS		256	/* at once, of root (logins) */
+#define BACKLOG			ROOT_CLIENTS
 #define IO_TIMEOUT		30	/* seconds */
+#define REASONS_SHOWN		3	/* listeners named in an "ok" */
+#define REASONS_BYTES		400	/* ... in at most this */
 #define OUT_MAX			(64 * 1024)
 #define PEER_GROUPS_MAX		65536	/* NGROUPS_MAX */
 
@@ -104,7 +137,10 @@ struct control {
 	struct listener_watch *watch;	/* paused under a shortage */
 	struct stats *stats;
 	TAILQ_HEAD(, client) clients;
-	unsigned n;
+	unsigned n;			/* others' clients */
+	unsigned n_root;		/* root's */
+	bool short_paused;		/* a descriptor shortage */
+	bool accepting;			/* evconnlistener enabled */
 	bool have_gid;			/* control.group */
 	gid_t gid;
 };
@@ -112,6 +148,21 @@ struct control {
 static bool busy(const struct client *c)
 {
 	return c->w || c->walk;
+}
+
+/* Accept while there is no shortage and root has a slot free; else leave
+ * clients in the kernel's backlog. */
+static void control_update(struct control *ctl)
+{
+	bool on = !ctl->short_paused && ctl->n_root < ROOT_CLIENTS;
+
+	if (on == ctl->accepting)
+		return;
+	if (on)
+		evconnlistener_enable(ctl->lev);
+	else
+		evconnlistener_disable(ctl->lev);
+	ctl->accepting = on;
 }
 
 static void client_free(struct client *c)
@@ -122,9 +173,14 @@ static void client_free(struct client *c)
 		provreq_cancel(c->w);
 	stats_walk_free(c->walk);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
-	ctl->n--;
+	if (c->root)
+		ctl->n_root--;
+	else
+		ctl->n--;
+	listener_set_fd_put(ctl->d->ls, 1);
 	bufferevent_free(c->bev);
 	free(c);
+	control_update(ctl);
 }
 
 static void client_reply(struct client *c, const char *fmt, ...)
@@ -143,23 +199,55 @@ static void client_reply(struct client *c, const char *fmt, ...)
 
 static void client_next(struct client *c);
 
+/* How much of WHY (nstable_listeners(): one "SERVICE ADDRESS: reason"
+ * per listener not open, "; " between them; names and addresses hold no
+ * ';') an answer names: the first REASONS_SHOWN reasons whole, in
+ * REASONS_BYTES.  The length to keep; *SHOWN the reasons in it. */
+static size_t reasons_cut(const char *why, unsigned *shown)
+{
+	const char *p = why, *end;
+	size_t keep = 0, len;
+
+	*shown = 0;
+	while (*p && *shown < REASONS_SHOWN) {
+		end = strstr(p, "; ");
+		len = end ? (size_t)(end - why) : strlen(why);
+		if (len > REASONS_BYTES)
+			break;
+		keep = len;
+		++*shown;
+		if (!end)
+			break;
+		p = end + 2;
+	}
+	return keep;
+}
+
 static void request_done(void *arg, int err, const char *msg,
 			 const char *user, const char *ns)
 {
 	struct client *c = arg;
 	struct daemon *d = c->ctl->d;
-	char why[1024];
-	unsigned up, total;
+	char why[1024], rest[48] = "";
+	unsigned up, total, shown, more;
+	size_t keep;
 
 	c->w = NULL;
-	if (err)
+	if (err) {
 		client_reply(c, "error: %s", msg ? msg : strerror(-err));
-	else if (nstable_listeners(d->nst, ns, &up, &total, why,
-				   sizeof(why)) < 0 || up == total)
+	} else if (nstable_listeners(d->nst, ns, &up, &total, why,
+				     sizeof(why)) < 0 || up == total) {
 		client_reply(c, "ok %s %s", user, ns);
-	else
-		client_reply(c, "ok %s %s listeners %u/%u: %s", user, ns, up,
-			     total, why);
+	} else {
+		/* one reason per listener not up: the rest are counted */
+		keep = reasons_cut(why, &shown);
+		more = total - up - shown;
+		if (more)
+			snprintf(rest, sizeof(rest), shown ? "; and %u more" :
+				 "%u not open", more);
+		client_reply(c, "ok %s %s listeners %u/%u: %.*s%s", user, ns,
+			     up, total, (int)keep, why, rest);
+	}
 	client_next(c);
 }
 
@@ -389,8 +477,14 @@ static void control_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct client *c;
+	bool known, root;
 
-	if (ctl->n >= CONTROL_CLIENTS) {
+	known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0;
+	root = known && cred.uid == 0;
+	/* root's count was checked before accepting (control_update); the
+	 * reserve is root's to use */
+	if (!root && (ctl->n >= CONTROL_CLIENTS ||
+		      !listener_set_fd_take(ctl->d->ls, 1, false))) {
 		/* a fresh socket's buffer takes this whole */
 		if (write(fd, busy_msg, sizeof(busy_msg) - 1) < 0)
 			log_debug("control: refusing a client: %s",
@@ -398,21 +492,26 @@ static void control_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	if (root)
+		listener_set_fd_take(ctl->d->ls, 1, true);
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->bev = bufferevent_socket_new(ctl->d->base, fd,
 						     BEV_OPT_CLOSE_ON_FREE))) {
 		free(c);
 		close(fd);
+		listener_set_fd_put(ctl->d->ls, 1);
 		return;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
-		c->root = cred.uid == 0;
-		c->reader = c->root || (ctl->have_gid &&
-					peer_in_group(fd, cred.gid, ctl->gid));
-	}
+	c->root = root;
+	c->reader = root || (known && ctl->have_gid &&
+			     peer_in_group(fd, cred.gid, ctl->gid));
 	c->ctl = ctl;
 	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
-	ctl->n++;
+	if (root)
+		ctl->n_root++;
+	else
+		ctl->n++;
+	control_update(ctl);
 	bufferevent_setcb(c->bev, client_read, client_written, client_event,
 			  c);
 	/* the read timeout runs only while reading is enabled: between
@@ -437,10 +536,8 @@ static void control_paused(void *arg, bool paused)
 {
 	struct control *ctl = arg;
 
-	if (paused)
-		evconnlistener_disable(ctl->lev);
-	else
-		evconnlistener_enable(ctl->lev);
+	ctl->short_paused = paused;
+	control_update(ctl);
 }
 
 /* control.group: a name, or a number.  NSS may block: this runs at
@@ -533,7 +630,7 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 	/* the group first, then the mode that lets it in */
 	if (r < 0 || (ctl->have_gid && chown(path, (uid_t)-1, ctl->gid) < 0) ||
 	    chmod(path, cc->mode ? cc->mode & 0660 : 0600) < 0 ||
-	    listen(fd, 64) < 0)
+	    listen(fd, BACKLOG) < 0)
 		goto fail;
 	ctl->lev = evconnlistener_new(d->base, control_accept, ctl,
 				      LEV_OPT_CLOSE_ON_FREE |
@@ -543,6 +640,7 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 		goto fail;
 	}
 	evconnlistener_set_error_cb(ctl->lev, control_error);
+	ctl->accepting = true;
 	ctl->watch = listener_set_watch(d->ls, control_paused, ctl);
 	if (!ctl->watch) {
 		evconnlistener_free(ctl->lev);

@@ -25,7 +25,7 @@ TESTS += t/unit/pam_test
 t_unit_pam_test_SOURCES = t/unit/pam_test.c t/unit/tap.h \
 	contrib/pam/nsrpam.c contrib/pam/nsrpam.h
 
-INTEGRATION_TESTS += t/pam.t t/pam-ssh.t
+INTEGRATION_TESTS += t/pam.t t/pam-ssh.t t/pam-control.t
 EXTRA_DIST += contrib/pam/local.mk t/pam-lib.sh \
 	$(PAM_MODULE_FILES)
 
