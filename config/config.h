@@ -241,8 +241,8 @@ void config_diff_free(struct config_diff *d);
  * "provision" (on or off), "control.path", "control.group",
  * "control.mode", and with provision on "provision.uid_base",
  * "provision.ipv4_pool", "provision.ipv6_pool", "provision.namespace",
- * "provision.host_interface", "provision.namespace_interface".  A static
- * string. */
+ * "provision.host_interface", "provision.namespace_interface",
+ * "provision.hosts_file", "provision.domain".  A static string. */
 const char *config_fixed_key(const struct config *a, const struct config *b);
 
 void config_free(struct config *cfg);		/* NULL is fine */

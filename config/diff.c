@@ -238,5 +238,10 @@ const char *config_fixed_key(const struct config *a, const struct config *b)
 		return "provision.host_interface";
 	if (strcmp(p->peer_tmpl, q->peer_tmpl))
 		return "provision.namespace_interface";
+	/* the privileged helper writes it, with what it read at start */
+	if (!same_str(a->provision.hosts_file, b->provision.hosts_file))
+		return "provision.hosts_file";
+	if (!same_str(a->provision.domain, b->provision.domain))
+		return "provision.domain";
 	return NULL;
 }

@@ -15,6 +15,7 @@ struct event_base;
 struct listener_set;
 struct metrics;
 struct nstable;
+struct privc;
 struct prov;
 struct provisioned_set;
 struct provreq;
@@ -24,6 +25,7 @@ struct daemon {
 	struct config *cfg;
 	char *cfg_path;			/* absolute, for reloads */
 	long fd_limit;			/* RLIMIT_NOFILE, soft = hard */
+	struct privc *priv;		/* the privileged helper */
 	struct listener_set *ls;	/* listeners and connections */
 	struct nstable *nst;		/* namespaces served */
 	/* provisioning; all NULL when the config has no provision: */

@@ -3,15 +3,16 @@
  *
  * Theory of operation
  *
- * A listener is made inside its namespace by netns_socket(), then bound and
- * listened to from the host (a socket keeps the namespace it was made in)
- * and watched by one event embedded in the listener, which accepts until
- * EAGAIN (an evconnlistener would be one more allocation for each of
- * thousands of listeners).  IP_FREEBIND lets it bind before the
- * namespace's lo is up.  Deferred accept is never used: MySQL, SMTP and
- * IMAP speak first, so a client may never send a byte on its own.  When
- * and where to open listeners is the namespace table's business
- * (nstable.c); this file opens, closes and guards them.
+ * A listening socket is made inside its namespace by the privileged
+ * helper (netns/nsops.c: made there, bound and listened to from the
+ * host; IP_FREEBIND lets it bind before the namespace's lo is up;
+ * TCP_NODELAY, which accepted sockets inherit) and handed over; here it is
+ * watched by one event embedded in the listener (an evconnlistener would
+ * be one more allocation for each of thousands of listeners).  Deferred
+ * accept is never used: MySQL, SMTP and IMAP speak first, so a client may
+ * never send a byte on its own.  When and where to open listeners is the
+ * namespace table's business (nstable.c); this file holds, closes and
+ * guards them.
  *
  * Sharing, so that one listener, one namespace or one shortage cannot hurt
  * the rest, and without a fixed cap that would throttle a busy namespace
@@ -752,6 +753,7 @@ struct listener *listener_new(struct listener_group *g,
 		return NULL;
 	}
 	l->fd = -1;
+	l->listen_pending = -1;
 	l->origin.ns_name = g->name;	/* the group outlives it */
 	l->origin.cnt = &l->tally->cnt;
 	l->origin.closed = conn_closed;
@@ -905,60 +907,19 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	l->behind = true;	/* clients left for the next turn */
 }
 
-static int set_opt(int fd, int level, int name, int val)
+bool listener_set_room(const struct listener_set *set)
 {
-	return setsockopt(fd, level, name, &val, sizeof(val));
+	return (long)(set->open + set->reserve) < set->fd_limit;
 }
 
-/* Create, bind and listen; returns the fd or -errno, with *what naming the
- * step that failed. */
-static int listen_socket(const struct config_sockaddr *a, int nsfd,
-			 const char **what)
-{
-	int family = a->sa.ss_family, fd, r;
-
-	*what = "socket";
-	fd = netns_socket(nsfd, family, SOCK_STREAM, 0);
-	if (fd < 0)
-		return fd;
-	*what = "setsockopt";
-	/* TCP_NODELAY is inherited by every accepted socket */
-	if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
-	    ((family == AF_INET || family == AF_INET6) &&
-	     set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0) ||
-	    (family == AF_INET && set_opt(fd, SOL_IP, IP_FREEBIND, 1) < 0) ||
-	    (family == AF_INET6 &&
-	     (set_opt(fd, SOL_IPV6, IPV6_V6ONLY, 1) < 0 ||
-	      set_opt(fd, SOL_IPV6, IPV6_FREEBIND, 1) < 0)))
-		goto fail;
-	*what = "bind";
-	if (bind(fd, (const struct sockaddr *)&a->sa, a->len) < 0)
-		goto fail;
-	*what = "listen";
-	if (listen(fd, SOMAXCONN) < 0)
-		goto fail;
-	return fd;
-fail:
-	r = -errno;
-	close(fd);
-	return r;
-}
-
-int listener_open(struct listener *l, int nsfd, const char **what)
+void listener_listen_fd(struct listener *l, int fd)
 {
 	struct listener_set *set = l->set;
-	int fd;
 
-	if (l->state == LISTENER_LISTENING)
-		return 0;
-	if ((long)(set->open + set->reserve) >= set->fd_limit) {
-		*what = "file descriptor limit reached";
-		fd = -EMFILE;
-		goto fail;
+	if (l->state == LISTENER_LISTENING) {
+		close(fd);
+		return;
 	}
-	fd = listen_socket(l->addr, nsfd, what);
-	if (fd < 0)
-		goto fail;
 	l->fd = fd;
 	l->enabled = false;
 	event_assign(&l->ev, set->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
@@ -967,13 +928,14 @@ int listener_open(struct listener *l, int nsfd, const char **what)
 	l->state = LISTENER_LISTENING;
 	l->err = 0;
 	l->err_what = NULL;
-	return 0;
-fail:
+}
+
+void listener_failed(struct listener *l, int err, const char *what)
+{
 	l->state = LISTENER_FAILED;
-	l->err = -fd;
-	l->err_what = *what;
+	l->err = err < 0 ? -err : err;
+	l->err_what = what;
 	gettimeofday(&l->err_at, NULL);
-	return fd;
 }
 
 void listener_close(struct listener *l)

@@ -126,6 +126,8 @@ struct listener {
 	struct listener_addr *addr_ref;
 	const struct config_sockaddr *addr;	/* = &addr_ref->a */
 	int fd;				/* listening socket, -1 if none */
+	int listen_pending;		/* nstable.c's scratch: a socket made
+					 * for it, not handed over yet */
 	bool enabled;			/* ev added: accepting */
 	bool retired;			/* in grp->retired */
 	struct event ev;		/* readable: accept (no evconnlistener:
@@ -219,8 +221,15 @@ void listener_remove(struct listener *l);
 void listener_group_limits(struct listener_group *g,
 			   const struct listener_limits *lim);
 
-/* Open L inside the namespace NSFD.  0, or -errno with *what naming the
- * step that failed (L is then FAILED). */
-int listener_open(struct listener *l, int nsfd, const char **what);
+/* Is there room in the descriptor budget for another listening socket? */
+bool listener_set_room(const struct listener_set *set);
+
+/* L listens on FD from now on (a listening socket made in its namespace
+ * by the privileged helper): it is watched and accepts.  Takes FD. */
+void listener_listen_fd(struct listener *l, int fd);
+
+/* L could not be opened: ERR (an errno, either sign) at step WHAT (a
+ * static string); it is FAILED, and retried by its namespace. */
+void listener_failed(struct listener *l, int err, const char *what);
 void listener_close(struct listener *l);
 #endif

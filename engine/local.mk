@@ -1,14 +1,6 @@
 # SPDX-License-Identifier: MIT
-# engine/local.mk: nsrelayctl, the control socket's client, installed next to
-# nsrelayd, its manual, and the tests of the control socket's status side
-# and of the metrics endpoint.
-
-sbin_PROGRAMS += nsrelayctl
-nsrelayctl_SOURCES = engine/nsrelayctl.c
-nsrelayctl_CFLAGS = $(AM_CFLAGS)
-# check FILE validates with the config library, as nsrelayd --check
-nsrelayctl_LDADD = libnsrconfig.a $(LIBYAML_LIBS)
-dist_man8_MANS += man/nsrelayctl.8
+# engine/local.mk: the tests of the control socket's status side and of
+# the metrics endpoint (nsrelayd itself is in Makefile.am).
 
 EXTRA_DIST += engine/local.mk
 INTEGRATION_TESTS += t/stats.t t/nsrelayctl.t t/status-abuse.t

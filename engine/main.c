@@ -31,7 +31,9 @@
 #include "engine/log.h"
 #include "engine/metrics.h"
 #include "engine/nstable.h"
+#include "engine/privc.h"
 #include "engine/privs.h"
+#include "priv/sandbox.h"
 #include "engine/provisioned.h"
 #include "engine/provreq.h"
 #include "engine/relay.h"
@@ -273,6 +275,15 @@ static void on_late(void *arg, const char *ns, const char *msg)
 	log_warnx("ns %s: deprovisioned, but %s", ns, msg);
 }
 
+/* The privileged helper is gone (it died: it never exits on its own
+ * while the engine runs): no half-alive daemon. */
+static void helper_gone(void *arg)
+{
+	(void)arg;
+	fatalx("the privileged helper exited; stopping (systemd restarts the "
+	       "daemon)");
+}
+
 /* Provision at start: the config's users, and those provisioned on request
  * before a restart (the state file).  Each result is logged by provreq. */
 static void start_done(void *arg, int err, const char *msg, const char *user,
@@ -505,15 +516,17 @@ int main(int argc, char **argv)
 		       "listeners alone but the limit is %ld: raise it "
 		       "(LimitNOFILE= in the unit, ulimit -n), allowing two "
 		       "more per connection", need, d.fd_limit);
-	r = netns_host_init();
-	if (r < 0) {
-		errno = -r;
-		fatal("opening the host network namespace");
-	}
 	if (mkdir(d.cfg->netns_dir, 0755) < 0 && errno != EEXIST)
 		log_warn("creating %s", d.cfg->netns_dir);
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
+	/* the privileged half, forked while this process is still root
+	 * and has one thread; what needs privilege is its from now on */
+	d.priv = privc_start(d.cfg, &r);
+	if (!d.priv) {
+		errno = -r;
+		fatal("starting the privileged helper");
+	}
 
 	/* epoll's changelist folds the add/del pairs a bufferevent makes
 	 * within one loop turn into one epoll_ctl, or none: 14 calls per
@@ -528,7 +541,7 @@ int main(int argc, char **argv)
 	if (!d.base)
 		fatalx("event_base_new failed");
 	d.ls = listener_set_new(d.base, d.fd_limit, fd_reserve(d.fd_limit));
-	d.nst = d.ls ? nstable_new(d.base, d.cfg, d.ls) : NULL;
+	d.nst = d.ls ? nstable_new(d.base, d.cfg, d.ls, d.priv) : NULL;
 	if (!d.nst)
 		fatalx("out of memory");
 	/* as root: the socket is root's, given its group */
@@ -544,13 +557,13 @@ int main(int argc, char **argv)
 	if (d.cfg->provision.enabled) {
 		char *state = state_path(d.cfg->control.path);
 
-		/* as root: the netlink socket opened with every
-		 * credential */
-		d.prov = prov_new(d.base, d.cfg->netns_dir);
+		/* its privileged calls are the helper's */
+		d.prov = prov_new(d.base, d.cfg->netns_dir,
+				  privc_prov_ops(d.priv));
 		if (!d.prov)
 			fatal("starting the provisioner");
 		prov_set_early(d.prov, on_late, &d);
-		d.provd = provisioned_new(d.base, d.cfg, d.prov, state,
+		d.provd = provisioned_new(d.base, d.cfg, d.prov, d.priv, state,
 					  on_provisioned, &d);
 		d.pq = d.provd ? provreq_new(d.base, d.cfg, d.prov, d.provd) :
 				 NULL;
@@ -563,7 +576,15 @@ int main(int argc, char **argv)
 			fatal("link monitor");
 		}
 	}
-	privs_drop(d.cfg->user, d.prov != NULL);
+	privs_drop(d.cfg->user);
+	/* no capability, and the seccomp list, before the first client */
+	r = sandbox_engine();
+	if (r < 0) {
+		errno = -r;
+		fatal("dropping capabilities and installing the seccomp list");
+	}
+	if (privc_watch(d.priv, d.base, helper_gone, &d) < 0)
+		fatalx("out of memory");
 	sigs[0] = evsignal_new(d.base, SIGTERM, on_stop, &d);
 	sigs[1] = evsignal_new(d.base, SIGINT, on_stop, &d);
 	sigs[2] = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -616,6 +637,7 @@ int main(int argc, char **argv)
 	provisioned_free(d.provd);
 	nstable_free(d.nst);
 	listener_set_free(d.ls);	/* closes live connections */
+	privc_free(d.priv);		/* the helper exits */
 	dirwatch_free(watch);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);

@@ -10,7 +10,9 @@
  * a listener group (listener.c) with one listener per (service, listen
  * address) that applies to it.
  *
- * ns_try() opens the namespace file once for all of its listeners:
+ * ns_try() asks the privileged helper (privc_listen()) for all of its
+ * listeners that are not up, in one request (the helper opens the
+ * namespace file once for them), and learns the namespace's identity:
  *  - missing: its listeners stay closed; retried with a backoff from 25 ms
  *    to bind_retry_max (the directory watch usually comes first);
  *  - not a namespace: `ip netns add` creates the file before it mounts the
@@ -19,8 +21,9 @@
  *  - a symlink, the daemon's own namespace, or a second name of a namespace
  *    already served under another name: refused, logged once (a symlink to
  *    /proc/PID/ns/net would open listeners in the host);
- *  - a namespace: listeners are opened from the one descriptor; those that
- *    fail (a user squats the port) are retried with the backoff.
+ *  - a namespace: the sockets the helper made are handed to their
+ *    listeners; those it could not make (a user squats the port) are
+ *    retried with the backoff.
  * Each distinct failure is logged once.  A namespace re-created under the
  * same name (another identity) gets its listeners re-opened in the new one.
  *
@@ -43,6 +46,7 @@
 #include "engine/listener.h"
 #include "engine/log.h"
 #include "engine/nstable.h"
+#include "engine/privc.h"
 #include "netns/netns.h"
 
 #define RETRY_MIN_MS		25
@@ -71,6 +75,7 @@ struct nstable {
 	struct event_base *base;
 	const struct config *cfg;
 	struct listener_set *ls;
+	struct privc *priv;		/* makes the listening sockets */
 	struct ns_list all;
 	struct ns **names, **ids;	/* hash buckets */
 	size_t nbuckets, n;
@@ -219,19 +224,101 @@ static void ns_failed(struct ns *ns, int err, const char *fmt, ...)
 	log_warnx("ns %s: %s", ns->name, msg);
 }
 
+/* Open the listeners of NS that are not up, from one request to the
+ * helper per PRIV_LISTEN_MAX of them.  Returns 0, or the namespace's own
+ * -errno (as netns_open(): missing, not a namespace, a link, ...; -EPERM:
+ * the helper's own) with its identity in *id otherwise; *failed when a
+ * listener could not be opened (it is retried). */
+static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
+		     bool *opened)
+{
+	struct nstable *t = ns->t;
+	const struct config_sockaddr *addrs[PRIV_LISTEN_MAX];
+	struct listener *ls[PRIV_LISTEN_MAX], *l;
+	int fds[PRIV_LISTEN_MAX], errs[PRIV_LISTEN_MAX];
+	enum priv_step steps[PRIV_LISTEN_MAX];
+	char why[PRIV_WHY_MAX];
+	size_t n = 0;
+	int r;
+
+	*opened = false;
+	l = TAILQ_FIRST(&ns->grp->members);
+	do {
+		n = 0;
+		for (; l && n < PRIV_LISTEN_MAX; l = TAILQ_NEXT(l, entry)) {
+			if (l->state == LISTENER_LISTENING)
+				continue;
+			if (!listener_set_room(t->ls)) {
+				int old = l->err;
+
+				listener_failed(l, EMFILE,
+						"file descriptor limit reached");
+				*failed = true;
+				if (old != EMFILE)
+					log_warnx("ns %s: %s %s: file descriptor "
+						  "limit reached; retrying",
+						  ns->name, l->origin.svc->name,
+						  l->addr->text);
+				continue;
+			}
+			ls[n] = l;
+			addrs[n++] = l->addr;
+		}
+		if (!n)
+			/* nothing to open: the namespace itself */
+			return *opened ? 0 :
+			       netns_stat(t->cfg->netns_dir, ns->name, id);
+		r = privc_listen(t->priv, ns->name, addrs, n, fds, errs, steps,
+				 id, why, sizeof(why));
+		if (r < 0)
+			return r;
+		*opened = true;
+		for (size_t i = 0; i < n; i++) {
+			int old = ls[i]->err;
+
+			if (fds[i] >= 0) {
+				ls[i]->listen_pending = fds[i];
+				continue;
+			}
+			listener_failed(ls[i], errs[i], priv_step_name(steps[i]));
+			*failed = true;
+			if (-errs[i] != old)
+				log_warnx("ns %s: %s %s: %s: %s; retrying",
+					  ns->name, ls[i]->origin.svc->name,
+					  ls[i]->addr->text,
+					  priv_step_name(steps[i]),
+					  strerror(-errs[i]));
+		}
+	} while (l);
+	return 0;
+}
+
+/* Drop the sockets ns_listen() got and did not hand to their listeners. */
+static void ns_drop_pending(struct ns *ns)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &ns->grp->members, entry)
+		if (l->listen_pending >= 0) {
+			close(l->listen_pending);
+			l->listen_pending = -1;
+		}
+}
+
 static void ns_try(struct ns *ns)
 {
 	struct nstable *t = ns->t;
-	const char *dir = t->cfg->netns_dir, *what;
+	const char *dir = t->cfg->netns_dir;
 	struct netns_id id;
 	struct listener *l;
 	struct ns *other;
-	bool failed = false;
-	int nsfd, r;
+	bool failed = false, opened;
+	int r, pass = 0;
 
 	evtimer_del(ns->retry);
 	if (ns->refused || t->closed)
 		return;
+again:
 	/* nothing to open: ns_check() has seen the identity is unchanged */
 	if (ns->have_id) {
 		TAILQ_FOREACH(l, &ns->grp->members, entry)
@@ -240,8 +327,24 @@ static void ns_try(struct ns *ns)
 		if (!l)
 			return;
 	}
-	nsfd = netns_open(dir, ns->name, &id);
-	if (nsfd == -EAGAIN) {
+	/* what the file is, first, without the helper: a second name of a
+	 * namespace served, or the host's, never gets a listener made */
+	r = netns_stat(dir, ns->name, &id);
+	if (r == 0 && ((t->have_host && netns_id_eq(&id, &t->host)) ||
+		       ((other = find_id(t, &id)) && other != ns)))
+		goto checked;
+	if (r == 0) {
+		struct netns_id sid = id;
+
+		r = ns_listen(ns, &id, &failed, &opened);
+		if (r == 0 && !netns_id_eq(&id, &sid)) {
+			/* it changed between the two: look again soon */
+			ns_drop_pending(ns);
+			r = -EAGAIN;
+		}
+	}
+checked:
+	if (r == -EAGAIN) {
 		uint64_t now = now_ms(t);
 
 		close_all(ns);
@@ -256,7 +359,7 @@ static void ns_try(struct ns *ns)
 		return;
 	}
 	ns->not_ns_since = 0;
-	if (nsfd == -ENOTTY) {
+	if (r == -ENOTTY) {
 		close_all(ns);
 		ns_failed(ns, ENOTTY, "%s/%s is not a network namespace and "
 			  "cannot become one; ignored until it changes", dir,
@@ -264,32 +367,32 @@ static void ns_try(struct ns *ns)
 		ns->refused = true;
 		return;
 	}
-	if (nsfd == -ELOOP) {
+	if (r == -ELOOP) {
 		close_all(ns);
 		ns_failed(ns, ELOOP, "%s/%s is a symbolic link; refused", dir,
 			  ns->name);
 		ns->refused = true;
 		return;
 	}
-	if (nsfd < 0) {
-		close_all(ns);
-		ns_failed(ns, -nsfd, "namespace %s/%s: %s; retrying",
-			  dir, ns->name, strerror(-nsfd));
-		schedule(ns);
-		return;
-	}
-	if (netns_is_host(&id) ||
-	    (t->have_host && netns_id_eq(&id, &t->host))) {
-		close(nsfd);
+	if (r == -EPERM || (r == 0 && t->have_host &&
+			    netns_id_eq(&id, &t->host))) {
+		ns_drop_pending(ns);
 		close_all(ns);
 		ns_failed(ns, EPERM, "%s/%s is the daemon's own network "
 			  "namespace; refused", dir, ns->name);
 		ns->refused = true;
 		return;
 	}
+	if (r < 0) {
+		close_all(ns);
+		ns_failed(ns, -r, "namespace %s/%s: %s; retrying",
+			  dir, ns->name, strerror(-r));
+		schedule(ns);
+		return;
+	}
 	other = find_id(t, &id);
 	if (other && other != ns) {
-		close(nsfd);
+		ns_drop_pending(ns);
 		close_all(ns);
 		ns_failed(ns, EEXIST, "the same namespace as %s; served once, "
 			  "as %s", other->name, other->name);
@@ -297,30 +400,31 @@ static void ns_try(struct ns *ns)
 		return;
 	}
 	if (!ns->have_id || !netns_id_eq(&ns->id, &id)) {
-		/* first time, or a new namespace under the old name */
-		close_all(ns);
+		/* first time, or a new namespace under the old name: every
+		 * listener in the new one (once more, for those that were
+		 * up in the old one) */
+		bool up = false;
+
+		TAILQ_FOREACH(l, &ns->grp->members, entry)
+			up |= l->state == LISTENER_LISTENING;
 		id_unlink(t, ns);
 		id_link(t, ns, &id);
+		if (up && pass++ < 1) {
+			ns_drop_pending(ns);
+			close_all(ns);
+			failed = false;
+			goto again;
+		}
 	}
 	ns->err = 0;
 	TAILQ_FOREACH(l, &ns->grp->members, entry) {
-		int old = l->err;
-
-		if (l->state == LISTENER_LISTENING)
+		if (l->listen_pending < 0)
 			continue;
-		r = listener_open(l, nsfd, &what);
-		if (r == 0) {
-			log_info("ns %s: %s: listening on %s", ns->name,
-				 l->origin.svc->name, l->addr->text);
-			continue;
-		}
-		failed = true;
-		if (-r != old)
-			log_warnx("ns %s: %s %s: %s: %s; retrying", ns->name,
-				  l->origin.svc->name, l->addr->text, what,
-				  strerror(-r));
+		listener_listen_fd(l, l->listen_pending);
+		l->listen_pending = -1;
+		log_info("ns %s: %s: listening on %s", ns->name,
+			 l->origin.svc->name, l->addr->text);
 	}
-	close(nsfd);
 	if (failed)
 		schedule(ns);
 	else
@@ -668,7 +772,7 @@ unsigned nstable_listening_count(const struct nstable *t)
 }
 
 struct nstable *nstable_new(struct event_base *base, const struct config *cfg,
-			    struct listener_set *ls)
+			    struct listener_set *ls, struct privc *priv)
 {
 	struct nstable *t = calloc(1, sizeof(*t));
 	struct stat st;
@@ -678,6 +782,7 @@ struct nstable *nstable_new(struct event_base *base, const struct config *cfg,
 	t->base = base;
 	t->cfg = cfg;
 	t->ls = ls;
+	t->priv = priv;
 	TAILQ_INIT(&t->all);
 	if (grow(t) < 0) {
 		free(t);

@@ -13,9 +13,11 @@ struct listener_set;
 struct nstable;
 
 /* A table serving CFG's services (CFG must outlive it) through the
- * listeners of LS.  NULL on ENOMEM. */
+ * listeners of LS, whose sockets PRIV (the privileged helper) makes.  NULL
+ * on ENOMEM. */
+struct privc;
 struct nstable *nstable_new(struct event_base *base, const struct config *cfg,
-			    struct listener_set *ls);
+			    struct listener_set *ls, struct privc *priv);
 
 /* Close every listener (connections live on) and free.  NULL is fine. */
 void nstable_free(struct nstable *t);

@@ -39,12 +39,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "config/config.h"
-#include "engine/hostsfile.h"
+#include "engine/privc.h"
+#include "priv/hostsfile.h"
 #include "engine/log.h"
 #include "engine/provisioned.h"
 #include "netns/monitor.h"
@@ -69,6 +71,7 @@ struct entry {
 
 struct provisioned_set {
 	TAILQ_HEAD(, entry) entries;
+	struct privc *priv;		/* writes the files */
 	size_t n;
 	struct entry **tab;		/* by user: tab_size, a power of 2 */
 	struct entry **ns_tab;		/* by namespace: tab_size too */
@@ -212,6 +215,8 @@ static void ns_unindex(struct provisioned_set *set, struct entry *e)
  * else (the config may be replaced by a reload meanwhile). */
 struct write_job {
 	struct provisioned_set *set;
+	struct privc *priv;		/* writes the files (root's) */
+	char why[PRIV_WHY_MAX];
 	char *hosts_file, *domain, *state;
 	struct hostsfile_entry *h;
 	const char **lines;
@@ -247,6 +252,7 @@ static struct write_job *write_job_new(struct provisioned_set *set)
 	if (!w)
 		return NULL;
 	w->set = set;
+	w->priv = set->priv;
 	w->h = calloc(set->n + 1, sizeof(*w->h));
 	w->lines = calloc(set->n + 2, sizeof(*w->lines));
 	if (!w->h || !w->lines ||
@@ -272,24 +278,56 @@ fail:
 	return NULL;
 }
 
+/* The records of W for file WHICH in a memfd, written by the privileged
+ * helper (the files are root's, in root's directories; it checks each
+ * record).  0 or -errno. */
+static int write_records(struct write_job *w, enum priv_file which)
+{
+	size_t sz = which == PRIV_FILE_HOSTS ? sizeof(struct priv_host_rec) :
+		    sizeof(struct priv_state_rec);
+	char *buf = calloc(w->n ? w->n : 1, sz);
+	int fd, r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n; i++) {
+		struct priv_host_rec *h = (void *)(buf + i * sz);
+
+		/* the user name leads both kinds of records */
+		snprintf(h->user, sizeof(h->user), "%s", w->lines[i + 1]);
+		if (which == PRIV_FILE_HOSTS) {
+			memcpy(h->v4, &w->h[i].v4, 4);
+			memcpy(h->v6, &w->h[i].v6, 16);
+		}
+	}
+	fd = memfd_create("nsrelay-records", MFD_CLOEXEC);
+	if (fd < 0 || (w->n && write(fd, buf, w->n * sz) != (ssize_t)(w->n * sz)))
+		r = -errno;
+	free(buf);
+	if (!r)
+		r = privc_file_write(w->priv, which, fd, w->why, sizeof(w->why));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 /* On the worker (or the caller's thread at shutdown): only W. */
 static void write_work(void *arg)
 {
 	struct write_job *w = arg;
 
-	w->r_state = w->state ? hostsfile_write_lines(w->state, w->lines) : 0;
-	w->r_hosts = w->hosts_file ? hostsfile_write(w->hosts_file, w->h, w->n,
-						     w->domain) : 0;
+	w->r_state = w->state ? write_records(w, PRIV_FILE_STATE) : 0;
+	w->r_hosts = w->hosts_file ? write_records(w, PRIV_FILE_HOSTS) : 0;
 }
 
 static void write_report(const struct write_job *w)
 {
 	if (w->r_hosts < 0)
 		log_warnx("writing %s: %s", w->hosts_file,
-			  w->r_hosts == -EPERM ? "its directory must be root's "
-			  "and writable by root only" : strerror(-w->r_hosts));
+			  w->why[0] ? w->why : strerror(-w->r_hosts));
 	if (w->r_state < 0)
-		log_warnx("writing %s: %s", w->state, strerror(-w->r_state));
+		log_warnx("writing %s: %s", w->state,
+			  w->why[0] ? w->why : strerror(-w->r_state));
 }
 
 static void mark_dirty(struct provisioned_set *set);
@@ -602,7 +640,8 @@ int provisioned_watch(struct provisioned_set *set)
 
 struct provisioned_set *provisioned_new(struct event_base *base,
 					const struct config *cfg,
-					struct prov *prov, const char *state,
+					struct prov *prov, struct privc *priv,
+					const char *state,
 					provisioned_changed_fn changed,
 					void *arg)
 {
@@ -610,6 +649,7 @@ struct provisioned_set *provisioned_new(struct event_base *base,
 
 	if (!set)
 		return NULL;
+	set->priv = priv;
 	TAILQ_INIT(&set->entries);
 	set->base = base;
 	set->cfg = cfg;

@@ -16,18 +16,21 @@ struct provisioned_set;
 typedef void (*provisioned_changed_fn)(void *arg, const char *ns,
 				       bool present);
 
-/* The set for CFG's provision: section, provisioning with PROV.  STATE is
- * the file that remembers users across restarts (NULL: none).  NULL on
- * ENOMEM. */
+/* The set for CFG's provision: section, provisioning with PROV, its files
+ * written by the privileged helper PRIV.  STATE is the file that
+ * remembers users across restarts (NULL: none).  NULL on ENOMEM. */
+struct privc;
 struct provisioned_set *provisioned_new(struct event_base *base,
 					const struct config *cfg,
-					struct prov *prov, const char *state,
+					struct prov *prov, struct privc *priv,
+					const char *state,
 					provisioned_changed_fn changed,
 					void *arg);
 void provisioned_free(struct provisioned_set *set);	/* NULL is fine */
 
-/* A reload: CFG from now on (the hosts file's path and domain may
- * change; the namespace directory may not). */
+/* A reload: CFG from now on (the hosts file's path and domain may not
+ * change, nor the namespace directory: the helper writes the file with
+ * what it read at start). */
 void provisioned_set_config(struct provisioned_set *set,
 			    const struct config *cfg);
 

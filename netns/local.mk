@@ -8,6 +8,7 @@ NETNS_POOL_SOURCES = \
 NETNS_PROV_SOURCES = \
 	$(NETNS_POOL_SOURCES) \
 	netns/netns.c netns/netns.h \
+	netns/nsops.c netns/nsops.h \
 	netns/nl.c netns/nl.h \
 	netns/provision.c netns/provision.h netns/prov_int.h \
 	netns/prov_plan.c netns/prov_read.c netns/prov_send.c \

@@ -59,6 +59,7 @@
 #define _GNU_SOURCE	/* setns, unshare (configure defines it too) */
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -72,6 +73,7 @@
 
 #include "netns/netns.h"
 #include "netns/nl.h"
+#include "netns/nsops.h"
 
 #define NL_WINDOW	32		/* requests in flight per socket */
 #define NL_RCVBUF	(1 << 20)	/* bytes; the kernel doubles it */
@@ -100,7 +102,7 @@ TAILQ_HEAD(nl_req_list, nl_req);
 
 struct nl {
 	struct event_base *base;
-	struct mnl_socket *sock;
+	int fd;				/* -1 until open */
 	struct event *rev;
 	struct event *retry;		/* send on: next turn, after EAGAIN */
 	struct nl_req_list queue;
@@ -143,8 +145,8 @@ static void nl_destroy(struct nl *nl)
 		event_free(nl->rev);
 	if (nl->retry)
 		event_free(nl->retry);
-	if (nl->sock)
-		mnl_socket_close(nl->sock);
+	if (nl->fd >= 0)
+		close(nl->fd);
 	free(nl);
 }
 
@@ -206,7 +208,7 @@ static int nl_send(struct nl *nl, struct nl_req *r)
 	r->seq = nl->seq;
 	r->msg->nlmsg_seq = r->seq;
 	do
-		n = mnl_socket_sendto(nl->sock, r->msg, r->msg->nlmsg_len);
+		n = send(nl->fd, r->msg, r->msg->nlmsg_len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
@@ -407,7 +409,12 @@ static void nl_read_cb(evutil_socket_t fd, short what, void *arg)
 	nl->busy++;
 	nl->budget = NL_SEND_BUDGET;
 	for (i = 0; i < NL_READ_BATCH && !nl->dead && !nl->error; i++) {
-		n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+		n = recv(nl->fd, buf, sizeof(buf), 0);
+		if (n == 0) {
+			/* a socketpair's end (the helper's gate): it closed */
+			nl_fail(nl, -ECONNRESET);
+			break;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -457,72 +464,60 @@ static void nl_retry_cb(evutil_socket_t fd, short what, void *arg)
 		nl_destroy(nl);
 }
 
-static void nl_setopt(struct mnl_socket *sock, int opt)
-{
-	int one = 1;
-
-	/* older kernels lack some: answers are still correct without them */
-	(void)mnl_socket_setsockopt(sock, opt, &one, sizeof(one));
-}
-
-/* netns_run_in() callback: the socket, made in the namespace entered. */
-static int nl_open_here(void *arg)
-{
-	struct mnl_socket **sock = arg;
-
-	*sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	return *sock ? 0 : -errno;
-}
-
-struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
+/* A struct nl around FD (ours from now on). */
+static struct nl *nl_new(struct event_base *base, int fd, uint32_t portid,
+			 int *err)
 {
 	struct nl *nl;
-	int rcvbuf = NL_RCVBUF, fd, ret;
+	int ret;
 
 	nl = calloc(1, sizeof(*nl));
 	if (!nl) {
+		close(fd);
 		*err = -ENOMEM;
 		return NULL;
 	}
 	nl->base = base;
+	nl->fd = fd;
+	nl->portid = portid;
 	nl->timeout_ms = NL_DEFAULT_TIMEOUT_MS;
 	nl->budget = NL_SEND_BUDGET;
 	TAILQ_INIT(&nl->queue);
 	TAILQ_INIT(&nl->inflight);
-
-	if (netns_fd >= 0)
-		ret = netns_run_in(netns_fd, nl_open_here, &nl->sock);
-	else
-		ret = nl_open_here(&nl->sock);
-	if (ret < 0)
-		goto out;
-	fd = mnl_socket_get_fd(nl->sock);
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
-		       sizeof(rcvbuf)) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-				 sizeof(rcvbuf));
-	nl_setopt(nl->sock, NETLINK_EXT_ACK);
-	nl_setopt(nl->sock, NETLINK_CAP_ACK);
-	nl_setopt(nl->sock, NETLINK_GET_STRICT_CHK);
-	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	nl->portid = mnl_socket_get_portid(nl->sock);
 	nl->rev = event_new(base, fd, EV_READ | EV_PERSIST, nl_read_cb, nl);
 	nl->retry = evtimer_new(base, nl_retry_cb, nl);
 	if (!nl->rev || !nl->retry || event_add(nl->rev, NULL) < 0) {
 		ret = -ENOMEM;
-		goto out;
-	}
-	ret = 0;
-out:
-	if (ret < 0) {
 		nl_destroy(nl);
 		*err = ret;
 		return NULL;
 	}
 	return nl;
+}
+
+struct nl *nl_open(struct event_base *base, int netns_fd, int *err)
+{
+	uint32_t portid;
+	int fd = nsops_nl_socket(netns_fd, &portid);
+
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
+	}
+	return nl_new(base, fd, portid, err);
+}
+
+struct nl *nl_open_fd(struct event_base *base, int fd, uint32_t portid,
+		      int *err)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		*err = -errno;
+		close(fd);
+		return NULL;
+	}
+	return nl_new(base, fd, portid, err);
 }
 
 void nl_free(struct nl *nl)

@@ -44,6 +44,13 @@ typedef int (*nl_msg_fn)(const struct nlmsghdr *nlh, void *arg);
  * come back aborts the process).  Returns NULL and sets *err (-errno). */
 struct nl *nl_open(struct event_base *base, int netns_fd, int *err);
 
+/* The same around FD, an rtnetlink socket made elsewhere, or one end of
+ * a socketpair behind which one is (the privileged helper's gate), whose
+ * port id is PORTID.  FD is the new struct's (closed on failure).  NULL
+ * and *err on failure. */
+struct nl *nl_open_fd(struct event_base *base, int fd, uint32_t portid,
+		      int *err);
+
 /* Close the socket.  Every request not yet completed ends with -ECANCELED
  * (its callback runs here).  Accepts NULL; safe from inside a callback of
  * the same socket (the memory is released when that callback returns). */

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "netns/netns.h"
 #include "netns/nl.h"
 #include "netns/provision.h"
 
@@ -116,12 +117,15 @@ struct prov_job {
 	char msg[PROV_MSG_MAX];
 	char path[PATH_MAX];
 
-	int nsfd;
-	struct stat ns_st;
+	int nsfd;			/* the namespace's handle, -1 none
+					 * (struct prov_privops) */
+	struct netns_id ns_id;
 	struct nl *nsnl;
 	struct event *timer;		/* NS retries */
 	unsigned ns_tries;
 	bool ns_created, veth_created, probed_after_create;
+	bool ns_missing;		/* deprovision: nothing there */
+	bool ns_again;			/* an empty file: look again */
 	bool rm_file;			/* deprovision: a file to remove */
 
 	/* deprovision of our veth by removing the namespace (prov_gone.c) */
@@ -196,8 +200,9 @@ struct prov {
 	unsigned busy;
 	bool dying;
 	struct offload *off;		/* blocking calls (prov_work.c) */
-	struct mnl_socket *wsock;	/* the worker's own: only it uses it */
-	uint32_t wseq;			/* worker only */
+	struct prov_privops ops;	/* the privileged calls */
+	int wsock;			/* the worker's own: only it uses it */
+	uint32_t wportid, wseq;		/* worker only */
 
 	/* prov_gone.c: link and nsid events while jobs are watched */
 	struct prov_job_list watched;	/* via gq */
@@ -287,20 +292,26 @@ void prov_send_local_check(struct prov_job *j, int ti);
 
 /* --- prov_ns.c: the namespace file */
 
-/* Whether the namespace directory is safe to create and remove files in:
- * a directory (not a symbolic link), owned by root, not writable by group
- * or others.  0, or -errno with the job's error recorded. */
-int prov_dir_check(struct prov_job *j);
+/* Step NS: open (or create) the namespace of j, on the worker.  Returns 0
+ * when j->nsfd is open (or, deprovisioning, j->ns_missing says nothing is
+ * there), 1 when it is under way or will look again later (the job then
+ * advances by itself), -errno on failure (recorded). */
+int prov_ns_open(struct prov_job *j);
 
-/* Open (or create) the namespace of j.  Returns 0 when j->nsfd is open,
- * 1 when it will look again later, -errno on failure (recorded). */
-int prov_ns_open(struct prov_job *j, bool create);
+/* Let go of j's handle (a reference would keep the namespace alive). */
+void prov_ns_close(struct prov_job *j);
 
-/* Undo: remove the namespace this job created (if it did). */
+/* Undo: remove the namespace this job created (if it did), on the worker
+ * (the job advances when it is done). */
 void prov_ns_undo(struct prov_job *j);
 
 /* Deprovision: unmount and remove the file (error recorded in j). */
 void prov_ns_remove(struct prov_job *j);
+
+/* A struct nl on an rtnetlink socket in the host's namespace (HANDLE -1)
+ * or HANDLE's, made by the provisioner's privileged calls.  NULL and
+ * *err. */
+struct nl *prov_nl_open(struct prov *prov, int handle, int *err);
 
 /* --- prov_work.c: blocking calls on the worker; each counts in
  * j->pending until its result is applied to j on the loop, or records an
@@ -319,14 +330,12 @@ void prov_work_probe(struct prov_job *j);
  * j->gone is set; when it is and del, it is deleted (ENODEV is success). */
 void prov_work_check_link(struct prov_job *j, bool del);
 
-/* unshare + bind-mount on the placeholder pfd (a descriptor of the
- * file this job created at j->path: the mount lands on that file, never
- * where a symbolic link points; closed by the call); on success j->nsfd is
- * the new namespace and j->ns_created is set; on failure the placeholder is
- * removed.  0 (under way) or -errno (recorded). */
-int prov_work_ns_create(struct prov_job *j, int pfd);
+/* ops.ns_open(j->spec.ns, FLAGS); on success j->nsfd, j->ns_id and
+ * j->ns_created are set; -EAGAIN counts in j->ns_tries; -ENOENT sets
+ * j->ns_missing; other errors are recorded. */
+void prov_work_ns_open(struct prov_job *j, unsigned flags);
 
-/* umount2 + unlink of j->path. */
+/* ops.ns_remove(j->spec.ns): umount2 + unlink. */
 void prov_work_ns_remove(struct prov_job *j);
 
 /* --- prov_gone.c: watching our veths go away with their namespaces */

@@ -106,11 +106,9 @@ static void step_ns(struct prov_job *j)
 {
 	int err, r;
 
-	if (j->nsfd < 0 && prov_dir_check(j))
-		return;		/* recorded */
-	r = prov_ns_open(j, j->op == OP_UP);
+	r = prov_ns_open(j);
 	if (r)
-		return;		/* error recorded, or sleeping */
+		return;		/* error recorded, under way, or sleeping */
 	if (j->op == OP_DOWN) {
 		if (j->nsfd < 0) {
 			j->step = S_DFILE;
@@ -120,13 +118,8 @@ static void step_ns(struct prov_job *j)
 		prov_work_probe(j);	/* on the worker: see prov_work.c */
 		return;
 	}
-	if (fstat(j->nsfd, &j->ns_st) < 0) {
-		err = -errno;
-		prov_job_error(j, err, "fstat: %s", strerror(-err));
-		return;
-	}
 	if (!j->nsnl) {
-		j->nsnl = nl_open(j->prov->base, j->nsfd, &err);
+		j->nsnl = prov_nl_open(j->prov, j->nsfd, &err);
 		if (!j->nsnl) {
 			prov_job_error(j, err, "netlink socket in the namespace: %s",
 				  strerror(-err));
@@ -298,8 +291,7 @@ static void step_dprobe_done(struct prov_job *j)
 		    j->nsid >= 0 && j->host.nsid == j->nsid;
 
 	/* our reference must not keep the namespace alive */
-	close(j->nsfd);
-	j->nsfd = -1;
+	prov_ns_close(j);
 	j->rm_file = true;
 	j->step = S_DFILE;
 	if (ours && prov_gone_watch(j) < 0) {
@@ -369,7 +361,10 @@ void prov_job_advance(struct prov_job *j)
 			step_inspect_done(j);
 			break;
 		case S_UNDO:
-			prov_ns_undo(j);
+			if (j->ns_created) {
+				prov_ns_undo(j);	/* on the worker */
+				break;
+			}
 			prov_job_finish(j);
 			return;
 		case S_DPROBE:

@@ -93,7 +93,7 @@ struct nl *prov_host_nl(struct prov *prov, int *err)
 	if (prov->host && !nl_error(prov->host))
 		return prov->host;
 	nl_free(prov->host);
-	prov->host = nl_open(prov->base, -1, err);
+	prov->host = prov_nl_open(prov, -1, err);
 	if (prov->host)
 		nl_set_timeout(prov->host, prov->timeout_ms);
 	return prov->host;
@@ -201,9 +201,14 @@ void prov_send_set_up(struct prov_job *j, bool on_host, uint32_t index,
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 
 	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = (int)index;
 	ifi->ifi_flags = IFF_UP;
 	ifi->ifi_change = IFF_UP;
+	/* on the host by name, never by index: an index may be an admin's
+	 * eth0 by now, and the gate lets only our names through */
+	if (on_host)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	else
+		ifi->ifi_index = (int)index;
 	job_send(j, on_host, nlh, NULL, R_PLAIN, 0, "set %s up", name);
 }
 

@@ -19,23 +19,21 @@
  * offload_free() drains the worker first, and done callbacks then only
  * release what they own.
  *
- * Deleting a link: RTM_DELLINK with NLM_F_ACK on a blocking netlink socket
- * that only the worker touches (opened there on first use; its receive
- * timeout is the request timeout).  Checking a link (deprovision, when the
- * kernel did not take the veth with its namespace in time, or events were
- * lost): RTM_GETLINK by index on the same socket; the index is still ours
- * only if it still bears HOST_IF (an index can be reused), and then, when
- * asked, RTM_DELLINK.  Deprovision's probe (RTM_GETLINK of HOST_IF, then
- * RTM_GETNSID of the namespace's descriptor, which the job leaves alone
- * meanwhile) runs here too: while the kernel tears a batch of namespaces
- * down it holds RTNL for up to hundreds of ms, and a lookup from the loop
- * would wait as long.  Creating a namespace: the worker enters
- * a new namespace with netns_run_in(NETNS_NEW), keeps a descriptor of it,
- * comes back home (or aborts), and bind-mounts it on the placeholder file
- * through /proc/self/fd of the placeholder's own descriptor (the descriptor
- * table is shared): whatever is at its name by then, the mount lands on the
- * file the job created.  Removing one: umount2(MNT_DETACH |
- * UMOUNT_NOFOLLOW) and unlink.
+ * Deleting a link: RTM_DELLINK by name (never by index: an index may
+ * belong to another link by now, and the helper's gate lets only names of
+ * the template through) with NLM_F_ACK on a blocking netlink socket that
+ * only the worker touches (made by the privileged calls on first use; its
+ * receive timeout is the request timeout).  Checking a link (deprovision,
+ * when the kernel did not take the veth with its namespace in time, or
+ * events were lost): RTM_GETLINK by index on the same socket; the index
+ * is still ours only if it still bears HOST_IF (an index can be reused),
+ * and then, when asked, RTM_DELLINK.  Deprovision's probe (RTM_GETLINK of
+ * HOST_IF, then RTM_GETNSID of the namespace's handle, which the job
+ * leaves alone meanwhile) runs here too: while the kernel tears a batch of
+ * namespaces down it holds RTNL for up to hundreds of ms, and a lookup
+ * from the loop would wait as long.  Opening, creating and removing a
+ * namespace are the privileged calls' (struct prov_privops,
+ * netns/nsops.c), made from here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -57,7 +54,7 @@
 #include "netns/prov_int.h"
 
 enum op_kind {
-	OP_DEL_LINK, OP_CHECK_LINK, OP_PROBE, OP_NS_CREATE, OP_NS_REMOVE
+	OP_DEL_LINK, OP_CHECK_LINK, OP_PROBE, OP_NS_OPEN, OP_NS_REMOVE
 };
 
 struct prov_work_op {
@@ -71,7 +68,8 @@ struct prov_work_op {
 	uint32_t index;		/* 0: by name */
 	unsigned timeout_ms;
 	bool del;		/* OP_CHECK_LINK: delete it if it is there */
-	int pfd;		/* OP_NS_CREATE: the placeholder (closed there) */
+	unsigned flags;		/* OP_NS_OPEN: NSOPS_* */
+	char ns[NAME_MAX + 1];	/* OP_NS_OPEN, OP_NS_REMOVE */
 	int probe_nsfd;		/* OP_PROBE: the job's, untouched meanwhile */
 	/* out */
 	bool exists;		/* OP_CHECK_LINK: index is still ifname */
@@ -79,9 +77,11 @@ struct prov_work_op {
 	int32_t nsid;		/* OP_PROBE: -1 when none */
 	bool bad_reply;		/* OP_PROBE: a reply that does not parse */
 	int err;
-	int nsfd;
+	int nsfd;		/* OP_NS_OPEN: the handle */
+	struct netns_id id;
 	const char *what;	/* the call that failed */
 	char extack[128];
+	char why[PROV_MSG_MAX];	/* OP_NS_*: the privileged call's */
 };
 
 /* --- on the worker */
@@ -89,26 +89,22 @@ struct prov_work_op {
 static int worker_sock(struct prov *prov, unsigned timeout_ms)
 {
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-	int one = 1, fd;
+	int fd, fl;
 
-	if (prov->wsock)
+	if (prov->wsock >= 0)
 		return 0;
-	prov->wsock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!prov->wsock)
-		return -errno;
-	fd = mnl_socket_get_fd(prov->wsock);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)mnl_socket_setsockopt(prov->wsock, NETLINK_EXT_ACK, &one,
-				    sizeof(one));
-	(void)mnl_socket_setsockopt(prov->wsock, NETLINK_CAP_ACK, &one,
-				    sizeof(one));
-	if (mnl_socket_bind(prov->wsock, 0, MNL_SOCKET_AUTOPID) < 0) {
+	fd = prov->ops.nl_socket(prov->ops.ctx, true, -1, &prov->wportid);
+	if (fd < 0)
+		return fd;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		int err = -errno;
 
-		mnl_socket_close(prov->wsock);
-		prov->wsock = NULL;
+		close(fd);
 		return err;
 	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	prov->wsock = fd;
 	return 0;
 }
 
@@ -175,16 +171,17 @@ static void work_req(struct prov_work_op *op, struct nlmsghdr *nlh,
 	op->extack[0] = '\0';
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq = ++prov->wseq;
-	if (mnl_socket_sendto(prov->wsock, nlh, nlh->nlmsg_len) < 0) {
+	if (send(prov->wsock, nlh, nlh->nlmsg_len, MSG_NOSIGNAL) < 0) {
 		op->err = -errno;
 		return;
 	}
-	portid = mnl_socket_get_portid(prov->wsock);
+	portid = prov->wportid;
 	op->err = -EPROTO;
 	for (;;) {
-		n = mnl_socket_recvfrom(prov->wsock, buf, size);
-		if (n < 0) {
-			op->err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+		n = recv(prov->wsock, buf, size, 0);
+		if (n <= 0) {
+			op->err = n == 0 ? -ECONNRESET :
+				  errno == EAGAIN ? -ETIMEDOUT : -errno;
 			break;
 		}
 		r = mnl_cb_run2(buf, (size_t)n, seq, portid, cb, op, ctl,
@@ -197,9 +194,10 @@ static void work_req(struct prov_work_op *op, struct nlmsghdr *nlh,
 		}
 		/* another sequence number: a late answer, read on */
 	}
-	if (op->err == -ETIMEDOUT) {	/* the answer may still come */
-		mnl_socket_close(prov->wsock);
-		prov->wsock = NULL;
+	if (op->err == -ETIMEDOUT || op->err == -ECONNRESET) {
+		/* the answer may still come: another socket next time */
+		close(prov->wsock);
+		prov->wsock = -1;
 	}
 }
 
@@ -220,7 +218,8 @@ static void work_link_req(struct prov_work_op *op, uint16_t type, mnl_cb_t cb)
 	nlh->nlmsg_type = type;
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
-	if (op->index)
+	/* a deletion by name only: the index may be another link's now */
+	if (op->index && type == RTM_GETLINK)
 		ifi->ifi_index = (int)op->index;
 	else
 		mnl_attr_put_strz(nlh, IFLA_IFNAME, op->ifname);
@@ -304,43 +303,23 @@ static void work_check_link(struct prov_work_op *op)
 		op->exists = false;	/* deleted */
 }
 
-static int ns_keep(void *arg)
+static void work_ns_open(struct prov_work_op *op)
 {
-	int *fd = arg;
+	struct prov *prov = op->prov;
 
-	*fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	return *fd < 0 ? -errno : 0;
-}
-
-static void work_ns_create(struct prov_work_op *op)
-{
-	char src[64], dst[64];
-
-	op->what = "unshare(CLONE_NEWNET)";
-	op->err = netns_run_in(NETNS_NEW, ns_keep, &op->nsfd);
-	if (!op->err) {
-		/* onto the placeholder's descriptor, not its name */
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", op->nsfd);
-		snprintf(dst, sizeof(dst), "/proc/self/fd/%d", op->pfd);
-		op->what = "bind-mount the namespace";
-		if (mount(src, dst, "none", MS_BIND, NULL) < 0)
-			op->err = -errno;
-	}
-	close(op->pfd);
-	op->pfd = -1;
+	op->what = "namespace";
+	op->err = prov->ops.ns_open(prov->ops.ctx, op->ns, op->flags,
+				    &op->nsfd, &op->id, op->why,
+				    sizeof(op->why));
 }
 
 static void work_ns_remove(struct prov_work_op *op)
 {
-	op->what = "unmount";
-	if (umount2(op->path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 &&
-	    errno != EINVAL && errno != ENOENT) {
-		op->err = -errno;
-		return;
-	}
+	struct prov *prov = op->prov;
+
 	op->what = "remove";
-	if (unlink(op->path) < 0 && errno != ENOENT)
-		op->err = -errno;
+	op->err = prov->ops.ns_remove(prov->ops.ctx, op->ns, op->why,
+				      sizeof(op->why));
 }
 
 static void op_work(void *arg)
@@ -357,8 +336,8 @@ static void op_work(void *arg)
 	case OP_PROBE:
 		work_probe(op);
 		break;
-	case OP_NS_CREATE:
-		work_ns_create(op);
+	case OP_NS_OPEN:
+		work_ns_open(op);
 		break;
 	case OP_NS_REMOVE:
 		work_ns_remove(op);
@@ -390,8 +369,9 @@ static void op_done(void *arg)
 
 	j->pending--;
 	if (op->prov->dying) {
-		if (op->nsfd >= 0)
-			close(op->nsfd);
+		if (op->kind == OP_NS_OPEN && op->err >= 0)
+			op->prov->ops.ns_close(op->prov->ops.ctx, false,
+					       op->nsfd);
 		free(op);
 		return;
 	}
@@ -424,22 +404,29 @@ static void op_done(void *arg)
 		j->host_found = op->exists;
 		j->nsid = op->nsid;
 		break;
-	case OP_NS_CREATE:
-		if (op->err) {
-			if (op->nsfd >= 0)
-				close(op->nsfd);
-			(void)unlink(op->path);
-			prov_job_error(j, op->err, "create namespace %s: %s: %s",
-				       op->path, op->what, strerror(-op->err));
+	case OP_NS_OPEN:
+		if (op->err == -EAGAIN) {
+			j->ns_tries++;
+			j->ns_again = true;
+			break;
+		}
+		if (op->err == -ENOENT && j->op == OP_DOWN) {
+			j->ns_missing = true;
+			break;
+		}
+		if (op->err < 0) {
+			prov_job_error(j, op->err, "%s", op->why[0] ? op->why :
+				       strerror(-op->err));
 			break;
 		}
 		j->nsfd = op->nsfd;
-		j->ns_created = true;
+		j->ns_id = op->id;
+		j->ns_created = op->err == 1;
 		break;
 	case OP_NS_REMOVE:
 		if (op->err)
-			prov_job_error(j, op->err, "%s %s: %s", op->what,
-				       op->path, strerror(-op->err));
+			prov_job_error(j, op->err, "%s", op->why[0] ? op->why :
+				       strerror(-op->err));
 		break;
 	}
 	free(op);
@@ -457,12 +444,12 @@ static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)
 	op->prov = j->prov;
 	op->kind = kind;
 	op->nsfd = -1;
-	op->pfd = -1;
 	op->probe_nsfd = -1;
 	op->nsid = -1;
 	op->timeout_ms = j->prov->timeout_ms;
 	snprintf(op->path, sizeof(op->path), "%s", j->path);
 	snprintf(op->ifname, sizeof(op->ifname), "%s", j->spec.host_if);
+	snprintf(op->ns, sizeof(op->ns), "%s", j->spec.ns);
 	return op;
 }
 
@@ -519,17 +506,13 @@ void prov_work_check_link(struct prov_job *j, bool del)
 				  : "look up host interface");
 }
 
-int prov_work_ns_create(struct prov_job *j, int pfd)
+void prov_work_ns_open(struct prov_job *j, unsigned flags)
 {
-	struct prov_work_op *op = op_new(j, OP_NS_CREATE);
-	int err;
+	struct prov_work_op *op = op_new(j, OP_NS_OPEN);
 
 	if (op)
-		op->pfd = pfd;
-	err = op_start(j, op, "create namespace");
-	if (err)
-		close(pfd);	/* op_start freed op: the worker never saw it */
-	return err;
+		op->flags = flags;
+	(void)op_start(j, op, "open namespace");
 }
 
 void prov_work_ns_remove(struct prov_job *j)

@@ -43,6 +43,7 @@
 
 #include "netns/netns.h"
 #include "netns/offload.h"
+#include "netns/nsops.h"
 #include "netns/prov_int.h"
 
 static size_t ent_hash(const char *s)
@@ -132,9 +133,7 @@ void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
 static void job_release(struct prov_job *j)
 {
 	prov_gone_unwatch(j);
-	if (j->nsfd >= 0)
-		close(j->nsfd);
-	j->nsfd = -1;
+	prov_ns_close(j);
 	nl_free(j->nsnl);
 	j->nsnl = NULL;
 	if (j->timer)
@@ -202,8 +201,8 @@ void prov_job_finish(struct prov_job *j)
 	if (j->op == OP_UP && !j->err) {
 		e->ready = true;
 		e->spec = j->spec;
-		e->dev = j->ns_st.st_dev;
-		e->ino = j->ns_st.st_ino;
+		e->dev = j->ns_id.dev;
+		e->ino = j->ns_id.ino;
 	} else {
 		e->ready = false;
 	}
@@ -289,7 +288,8 @@ static void job_start(struct prov_job *j)
 	if (j->op == OP_UP && e->ready && prov_spec_equal(&e->spec, &j->spec) &&
 	    stat(j->path, &st) == 0 && st.st_dev == e->dev &&
 	    st.st_ino == e->ino) {
-		j->ns_st = st;
+		j->ns_id.dev = st.st_dev;
+		j->ns_id.ino = st.st_ino;
 		prov_job_finish(j);	/* made ready by us, and still there */
 		return;
 	}
@@ -322,8 +322,8 @@ static void prov_destroy(struct prov *prov)
 		event_free(prov->gone_ev);
 	if (prov->gone_fd >= 0)
 		close(prov->gone_fd);
-	if (prov->wsock)
-		mnl_socket_close(prov->wsock);	/* the worker is gone */
+	if (prov->wsock >= 0)
+		close(prov->wsock);	/* the worker is gone */
 	free(prov->tab);
 	free(prov->dir);
 	free(prov);
@@ -361,7 +361,41 @@ static void prov_done_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ API */
 
-struct prov *prov_new(struct event_base *base, const char *netns_dir)
+/* Done directly, as root (NULL ops): the handle is the descriptor. */
+static int direct_ns_open(void *ctx, const char *name, unsigned flags,
+			  int *handle, struct netns_id *id, char *why,
+			  size_t len)
+{
+	const struct prov *prov = ctx;
+
+	return nsops_open(prov->dir, name, flags, handle, id, why, len);
+}
+
+static int direct_ns_remove(void *ctx, const char *name, char *why,
+			    size_t len)
+{
+	const struct prov *prov = ctx;
+
+	return nsops_remove(prov->dir, name, why, len);
+}
+
+static void direct_ns_close(void *ctx, bool worker, int handle)
+{
+	(void)ctx;
+	(void)worker;
+	close(handle);
+}
+
+static int direct_nl_socket(void *ctx, bool worker, int handle,
+			    uint32_t *portid)
+{
+	(void)ctx;
+	(void)worker;
+	return nsops_nl_socket(handle, portid);
+}
+
+struct prov *prov_new(struct event_base *base, const char *netns_dir,
+		      const struct prov_privops *ops)
 {
 	struct prov *prov;
 	int err = -ENOMEM;
@@ -379,6 +413,16 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	TAILQ_INIT(&prov->watched);
 	prov->told_tail = &prov->told;
 	prov->gone_fd = -1;
+	prov->wsock = -1;
+	if (ops) {
+		prov->ops = *ops;
+	} else {
+		prov->ops.ns_open = direct_ns_open;
+		prov->ops.ns_remove = direct_ns_remove;
+		prov->ops.ns_close = direct_ns_close;
+		prov->ops.nl_socket = direct_nl_socket;
+		prov->ops.ctx = prov;
+	}
 	prov->tab_size = 64;
 	prov->tab = calloc(prov->tab_size, sizeof(*prov->tab));
 	prov->dir = strdup(netns_dir ? netns_dir : PROV_DEFAULT_NETNS_DIR);
@@ -386,7 +430,8 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir)
 	prov->done_ev = event_new(base, -1, 0, prov_done_cb, prov);
 	if (!prov->tab || !prov->dir || !prov->kick || !prov->done_ev)
 		goto fail;
-	err = netns_host_init();	/* where netns_run_in() returns */
+	/* directly: where netns_run_in() returns */
+	err = ops ? 0 : netns_host_init();
 	if (err)
 		goto fail;
 	if (!prov_host_nl(prov, &err))

@@ -18,10 +18,41 @@
 #ifndef NSRELAY_PROVISION_H
 #define NSRELAY_PROVISION_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "netns/pool.h"	/* struct prov_pool, struct prov_spec */
 
 struct event_base;
+struct netns_id;
 struct prov;
+
+/* What provisioning does with privilege, done for it: by the privileged
+ * helper (the daemon: engine/privc.c), or by the caller itself as root
+ * (NULL ops: netns/nsops.c directly; t/tools/nsprov).  A namespace opened
+ * for provisioning is known by a handle, which is what its requests put
+ * where the kernel wants a namespace's descriptor (NETNSA_FD,
+ * IFLA_NET_NS_FD): the descriptor itself when done directly, a number the
+ * helper's gate replaces by its descriptor otherwise.
+ *   ns_open    nsops_open() of the provisioner's directory: 0 or 1
+ *              (created) and *handle, *id; or -errno with WHY.  Blocks
+ *              (a namespace is created): called on the worker;
+ *   ns_remove  nsops_remove(); on the worker;
+ *   ns_close   forget a handle (from the loop, or the worker: WORKER);
+ *   nl_socket  an rtnetlink socket in the host's namespace (HANDLE -1) or
+ *              HANDLE's: a descriptor to send requests on and read answers
+ *              from, and *portid; -errno. */
+struct prov_privops {
+	int (*ns_open)(void *ctx, const char *name, unsigned flags,
+		       int *handle, struct netns_id *id, char *why,
+		       size_t len);
+	int (*ns_remove)(void *ctx, const char *name, char *why, size_t len);
+	void (*ns_close)(void *ctx, bool worker, int handle);
+	int (*nl_socket)(void *ctx, bool worker, int handle,
+			 uint32_t *portid);
+	void *ctx;
+};
 
 /* Called exactly once per prov_provision()/prov_deprovision() call, from the
  * event loop (never from inside the call that started it).  err is 0 or
@@ -30,10 +61,12 @@ struct prov;
 typedef void (*prov_cb)(void *arg, int err, const char *msg);
 
 /* A provisioner on base, for namespaces under netns_dir (NULL = the default;
- * the string is copied).  Opens a netlink socket; calls netns_host_init()
- * (the calling thread's network namespace is "the host").  Returns NULL
- * with errno set. */
-struct prov *prov_new(struct event_base *base, const char *netns_dir);
+ * the string is copied), its privileged calls made by OPS (copied; NULL:
+ * itself, then it calls netns_host_init(): the calling thread's network
+ * namespace is "the host").  Opens a netlink socket.  Returns NULL with
+ * errno set. */
+struct prov *prov_new(struct event_base *base, const char *netns_dir,
+		      const struct prov_privops *ops);
 
 /* Cancel everything: every pending callback runs with -ECANCELED, then the
  * provisioner is released.  Accepts NULL; safe from inside a callback. */

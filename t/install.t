@@ -89,8 +89,8 @@ like "$(unit_value WatchdogSec)" '^[0-9]+s?$' "WatchdogSec= set"
 is "$(unit_value ExecReload)" '/bin/kill -HUP $MAINPID' "ExecReload sends SIGHUP"
 cmp_ok "$(unit_value LimitNOFILE)" -ge 65536 "LimitNOFILE sized for thousands of namespaces"
 is "$(unit_value CapabilityBoundingSet | tr ' ' '\n' | sort | tr '\n' ' ')" \
-	"CAP_CHOWN CAP_DAC_OVERRIDE CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_ADMIN " \
-	"CapabilityBoundingSet: exactly the eight the daemon uses"
+	"CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_SETGID CAP_SETPCAP CAP_SETUID CAP_SYS_ADMIN " \
+	"CapabilityBoundingSet: exactly the six the two processes use"
 is "$(unit_value RestrictNamespaces)" net "RestrictNamespaces=net (setns stays allowed)"
 mountns=$(grep -E '^(ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|MountFlags|PrivateMounts|PrivateUsers|PrivateNetwork|RootDirectory|RootImage)=' "$unit")
 is "$mountns" "" "no option that gives the unit its own mount (or user, network) namespace"

@@ -273,7 +273,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "nsprov: event_base_new failed\n");
 			goto out;
 		}
-		prov = prov_new(base, dir);
+		prov = prov_new(base, dir, NULL);
 		if (!prov) {
 			fprintf(stderr, "nsprov: prov_new: %s\n",
 				strerror(errno));

@@ -1081,8 +1081,10 @@ static void test_fixed_key(void)
 		{ "namespaces: {dir: /run/netns, names: [x]}\n"
 		  "limits: {connections_per_namespace: 1}\n"
 		  "shutdown_grace: 0\nmetrics: {listen: \"127.0.0.1:9\"}\n"
-		  "provision: {users: [bob], removed: deprovision, "
-		  "hosts_file: /run/h, domain: d}\n", NULL },
+		  "provision: {users: [bob], removed: deprovision}\n", NULL },
+		{ "provision: {users: [bob], hosts_file: /run/h}\n",
+		  "provision.hosts_file" },
+		{ "provision: {users: [bob], domain: d}\n", "provision.domain" },
 		{ "provision: {users: [alice], uid_base: 1000, ipv4_pool: "
 		  "100.64.0.0/10, ipv6_pool: \"fd75:6272:7370::/48\", "
 		  "namespace: \"%u\", host_interface: \"nsr%i\", "

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/hostsfile.h"
+#include "priv/hostsfile.h"
 
 /* Open the directory of PATH and check it; sets *base to the last
  * component.  The fd or -errno. */
