@@ -1,22 +1,31 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The control socket under abuse: it is mode 0600 from the moment it exists
-# (even while the daemon has not yet reached its chmod); the client beyond
-# the limit of 64 is told "error: too many clients", not met with silence;
+# (even while the daemon has not yet reached its chmod); the client of
+# control.group beyond its limit of 64 is told "error: too many clients",
+# not met with silence, and root's next client is served all the same;
 # a NUL byte in a line and a line over 1024 bytes are refused with an error;
 # a client that sends 4 MiB of newlines and never reads its answers does not
 # make the daemon's memory grow, and others are answered meanwhile; a client
-# that stops reading its answers is dropped after the 30 s timeout, which
-# frees its slot.
+# of the group that stops reading its answers is dropped after the 30 s
+# timeout, which frees its slot.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 command -v strace >/dev/null || skip_all "strace not found"
+command -v setpriv >/dev/null || skip_all "setpriv not found"
 
 ctl=$T/control.sock
+# the group's member: a uid and gid with no entry (control.group takes a
+# number)
+mon=$((70000 + $$ % 10000))
+getent group "$mon" >/dev/null && bail "gid $mon is taken"
+as_mon() { setpriv --reuid="$mon" --regid="$mon" --clear-groups "$@"; }
 start_server echo echo
-write_conf() {	# write_conf FILE CONTROL
-	conf_begin "$1" --control "$2" --all "hxca-$$-*"
+write_conf() {	# write_conf FILE CONTROL [GROUP]
+	conf_begin "$1" --control none --all "hxca-$$-*"
 	conf_service echo "127.0.0.1:$echo_port" 127.0.0.1:7000
+	printf 'control:\n  path: %s\n' "$2" >>"$CONF"
+	[ -z "${3-}" ] || printf '  group: "%s"\n  mode: "0660"\n' "$3" >>"$CONF"
 	conf_text <<EOF
 provision:
   namespace: "hxca-$$-%u"
@@ -162,10 +171,13 @@ dpid=$(cat "/proc/$spid/task/$spid/children" 2>/dev/null | awk '{print $1}')
 [ -n "$dpid" ] && kill -TERM "$dpid"
 stop_pid "$spid"
 
-write_conf "$T/abuse.yaml" "$ctl"
+write_conf "$T/abuse.yaml" "$ctl" "$mon"
 daemon_up -d "nsrelayd started" "$CONF"
-is "$(stat -c '%a %U' "$ctl")" "600 root" "the control socket: 0600, root's"
+is "$(stat -c '%a %U %g' "$ctl")" "660 root $mon" \
+	"the control socket: 0660, root's, group $mon"
 like "$(ctl probe "$ctl")" '^error: no such user' "a client is answered"
+like "$(as_mon "$PYTHON" "$T/ctl.py" probe "$ctl")" '^error: permission denied' \
+	"... a member of the group too (not allowed to provision)"
 
 # --- bad lines
 like "$(ctl ask "$ctl" 'b"provision ro\x00ot\n"')" '^error: .*NUL' \
@@ -175,13 +187,13 @@ is "$(ctl ask "$ctl" 'b"provision " + b"a" * 1100 + b"\n"')" "error: line too lo
 is "$(ctl ask "$ctl" 'b"x" * 5000')" "error: line too long" \
 	"... also without a newline"
 
-# --- the 65th client
-out=$(ctl limit "$ctl")
+# --- the group's 65th client; root's are counted apart
+out=$(as_mon "$PYTHON" "$T/ctl.py" limit "$ctl")
 diag "$out"
 like "$(grep '^64th:' <<<"$out")" '^64th: error: unknown command' "64 clients are served"
 is "$(grep '^65th:' <<<"$out")" "65th: error: too many clients" \
 	"the 65th is told: error: too many clients"
-like "$(grep '^after one left:' <<<"$out")" 'error: no such user' \
+like "$(grep '^after one left:' <<<"$out")" 'error: permission denied' \
 	"once one leaves, a new client is served"
 
 # --- 4 MiB of newlines from a client that never reads
@@ -197,7 +209,7 @@ check "the relay is unaffected" daemon_alive
 stop_pid "$flood_pid"
 
 # --- a client that stops reading is dropped after 30 s, its slot freed
-out=$(ctl stall "$ctl" 45)
+out=$(as_mon "$PYTHON" "$T/ctl.py" stall "$ctl" 45)
 diag "$out"
 like "$(grep '^while stalled:' <<<"$out")" 'too many clients' \
 	"64 clients, one of them not reading: the next is refused"
