@@ -133,6 +133,7 @@ struct client {
 
 struct control {
 	struct daemon *d;
+	control_reload_fn reload;	/* main.c's */
 	struct evconnlistener *lev;
 	struct listener_watch *watch;	/* paused under a shortage */
 	struct stats *stats;
@@ -299,7 +300,7 @@ static void client_reload(struct client *c)
 	struct daemon *d = c->ctl->d;
 	struct config_errors errs = { 0 };
 
-	if (daemon_reload(d, &errs) == 0) {
+	if (c->ctl->reload(d, &errs) == 0) {
 		client_reply(c, "ok generation %llu",
 			     (unsigned long long)d->generation);
 	} else {
@@ -572,7 +573,8 @@ static int resolve_group(const char *name, gid_t *gid)
 	return res ? 0 : r ? -r : -ENOENT;
 }
 
-struct control *control_open(struct daemon *d, const char *path, int *err)
+struct control *control_open(struct daemon *d, const char *path,
+			     control_reload_fn reload, int *err)
 {
 	const struct config_control *cc = &d->cfg->control;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -592,6 +594,7 @@ struct control *control_open(struct daemon *d, const char *path, int *err)
 	}
 	TAILQ_INIT(&ctl->clients);
 	ctl->d = d;
+	ctl->reload = reload;
 	ctl->stats = stats_new(d);
 	if (!ctl->stats) {
 		free(ctl);

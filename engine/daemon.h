@@ -45,11 +45,4 @@ struct daemon {
 	struct timeval stop_by;
 	struct event *drain;
 };
-
-struct config_errors;
-
-/* Re-read the config file and apply it (main.c).  0, or -1 with every
- * problem appended to ERRS (may be NULL) and the old config still
- * served. */
-int daemon_reload(struct daemon *d, struct config_errors *errs);
 #endif

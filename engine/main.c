@@ -145,8 +145,9 @@ static void start_done(void *arg, int err, const char *msg, const char *user,
 /* Re-read the config: parse and check it whole first; on any error keep
  * serving the old one, untouched.  Otherwise apply the difference (see
  * nstable_reload()) and provision users the new config adds.  Every error
- * is logged and appended to ERRS (may be NULL).  0 or -1. */
-int daemon_reload(struct daemon *d, struct config_errors *errs)
+ * is logged and appended to ERRS (may be NULL).  0 or -1.  The control
+ * socket's `reload` calls it through the pointer it was given. */
+static int daemon_reload(struct daemon *d, struct config_errors *errs)
 {
 	struct config_errors mine = { 0 };
 	struct config *cfg, *old = d->cfg;
@@ -545,7 +546,7 @@ int main(int argc, char **argv)
 	if (!d.nst)
 		fatalx("out of memory");
 	/* as root: the socket is root's, given its group */
-	d.ctl = control_open(&d, d.cfg->control.path, &r);
+	d.ctl = control_open(&d, d.cfg->control.path, daemon_reload, &r);
 	if (!d.ctl) {
 		errno = -r;
 		fatal("control socket %s", d.cfg->control.path);

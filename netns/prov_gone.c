@@ -75,7 +75,7 @@ static void link_gone(struct prov *prov, uint32_t index)
 		j->gone = true;
 		prov->gone_progress = prov_now_ms();
 		if (j->step == S_DGONE && j->sleeping)
-			prov_job_wake(j);	/* may finish it: next is kept */
+			prov_job_go(j);	/* may finish it: next is kept */
 	}
 }
 
@@ -126,7 +126,7 @@ static void gone_overrun(struct prov *prov)
 		next = TAILQ_NEXT(j, gq);
 		j->recheck = true;
 		if (j->step == S_DGONE && j->sleeping)
-			prov_job_wake(j);
+			prov_job_go(j);
 	}
 }
 

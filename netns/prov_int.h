@@ -1,16 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /* prov_int: what the pieces of the provisioner share (private to netns/).
  *
- * The provisioner is one module in several files, each with one job:
+ * The provisioner is one module in several files, each with one job, and
+ * calls go one way only, from the driver down:
  *
- *   provision.c   jobs: the per-name queue, the run queue, the public API
- *   prov_plan.c   the steps: decide from what the kernel said what to do
- *   prov_read.c   reading kernel state: replies parsed into the job
+ *   provision.c   the driver: the job table (the per-name queue, the run
+ *                 queue), the public API, and job_run(), the one place a
+ *                 job moves on: it asks prov_plan what next and does what
+ *                 only it does (finish, answer early, sleep, park)
+ *   prov_plan.c   the steps: from what the kernel said, decide the next
+ *                 step and start it; returns what the driver is to do
  *   prov_send.c   building and sending the netlink requests of a step
  *   prov_ns.c     the namespace file: open, create, remove
  *   prov_work.c   the blocking kernel calls, run on a worker thread
  *   prov_gone.c   deprovision: seeing the kernel take a veth with its
  *                 namespace (link and nsid events)
+ *   prov_read.c   reading kernel state: replies parsed into the job, and
+ *                 the job's first error
+ *
+ *   provision.c -> prov_plan.c -> prov_send.c, prov_ns.c -> prov_work.c
+ *                              -> prov_gone.c             -> prov_read.c
+ *
+ * What completes later (a netlink answer, a worker's result, a link
+ * event) is applied to the job where it arrives, and the driver is told
+ * through the callback it set (prov_job_go()): no piece calls back into
+ * the one that drives it.
  *
  * Only the loop thread touches these structures.
  */
@@ -113,6 +127,7 @@ struct prov_job {
 	struct prov_waiter *waiters, **wtail;
 	unsigned pending;		/* netlink requests of this step */
 	bool finished, sleeping;
+	unsigned sleep_ms;		/* PLAN_SLEEP, PLAN_PARK: how long */
 	int err;
 	char msg[PROV_MSG_MAX];
 	char path[PATH_MAX];
@@ -199,6 +214,7 @@ struct prov {
 	size_t tab_size, n_ent;
 	unsigned busy;
 	bool dying;
+	void (*go)(struct prov_job *j);	/* the driver's (prov_job_go) */
 	struct offload *off;		/* blocking calls (prov_work.c) */
 	struct prov_privops ops;	/* the privileged calls */
 	int wsock;			/* the worker's own: only it uses it */
@@ -217,41 +233,42 @@ struct prov {
 	void *late_arg;
 };
 
-/* --- provision.c: jobs */
+/* --- provision.c: the driver.  It alone runs jobs: it asks prov_plan
+ * what to do next, and does what only it does (finish, answer early,
+ * sleep, park).  The steps below never call it: a request that completes
+ * later tells it through prov_job_go(), the callback it set in struct
+ * prov, so that no piece calls back into the one that drives it. */
 
-/* Record the first error of a job: err (-errno) and its message. */
-void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* A job's requests are all answered, or a watched event came: go on. */
+static inline void prov_job_go(struct prov_job *j)
+{
+	j->prov->go(j);
+}
 
-/* A deprovision's file is gone and the kernel is taking its veth: with
- * prov_set_early(), its callbacks run now (on the next loop turn) and the
- * job goes on holding its name. */
-void prov_job_answer(struct prov_job *j);
+/* --- prov_plan.c: the steps */
 
-/* The job is over (success or j->err): wake the next job of its name and
- * queue its callbacks for the next loop turn. */
-void prov_job_finish(struct prov_job *j);
+/* What the driver does next with a job. */
+enum prov_next {
+	PLAN_GO,	/* requests sent (j->pending), or a new step: again */
+	PLAN_FINISH,	/* over: success or j->err */
+	PLAN_ANSWER,	/* answer the waiters now (prov_set_early), go on */
+	PLAN_SLEEP,	/* look again in j->sleep_ms */
+	PLAN_PARK,	/* the same, and the job holds nothing meanwhile:
+			 * not counted against `parallel` */
+};
 
-/* Sleep ms, then prov_job_advance(j) again (j->sleeping meanwhile).  0 or
- * -ENOMEM (recorded). */
-int prov_job_sleep(struct prov_job *j, unsigned ms);
-
-/* End a sleep early (from an event) and advance j. */
-void prov_job_wake(struct prov_job *j);
-
-/* j waits for the kernel only and holds no descriptor: stop counting it
- * against the parallel limit (until it finishes). */
-void prov_job_park(struct prov_job *j);
+/* Decide j's next step from what its last one found, and start it.  Only
+ * while j has no request outstanding and does not sleep. */
+enum prov_next prov_plan_next(struct prov_job *j);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t prov_now_ms(void);
 
-/* --- prov_plan.c: steps */
+/* --- prov_read.c: replies, and the job's record */
 
-/* Go on with j once its step has no request outstanding. */
-void prov_job_advance(struct prov_job *j);
-
-/* --- prov_read.c: replies */
+/* Record the first error of a job: err (-errno) and its message. */
+void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 const char *prov_ntop(int family, const void *addr, char *buf, size_t n);
 
@@ -294,8 +311,10 @@ void prov_send_local_check(struct prov_job *j, int ti);
 
 /* Step NS: open (or create) the namespace of j, on the worker.  Returns 0
  * when j->nsfd is open (or, deprovisioning, j->ns_missing says nothing is
- * there), 1 when it is under way or will look again later (the job then
- * advances by itself), -errno on failure (recorded). */
+ * there), 1 when it is under way (the job goes on when it is done),
+ * PROV_NS_LATER to look again in PROV_NS_RETRY_MS, -errno on failure
+ * (recorded). */
+#define PROV_NS_LATER	2
 int prov_ns_open(struct prov_job *j);
 
 /* Let go of j's handle (a reference would keep the namespace alive). */

@@ -36,13 +36,9 @@ int prov_ns_open(struct prov_job *j)
 	if (j->nsfd >= 0 || j->ns_missing)
 		return 0;
 	if (j->ns_again) {
-		/* an empty file: look again later (prov_job_sleep()
-		 * advances the job when the time is up) */
-		int err;
-
+		/* an empty file: look again later */
 		j->ns_again = false;
-		err = prov_job_sleep(j, PROV_NS_RETRY_MS);
-		return err ? err : 1;
+		return PROV_NS_LATER;
 	}
 	if (j->op == OP_UP)
 		flags |= NSOPS_CREATE;

@@ -102,32 +102,37 @@ static void start_probe(struct prov_job *j)
 			  "list the links of the namespace");
 }
 
-static void step_ns(struct prov_job *j)
+static enum prov_next step_ns(struct prov_job *j)
 {
 	int err, r;
 
 	r = prov_ns_open(j);
+	if (r == PROV_NS_LATER) {
+		j->sleep_ms = PROV_NS_RETRY_MS;
+		return PLAN_SLEEP;
+	}
 	if (r)
-		return;		/* error recorded, under way, or sleeping */
+		return PLAN_GO;		/* error recorded, or under way */
 	if (j->op == OP_DOWN) {
 		if (j->nsfd < 0) {
 			j->step = S_DFILE;
-			return;
+			return PLAN_GO;
 		}
 		j->step = S_DPROBE;
 		prov_work_probe(j);	/* on the worker: see prov_work.c */
-		return;
+		return PLAN_GO;
 	}
 	if (!j->nsnl) {
 		j->nsnl = prov_nl_open(j->prov, j->nsfd, &err);
 		if (!j->nsnl) {
 			prov_job_error(j, err, "netlink socket in the namespace: %s",
 				  strerror(-err));
-			return;
+			return PLAN_GO;
 		}
 	}
 	nl_set_timeout(j->nsnl, j->prov->timeout_ms);
 	start_probe(j);
+	return PLAN_GO;
 }
 
 /* After CREATE: the pair as the namespace sees it. */
@@ -301,21 +306,19 @@ static void step_dprobe_done(struct prov_job *j)
 }
 
 /* The file is gone: wait for the kernel to take the veth, or make it. */
-static void step_dgone(struct prov_job *j)
+static enum prov_next step_dgone(struct prov_job *j)
 {
 	struct prov *prov = j->prov;
 	uint64_t now, from, until;
 
 	j->step = S_DGONE;
-	if (j->gone) {
-		prov_job_finish(j);
-		return;
-	}
+	if (j->gone)
+		return PLAN_FINISH;
 	if (j->recheck) {
 		j->recheck = false;
 		j->step = S_DCHECK;
 		prov_work_check_link(j, false);
-		return;
+		return PLAN_GO;
 	}
 	now = prov_now_ms();
 	from = j->gone_since > prov->gone_progress ? j->gone_since
@@ -324,78 +327,64 @@ static void step_dgone(struct prov_job *j)
 	if (now >= until) {
 		j->step = S_DFORCE;
 		prov_work_check_link(j, true);
-		return;
+		return PLAN_GO;
 	}
-	if (prov_job_sleep(j, (unsigned)(until - now)) == 0)
-		prov_job_park(j);
+	j->sleep_ms = (unsigned)(until - now);
+	return PLAN_PARK;
 }
 
-/* Go on with j once its step has no request outstanding. */
-void prov_job_advance(struct prov_job *j)
+enum prov_next prov_plan_next(struct prov_job *j)
 {
-	enum prov_step step;
-
-	while (!j->pending && !j->sleeping && !j->finished) {
-		step = j->step;
-		if (j->err && step != S_UNDO) {
-			if (j->op == OP_UP &&
-			    (j->veth_created || j->ns_created)) {
-				step_undo(j);
-				continue;
-			}
-			prov_job_finish(j);
-			return;
+	if (j->err && j->step != S_UNDO) {
+		if (j->op == OP_UP && (j->veth_created || j->ns_created)) {
+			step_undo(j);
+			return PLAN_GO;
 		}
-		switch (step) {
-		case S_NS:
-			step_ns(j);
-			break;
-		case S_PROBE:
-			step_probe_done(j);
-			break;
-		case S_CREATE:
-			j->veth_created = true;
-			start_probe(j);
-			break;
-		case S_INSPECT:
-			step_inspect_done(j);
-			break;
-		case S_UNDO:
-			if (j->ns_created) {
-				prov_ns_undo(j);	/* on the worker */
-				break;
-			}
-			prov_job_finish(j);
-			return;
-		case S_DPROBE:
-			step_dprobe_done(j);
-			break;
-		case S_DDEL:
-			j->step = S_DFILE;
-			break;
-		case S_APPLY:
-			prov_job_finish(j);
-			return;
-		case S_DFILE:
-			j->step = S_DDONE;
-			prov_ns_remove(j);
-			break;
-		case S_DDONE:
-			if (!j->watched) {
-				prov_job_finish(j);
-				return;
-			}
-			j->gone_since = prov_now_ms();
-			prov_job_answer(j);
-			step_dgone(j);
-			break;
-		case S_DGONE:
-		case S_DCHECK:
-			step_dgone(j);
-			break;
-		case S_DFORCE:
-			prov_job_finish(j);
-			return;
-		}
+		return PLAN_FINISH;
 	}
+	switch (j->step) {
+	case S_NS:
+		return step_ns(j);
+	case S_PROBE:
+		step_probe_done(j);
+		return PLAN_GO;
+	case S_CREATE:
+		j->veth_created = true;
+		start_probe(j);
+		return PLAN_GO;
+	case S_INSPECT:
+		step_inspect_done(j);
+		return PLAN_GO;
+	case S_UNDO:
+		if (j->ns_created) {
+			prov_ns_undo(j);	/* on the worker */
+			return PLAN_GO;
+		}
+		return PLAN_FINISH;
+	case S_DPROBE:
+		step_dprobe_done(j);
+		return PLAN_GO;
+	case S_DDEL:
+		j->step = S_DFILE;
+		return PLAN_GO;
+	case S_APPLY:
+		return PLAN_FINISH;
+	case S_DFILE:
+		j->step = S_DDONE;
+		prov_ns_remove(j);
+		return PLAN_GO;
+	case S_DDONE:
+		if (!j->watched)
+			return PLAN_FINISH;
+		/* the file is gone: answered now, then wait for the veth */
+		j->gone_since = prov_now_ms();
+		j->step = S_DGONE;
+		return PLAN_ANSWER;
+	case S_DGONE:
+	case S_DCHECK:
+		return step_dgone(j);
+	case S_DFORCE:
+		return PLAN_FINISH;
+	}
+	return PLAN_FINISH;
 }

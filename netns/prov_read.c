@@ -197,6 +197,19 @@ int prov_parse_nsid(const struct nlmsghdr *nlh, int32_t *nsid)
 	return 0;
 }
 
+/* Record the first error of a job: err (-errno) and its message. */
+void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->err)
+		return;
+	j->err = err < 0 ? err : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(j->msg, sizeof(j->msg), fmt, ap);
+	va_end(ap);
+}
+
 const char *prov_ntop(int family, const void *addr, char *buf, size_t n)
 {
 	if (!inet_ntop(family, addr, buf, (socklen_t)n))

@@ -66,7 +66,7 @@ static void req_done(int err, const char *extack, void *arg)
 			  extack ? ")" : "");
 	free(q);
 	if (!j->pending)
-		prov_job_advance(j);
+		prov_job_go(j);
 }
 
 /* ------------------------------------------------------------ requests */

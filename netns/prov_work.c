@@ -431,7 +431,7 @@ static void op_done(void *arg)
 	}
 	free(op);
 	if (!j->pending)
-		prov_job_advance(j);
+		prov_job_go(j);
 }
 
 static struct prov_work_op *op_new(struct prov_job *j, enum op_kind kind)

@@ -13,7 +13,7 @@
  * namespaces; a deprovision that only waits for the kernel to tear its
  * namespace down holds neither and is "parked": it no longer counts).
  * With prov_set_early(), a deprovision tells its waiters as soon as its
- * file is gone (prov_job_answer: they move to prov->told, called back on
+ * file is gone (job_answer: they move to prov->told, called back on
  * the next turn) and stays first of its name until the veth is gone too;
  * an answered job is not joined: an identical call queues behind it.
  * The entry remembers a namespace made ready, with the nsfs
@@ -117,19 +117,6 @@ static void ent_put(struct prov *prov, struct prov_ent *e)
 	free(e);
 }
 
-/* Record the first error of a job: err (-errno) and its message. */
-void prov_job_error(struct prov_job *j, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (j->err)
-		return;
-	j->err = err < 0 ? err : -EIO;
-	va_start(ap, fmt);
-	vsnprintf(j->msg, sizeof(j->msg), fmt, ap);
-	va_end(ap);
-}
-
 static void job_release(struct prov_job *j)
 {
 	prov_gone_unwatch(j);
@@ -175,7 +162,10 @@ static void job_deliver(struct prov_job *j)
 	job_free(j);
 }
 
-void prov_job_answer(struct prov_job *j)
+/* A deprovision's file is gone and the kernel is taking its veth: with
+ * prov_set_early(), its callbacks run now (on the next loop turn) and the
+ * job goes on holding its name. */
+static void job_answer(struct prov_job *j)
 {
 	struct prov *prov = j->prov;
 
@@ -191,7 +181,9 @@ void prov_job_answer(struct prov_job *j)
 	event_active(prov->done_ev, EV_TIMEOUT, 0);
 }
 
-void prov_job_finish(struct prov_job *j)
+/* The job is over (success or j->err): wake the next job of its name and
+ * queue its callbacks for the next loop turn. */
+static void job_finish(struct prov_job *j)
 {
 	struct prov *prov = j->prov;
 	struct prov_ent *e = j->ent;
@@ -224,15 +216,11 @@ void prov_job_finish(struct prov_job *j)
 	event_active(prov->kick, EV_TIMEOUT, 0);
 }
 
-static void job_wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct prov_job *j = arg;
+static void job_wake_cb(evutil_socket_t fd, short what, void *arg);
 
-	j->sleeping = false;
-	prov_job_advance(j);
-}
-
-int prov_job_sleep(struct prov_job *j, unsigned ms)
+/* Sleep ms, then run j again (j->sleeping meanwhile).  0 or -ENOMEM
+ * (recorded). */
+static int job_sleep(struct prov_job *j, unsigned ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -248,16 +236,9 @@ int prov_job_sleep(struct prov_job *j, unsigned ms)
 	return 0;
 }
 
-void prov_job_wake(struct prov_job *j)
-{
-	if (!j->sleeping)
-		return;
-	event_del(j->timer);
-	j->sleeping = false;
-	prov_job_advance(j);
-}
-
-void prov_job_park(struct prov_job *j)
+/* j waits for the kernel only and holds no descriptor: stop counting it
+ * against the parallel limit (until it finishes). */
+static void job_park(struct prov_job *j)
 {
 	struct prov *prov = j->prov;
 
@@ -268,6 +249,50 @@ void prov_job_park(struct prov_job *j)
 	TAILQ_INSERT_TAIL(&prov->parked, j, q);
 	prov->active--;
 	event_active(prov->kick, EV_TIMEOUT, 0);
+}
+
+/* The one place a job moves on: while it has no request outstanding and
+ * does not sleep, prov_plan_next() starts its next step and says what
+ * else to do. */
+static void job_run(struct prov_job *j)
+{
+	while (!j->pending && !j->sleeping && !j->finished) {
+		switch (prov_plan_next(j)) {
+		case PLAN_GO:
+			break;
+		case PLAN_FINISH:
+			job_finish(j);
+			return;
+		case PLAN_ANSWER:
+			job_answer(j);
+			break;
+		case PLAN_SLEEP:
+			job_sleep(j, j->sleep_ms);	/* or j->err */
+			break;
+		case PLAN_PARK:
+			if (job_sleep(j, j->sleep_ms) == 0)
+				job_park(j);
+			break;
+		}
+	}
+}
+
+static void job_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct prov_job *j = arg;
+
+	j->sleeping = false;
+	job_run(j);
+}
+
+/* prov_job_go(): requests answered, or an event for a sleeping job */
+static void job_go(struct prov_job *j)
+{
+	if (j->sleeping) {
+		event_del(j->timer);
+		j->sleeping = false;
+	}
+	job_run(j);
 }
 
 void prov_forget(struct prov *prov, const char *name)
@@ -290,11 +315,11 @@ static void job_start(struct prov_job *j)
 	    st.st_ino == e->ino) {
 		j->ns_id.dev = st.st_dev;
 		j->ns_id.ino = st.st_ino;
-		prov_job_finish(j);	/* made ready by us, and still there */
+		job_finish(j);	/* made ready by us, and still there */
 		return;
 	}
 	j->step = S_NS;
-	prov_job_advance(j);
+	job_run(j);
 }
 
 static void prov_kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -329,7 +354,7 @@ static void prov_destroy(struct prov *prov)
 	free(prov);
 }
 
-/* Call back the waiters of jobs answered early (prov_job_answer). */
+/* Call back the waiters of jobs answered early (job_answer). */
 static void deliver_told(struct prov *prov)
 {
 	struct prov_waiter *w;
@@ -404,6 +429,7 @@ struct prov *prov_new(struct event_base *base, const char *netns_dir,
 	if (!prov)
 		goto fail;
 	prov->base = base;
+	prov->go = job_go;
 	prov->parallel = PROV_DEFAULT_PARALLEL;
 	prov->timeout_ms = NL_DEFAULT_TIMEOUT_MS;
 	TAILQ_INIT(&prov->runq);
