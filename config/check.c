@@ -255,6 +255,19 @@ void config_finish(struct config_ctx *c)
 			s->idle_timeout_ms = c->def_idle_ms;
 		if (!s->fin_timeout_ms)
 			s->fin_timeout_ms = c->def_fin_ms;
+		if (!s->check.interval_ms)
+			s->check.interval_ms = CONFIG_DEFAULT_CHECK_INTERVAL_MS;
+		/* never longer than the interval, which may be shorter */
+		if (!s->check.timeout_ms)
+			s->check.timeout_ms =
+				s->check.interval_ms <
+				CONFIG_DEFAULT_CHECK_TIMEOUT_MS ?
+				s->check.interval_ms :
+				CONFIG_DEFAULT_CHECK_TIMEOUT_MS;
+		if (!s->check.rise)
+			s->check.rise = CONFIG_DEFAULT_CHECK_RISE;
+		if (!s->check.fall)
+			s->check.fall = CONFIG_DEFAULT_CHECK_FALL;
 	}
 	if (!cfg->retry_max_ms)
 		cfg->retry_max_ms = CONFIG_DEFAULT_RETRY_MAX_MS;

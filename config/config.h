@@ -33,6 +33,17 @@
 #define CONFIG_LIMIT_MAX		1000000	/* conns and rate below this */
 #define CONFIG_DEFAULT_SHUTDOWN_GRACE_MS (5 * 1000ULL)
 #define CONFIG_DEFAULT_CONTROL_MODE	0600
+/* Servers of one service: held in the service itself (a copy of it is a
+ * complete copy), so a fixed bound. */
+#define CONFIG_MAX_UPSTREAMS		16
+/* Health checks, as HAProxy's: a check every 2 s; 1 s to answer (never
+ * longer than the interval); 2 good checks bring a server back, 3
+ * failures in a row take it out. */
+#define CONFIG_DEFAULT_CHECK_INTERVAL_MS (2 * 1000ULL)
+#define CONFIG_DEFAULT_CHECK_TIMEOUT_MS	(1 * 1000ULL)
+#define CONFIG_DEFAULT_CHECK_RISE	2
+#define CONFIG_DEFAULT_CHECK_FALL	3
+#define CONFIG_CHECK_COUNT_MAX		100	/* rise and fall at most */
 
 /* A socket address as written in the file, parsed.  For AF_UNIX, sa holds a
  * sockaddr_un and len covers the path and its NUL. */
@@ -55,11 +66,40 @@ struct config_limits {
 	unsigned burst;		/* >= 1 when rate > 0; 0 when rate is 0 */
 };
 
+/* Which server of a service a new connection goes to. */
+enum config_balance {
+	CONFIG_BALANCE_FIRST,		/* the first healthy, in file order */
+	CONFIG_BALANCE_ROUNDROBIN,	/* the healthy ones in turn */
+	CONFIG_BALANCE_LEASTCONN,	/* the healthy one with fewest live */
+};
+
+/* The active health check of a service's servers. */
+enum config_check_proto {
+	CONFIG_CHECK_NONE,	/* passive only: what connections see */
+	CONFIG_CHECK_TCP,	/* a connect */
+	CONFIG_CHECK_MYSQL,	/* the handshake packet, protocol 10 */
+	CONFIG_CHECK_SMTP,	/* a 220 greeting */
+	CONFIG_CHECK_IMAP,	/* "* OK" or "* PREAUTH" */
+};
+
+struct config_check {
+	enum config_check_proto protocol;	/* default NONE */
+	uint64_t interval_ms;	/* between two checks of a server; also how
+				 * long a down server rests without checks */
+	uint64_t timeout_ms;	/* for one check; <= interval_ms */
+	unsigned rise, fall;	/* 1 .. CONFIG_CHECK_COUNT_MAX */
+};
+
 struct config_service {
 	char *name;
 	struct config_sockaddr *listen;	/* AF_INET or AF_INET6 only */
 	size_t n_listen;
-	struct config_sockaddr upstream;	/* AF_INET, AF_INET6 or AF_UNIX */
+	struct config_sockaddr upstream;	/* upstreams[0], for messages */
+	/* AF_INET, AF_INET6 or AF_UNIX, no two the same, in file order */
+	struct config_sockaddr upstreams[CONFIG_MAX_UPSTREAMS];
+	size_t n_upstreams;		/* >= 1 */
+	enum config_balance balance;	/* default FIRST */
+	struct config_check check;
 	uint64_t connect_timeout_ms;
 	uint64_t idle_timeout_ms;
 	uint64_t fin_timeout_ms;
@@ -209,7 +249,12 @@ long config_provision_index(const struct config *cfg, const char *user);
 
 /* ---- reload (diff.c) ---------------------------------------------------- */
 
-/* Would service A serve exactly as B does?  Same upstream, timeouts,
+/* Names of the values of balance: and check.protocol ("first", "mysql"). */
+const char *config_balance_name(enum config_balance b);
+const char *config_check_name(enum config_check_proto p);
+
+/* Would service A serve exactly as B does?  Same servers (in order),
+ * balance, check, timeouts,
  * limits, namespaces (as a set) and listen addresses (as a set).  The
  * names and the positions in the file are not compared: the caller pairs
  * services by name. */

@@ -79,10 +79,32 @@ static bool same_listen(const struct config_service *a,
 	return true;
 }
 
+/* Servers are compared in order: with balance: first, the order is the
+ * order of failover. */
+static bool same_servers(const struct config_service *a,
+			 const struct config_service *b)
+{
+	if (a->n_upstreams != b->n_upstreams)
+		return false;
+	for (size_t i = 0; i < a->n_upstreams; i++)
+		if (!same_addr(&a->upstreams[i], &b->upstreams[i]))
+			return false;
+	return true;
+}
+
+static bool same_check(const struct config_check *a,
+		       const struct config_check *b)
+{
+	return a->protocol == b->protocol && a->interval_ms == b->interval_ms &&
+	       a->timeout_ms == b->timeout_ms && a->rise == b->rise &&
+	       a->fall == b->fall;
+}
+
 bool config_service_equal(const struct config_service *a,
 			  const struct config_service *b)
 {
-	if (!same_addr(&a->upstream, &b->upstream) ||
+	if (!same_servers(a, b) || a->balance != b->balance ||
+	    !same_check(&a->check, &b->check) ||
 	    a->connect_timeout_ms != b->connect_timeout_ms ||
 	    a->idle_timeout_ms != b->idle_timeout_ms ||
 	    a->fin_timeout_ms != b->fin_timeout_ms ||

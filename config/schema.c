@@ -643,20 +643,183 @@ static void h_listen(struct config_ctx *c, void *obj, size_t off)
 	}
 }
 
+/* One server of upstream: an address not listed before in the service. */
+static void upstream_item(struct config_ctx *c, void *arg)
+{
+	struct config_service *s = arg;
+	struct config_sockaddr sa;
+	struct mark at = config_here(c);
+	const char *text, *why;
+
+	if (!config_expect(c, N_SCALAR) || !(text = config_scalar(c)))
+		return;
+	if (config_parse_sockaddr(text, true, &sa, &why)) {
+		/* the resolver comes later: say so, not just "no" */
+		if (!strncmp(why, "not an IP address", 17))
+			why = "host names are not supported yet: use an "
+			      "address";
+		config_error_at(c, at, "%s", why);
+		return;
+	}
+	sa.line = at.line;
+	sa.col = at.col;
+	for (size_t i = 0; i < s->n_upstreams; i++) {
+		if (!strcmp(s->upstreams[i].text, sa.text)) {
+			config_error_at(c, at, "%s is already listed at %u:%u",
+					sa.text, s->upstreams[i].line,
+					s->upstreams[i].col);
+			return;
+		}
+	}
+	if (s->n_upstreams == CONFIG_MAX_UPSTREAMS) {
+		config_error_at(c, at, "more than %d servers", 
+				CONFIG_MAX_UPSTREAMS);
+		return;
+	}
+	s->upstreams[s->n_upstreams++] = sa;
+	if (s->n_upstreams == 1)
+		s->upstream = sa;
+}
+
+/* upstream: one server, or a list of them. */
 static void h_upstream(struct config_ctx *c, void *obj, size_t off)
 {
 	struct config_service *s = obj;
-	const char *text = config_scalar(c), *why;
+	struct mark at = config_here(c);
 
-	if (!text)
+	if (c->ev.type == YAML_SCALAR_EVENT)
+		upstream_item(c, s);
+	else if (!config_seq_each(c, upstream_item, s))
+		config_error_at(c, at, "at least one server is required");
+}
+
+/* One word of TABLE (N names); its index, or -1 reported. */
+static int word(struct config_ctx *c, const char *const *table, size_t n,
+		const char *expected)
+{
+	const char *v = config_scalar(c);
+
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v, table[i]))
+			return (int)i;
+	config_error_at(c, config_here(c), "expected %s, not \"%s\"",
+			expected, v);
+	return -1;
+}
+
+static const char *const balance_names[] = {
+	[CONFIG_BALANCE_FIRST] = "first",
+	[CONFIG_BALANCE_ROUNDROBIN] = "roundrobin",
+	[CONFIG_BALANCE_LEASTCONN] = "leastconn",
+};
+
+static const char *const check_names[] = {
+	[CONFIG_CHECK_NONE] = "none",
+	[CONFIG_CHECK_TCP] = "tcp",
+	[CONFIG_CHECK_MYSQL] = "mysql",
+	[CONFIG_CHECK_SMTP] = "smtp",
+	[CONFIG_CHECK_IMAP] = "imap",
+};
+
+const char *config_balance_name(enum config_balance b)
+{
+	return (size_t)b < ARRAY_SIZE(balance_names) ? balance_names[b] : "?";
+}
+
+const char *config_check_name(enum config_check_proto p)
+{
+	return (size_t)p < ARRAY_SIZE(check_names) ? check_names[p] : "?";
+}
+
+static void h_balance(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	int i = word(c, balance_names, ARRAY_SIZE(balance_names),
+		     "first, roundrobin or leastconn");
+
+	if (i >= 0)
+		s->balance = (enum config_balance)i;
+}
+
+/* check: as written, with where the timeout was, for the check against
+ * the interval once both are known. */
+struct check_entry {
+	struct config_check ck;
+	struct mark timeout_at;
+};
+
+static void h_check_proto(struct config_ctx *c, void *obj, size_t off)
+{
+	struct check_entry *e = obj;
+	int i = word(c, check_names, ARRAY_SIZE(check_names),
+		     "tcp, mysql, smtp, imap or none");
+
+	if (i >= 0)
+		e->ck.protocol = (enum config_check_proto)i;
+}
+
+static void h_check_timeout(struct config_ctx *c, void *obj, size_t off)
+{
+	struct check_entry *e = obj;
+
+	e->timeout_at = config_here(c);
+	duration(c, obj, off, false);
+}
+
+static void h_check_count(struct config_ctx *c, void *obj, size_t off)
+{
+	unsigned *dst = (unsigned *)(void *)((char *)obj + off);
+	const char *v = config_scalar(c);
+	unsigned long n;
+
+	if (!v)
 		return;
-	if (config_parse_sockaddr(text, true, &s->upstream, &why)) {
-		config_error_at(c, config_here(c), "%s", why);
-		memset(&s->upstream, 0, sizeof(s->upstream));
+	if (config_parse_uint(v, CONFIG_CHECK_COUNT_MAX + 1, &n) || !n) {
+		config_error_at(c, config_here(c), "expected a whole number "
+				"from 1 to %d, not \"%s\"",
+				CONFIG_CHECK_COUNT_MAX, v);
 		return;
 	}
-	s->upstream.line = config_here(c).line;
-	s->upstream.col = config_here(c).col;
+	*dst = (unsigned)n;
+}
+
+static const struct field check_fields[] = {
+#define CF(k, f, fn) { k, N_SCALAR, fn, \
+		       offsetof(struct check_entry, ck.f), false }
+	CF("protocol", protocol, h_check_proto),
+	CF("interval", interval_ms, h_duration),
+	CF("timeout", timeout_ms, h_check_timeout),
+	CF("rise", rise, h_check_count),
+	CF("fall", fall, h_check_count),
+#undef CF
+};
+
+/* check: a mapping; without protocol: tcp.  Defaults for what is left out
+ * are filled in by config_finish() (a service without check: has them
+ * too: the interval is how long a down server rests). */
+static void h_check(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	struct check_entry e;
+	uint64_t interval;
+	size_t old;
+
+	memset(&e, 0, sizeof(e));
+	e.ck.protocol = CONFIG_CHECK_TCP;
+	config_parse_fields(c, check_fields, ARRAY_SIZE(check_fields), &e,
+			    config_here(c));
+	interval = e.ck.interval_ms ? e.ck.interval_ms :
+		   CONFIG_DEFAULT_CHECK_INTERVAL_MS;
+	if (e.ck.timeout_ms > interval) {
+		old = config_path_push(c, "timeout");
+		config_error_at(c, e.timeout_at, "longer than the interval "
+				"(%llu ms): a check must end before the next "
+				"one starts", (unsigned long long)interval);
+		config_path_pop(c, old);
+	}
+	s->check = e.ck;
 }
 
 static void h_svc_namespaces(struct config_ctx *c, void *obj, size_t off)
@@ -679,7 +842,9 @@ static void h_svc_namespaces(struct config_ctx *c, void *obj, size_t off)
 
 static const struct field service_fields[] = {
 	{ "listen", N_SEQ_OR_SCALAR, h_listen, 0, true },
-	{ "upstream", N_SCALAR, h_upstream, 0, true },
+	{ "upstream", N_SEQ_OR_SCALAR, h_upstream, 0, true },
+	{ "balance", N_SCALAR, h_balance, 0, false },
+	{ "check", N_MAP, h_check, 0, false },
 	{ "connect_timeout", N_SCALAR, h_duration,
 	  offsetof(struct config_service, connect_timeout_ms), false },
 	{ "idle_timeout", N_SCALAR, h_duration,

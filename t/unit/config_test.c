@@ -322,6 +322,14 @@ static void check_minimal(const struct config *cfg)
 	       "minimal: listen at 3:13");
 	is_int(s->line * 100 + s->col, 203, "minimal: service at 2:3");
 	is_str(s->upstream.text, "127.0.0.1:7007", "minimal: upstream");
+	ok(s->n_upstreams == 1 && !strcmp(s->upstreams[0].text,
+					  "127.0.0.1:7007"),
+	   "minimal: a string is a list of one server");
+	ok(s->balance == CONFIG_BALANCE_FIRST &&
+	   s->check.protocol == CONFIG_CHECK_NONE &&
+	   s->check.interval_ms == 2000 && s->check.timeout_ms == 1000 &&
+	   s->check.rise == 2 && s->check.fall == 3,
+	   "minimal: balance first, no active check, default timings");
 	is_int(s->connect_timeout_ms, 5000, "minimal: default connect");
 	is_int(s->idle_timeout_ms, H(1), "minimal: default idle");
 	is_int(s->fin_timeout_ms, MIN(1), "minimal: default fin");
@@ -507,10 +515,42 @@ static void check_limits_zero(const struct config *cfg)
 	is_int(cfg->shutdown_grace_ms, 0, "limits-zero: grace 0s");
 }
 
+static void check_upstreams(const struct config *cfg)
+{
+	const struct config_service *m = &cfg->services[0];
+	const struct config_service *s = &cfg->services[1];
+	const struct config_service *i = &cfg->services[2];
+
+	is_int(m->n_upstreams, 3, "upstreams: mysql has 3 servers");
+	is_str(m->upstreams[1].text, "[2001:db8::2]:3306",
+	       "upstreams: the second in canonical form");
+	is_str(m->upstream.text, "192.0.2.1:3306",
+	       "upstreams: upstream is the first");
+	ok(m->upstreams[2].sa.ss_family == AF_UNIX, "upstreams: a unix one");
+	ok(m->check.protocol == CONFIG_CHECK_MYSQL &&
+	   m->check.interval_ms == 2000 && m->check.timeout_ms == 1000 &&
+	   m->check.rise == 2 && m->check.fall == 3, "upstreams: mysql check");
+	ok(s->balance == CONFIG_BALANCE_ROUNDROBIN && s->n_upstreams == 2,
+	   "upstreams: smtp round robin over 2");
+	ok(s->check.protocol == CONFIG_CHECK_SMTP &&
+	   s->check.interval_ms == 500 && s->check.timeout_ms == 500,
+	   "upstreams: a timeout never longer than a short interval");
+	ok(i->balance == CONFIG_BALANCE_LEASTCONN &&
+	   i->check.protocol == CONFIG_CHECK_TCP &&
+	   i->check.interval_ms == 2000 && i->check.timeout_ms == 1000 &&
+	   i->check.rise == 2 && i->check.fall == 3,
+	   "upstreams: check: {} is tcp with the defaults");
+	is_str(config_check_name(i->check.protocol), "tcp",
+	       "upstreams: the name of a protocol");
+	is_str(config_balance_name(i->balance), "leastconn",
+	       "upstreams: the name of a balance");
+}
+
 static const struct {
 	const char *file;
 	void (*check)(const struct config *cfg);
 } valid_checks[] = {
+	{ "upstreams.yaml", check_upstreams },
 	{ "limits-control.yaml", check_limits_control },
 	{ "limits-off.yaml", check_limits_off },
 	{ "limits-zero.yaml", check_limits_zero },
@@ -935,6 +975,22 @@ static void test_service_equal(void)
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "\"127.0.0.1:3\", namespaces: [a, b]}", false,
 		  "another upstream port" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "[\"127.0.0.1:2\"], namespaces: [a, b], balance: first, "
+		  "check: {protocol: none, interval: 2s, timeout: 1s, rise: 2, "
+		  "fall: 3}}", true, "a list of one, defaults written out" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "[\"127.0.0.1:2\", \"127.0.0.1:4\"], namespaces: [a, b]}",
+		  false, "a second server" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], balance: leastconn}",
+		  false, "another balance" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], check: {}}",
+		  false, "a tcp check" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], check: {protocol: "
+		  "none, fall: 4}}", false, "another fall" },
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "/run/one.sock, namespaces: [a, b]}", false,
 		  "a unix upstream" },
