@@ -32,13 +32,17 @@ unitdir=$(mk systemdsystemunitdir)
 diag "sbindir=$sbindir sysconfdir=$sysconfdir docdir=$docdir mandir=$mandir unitdir=$unitdir pamdir=$pamdir"
 
 check "nsrelayd in sbindir" test -x "$D$sbindir/nsrelayd"
-# nsrelayctl and any other program, wherever the build lists it
+# nsrelayctl in bindir: control.group's members run it, not only root
+check "nsrelayctl in bindir" test -x "$D$bindir/nsrelayctl"
+check "and not in sbindir" test ! -e "$D$sbindir/nsrelayctl"
+# any other program, wherever the build lists it
 for p in $(mk sbin_PROGRAMS); do
 	[ "$p" = nsrelayd ] ||
 		check "$p installed in sbindir" test -x "$D$sbindir/$p"
 done
 for p in $(mk bin_PROGRAMS); do
-	check "$p installed in bindir" test -x "$D$bindir/$p"
+	[ "$p" = nsrelayctl ] ||
+		check "$p installed in bindir" test -x "$D$bindir/$p"
 done
 
 mans=$(mk dist_man_MANS; mk man_MANS; mk dist_man5_MANS; mk dist_man8_MANS)
