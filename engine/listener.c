@@ -912,6 +912,13 @@ bool listener_set_room(const struct listener_set *set)
 	return (long)(set->open + set->reserve) < set->fd_limit;
 }
 
+size_t listener_set_room_for(const struct listener_set *set)
+{
+	long n = set->fd_limit - (long)(set->open + set->reserve);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
 void listener_listen_fd(struct listener *l, int fd)
 {
 	struct listener_set *set = l->set;

@@ -223,6 +223,8 @@ void listener_group_limits(struct listener_group *g,
 
 /* Is there room in the descriptor budget for another listening socket? */
 bool listener_set_room(const struct listener_set *set);
+/* ... for how many? */
+size_t listener_set_room_for(const struct listener_set *set);
 
 /* L listens on FD from now on (a listening socket made in its namespace
  * by the privileged helper): it is watched and accepts.  Takes FD. */

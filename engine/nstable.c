@@ -67,6 +67,15 @@ struct ns {
 	uint64_t backoff_ms;
 	uint64_t not_ns_since;		/* ms, 0: not waiting for a mount */
 	int err;			/* namespace-level failure logged */
+	struct pre *pre;		/* its LISTEN asked ahead, or NULL */
+};
+
+/* A LISTEN asked ahead (try_many()): for NS's listeners LS, in order. */
+struct pre {
+	struct ns *ns;
+	struct listener *ls[PRIV_LISTEN_MAX];
+	const struct config_sockaddr *addrs[PRIV_LISTEN_MAX];
+	struct privc_listen q;		/* the request and its answer */
 };
 
 TAILQ_HEAD(ns_list, ns);
@@ -82,6 +91,7 @@ struct nstable {
 	struct netns_id host;
 	bool have_host;
 	bool closed;			/* shutting down: open nothing */
+	struct pre pre[2 * PRIVC_BATCH_MAX];	/* try_many()'s two batches */
 };
 
 static size_t hash_name(const char *s)
@@ -229,6 +239,53 @@ static void ns_failed(struct ns *ns, int err, const char *fmt, ...)
  * -errno (as netns_open(): missing, not a namespace, a link, ...; -EPERM:
  * the helper's own) with its identity in *id otherwise; *failed when a
  * listener could not be opened (it is retried). */
+/* Let go of the answer asked ahead for NS, closing what it did not use. */
+static void pre_drop(struct ns *ns)
+{
+	struct pre *p = ns->pre;
+
+	if (!p)
+		return;
+	if (p->q.sent && p->q.ret == 0)
+		for (size_t i = 0; i < p->q.n; i++)
+			if (p->q.fds[i] >= 0)
+				close(p->q.fds[i]);
+	p->ns = NULL;
+	ns->pre = NULL;
+}
+
+/* The answer asked ahead for NS, if it was for exactly the listeners
+ * LS[N]: its results as privc_listen() gives them, *HAVE set. */
+static int pre_take(struct ns *ns, struct listener *const *ls, size_t n,
+		    int *fds, int *errs, enum priv_step *steps,
+		    struct netns_id *id, char *why, size_t whylen, bool *have)
+{
+	struct pre *p = ns->pre;
+	int r;
+
+	*have = false;
+	if (!p)
+		return 0;
+	if (!p->q.sent || p->q.n != n ||
+	    memcmp(p->ls, ls, n * sizeof(*ls))) {
+		pre_drop(ns);
+		return 0;
+	}
+	*have = true;
+	r = p->q.ret;
+	snprintf(why, whylen, "%s", p->q.why);
+	if (r == 0) {
+		*id = p->q.id;
+		memcpy(fds, p->q.fds, n * sizeof(*fds));
+		memcpy(errs, p->q.errs, n * sizeof(*errs));
+		memcpy(steps, p->q.steps, n * sizeof(*steps));
+		for (size_t i = 0; i < n; i++)
+			p->q.fds[i] = -1;	/* the caller's now */
+	}
+	pre_drop(ns);
+	return r;
+}
+
 static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 		     bool *opened)
 {
@@ -239,6 +296,7 @@ static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 	enum priv_step steps[PRIV_LISTEN_MAX];
 	char why[PRIV_WHY_MAX];
 	size_t n = 0;
+	bool have;
 	int r;
 
 	*opened = false;
@@ -268,8 +326,11 @@ static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 			/* nothing to open: the namespace itself */
 			return *opened ? 0 :
 			       netns_stat(t->cfg->netns_dir, ns->name, id);
-		r = privc_listen(t->priv, ns->name, addrs, n, fds, errs, steps,
-				 id, why, sizeof(why));
+		r = pre_take(ns, ls, n, fds, errs, steps, id, why, sizeof(why),
+			     &have);
+		if (!have)
+			r = privc_listen(t->priv, ns->name, addrs, n, fds,
+					 errs, steps, id, why, sizeof(why));
 		if (r < 0)
 			return r;
 		*opened = true;
@@ -527,6 +588,107 @@ static void ns_check(struct nstable *t, struct ns *ns)
 	id_unlink(t, ns);
 }
 
+/* Ask ahead for the listeners of NS that ns_try() will ask for, if they
+ * are not too many and the budget has room for them all: into the next
+ * free slot of t->pre.  *ROOM: listeners the budget still takes. */
+static void pre_ask(struct nstable *t, struct ns *ns, size_t slot,
+		    size_t *room)
+{
+	struct pre *p = &t->pre[slot];
+	struct listener *l;
+	size_t n = 0;
+
+	p->q.n = 0;
+	p->q.sent = false;
+	if (t->closed)
+		return;
+	TAILQ_FOREACH(l, &ns->grp->members, entry) {
+		if (l->state == LISTENER_LISTENING)
+			continue;
+		if (n == PRIV_LISTEN_MAX || n == *room)
+			return;		/* as ns_try() finds it */
+		p->ls[n] = l;
+		p->addrs[n++] = l->addr;
+	}
+	if (!n)
+		return;
+	*room -= n;
+	p->ns = ns;
+	p->q.ns = ns->name;
+	p->q.addrs = p->addrs;
+	p->q.n = n;
+	ns->pre = p;
+}
+
+/* Ask ahead for the namespaces V[0..K) (K at most PRIVC_BATCH_MAX) into
+ * the slots from SLOT, and send. */
+static void ask_ahead(struct nstable *t, struct ns *const *v, size_t k,
+		      size_t slot, size_t *room)
+{
+	struct privc_listen *q[PRIVC_BATCH_MAX];
+	size_t m = 0;
+
+	for (size_t j = 0; j < k; j++) {
+		pre_ask(t, v[j], slot + j, room);
+		if (v[j]->pre)
+			q[m++] = &v[j]->pre->q;
+	}
+	if (m)
+		privc_listen_send(t->priv, q, m);
+}
+
+/* ns_try_now() for the N namespaces V.  At start-up and after a directory
+ * rescan these are thousands, and a LISTEN each, one after the other, is
+ * a round trip to the helper each, both processes mostly waiting for the
+ * other to be woken.  So the listeners of PRIVC_BATCH_MAX namespaces at a
+ * time are asked for ahead, the next batch while this one's are opened
+ * here: the helper makes sockets while the engine takes them.  ns_try()
+ * takes its answer from there when it asks for the same listeners
+ * (pre_take()); what a namespace did not take (it turned out to be a
+ * second name, the host's, or its listeners changed meanwhile) is
+ * closed. */
+static void try_many(struct nstable *t, struct ns *const *v, size_t n)
+{
+	size_t room = listener_set_room_for(t->ls), i, k, next, k2 = 0;
+	unsigned half = 0;
+
+	k = n < PRIVC_BATCH_MAX ? n : PRIVC_BATCH_MAX;
+	ask_ahead(t, v, k, 0, &room);
+	for (i = 0; i < n; i += k, k = k2, half ^= 1) {
+		privc_listen_recv(t->priv);
+		next = i + k;
+		k2 = n - next < PRIVC_BATCH_MAX ? n - next : PRIVC_BATCH_MAX;
+		if (k2)
+			ask_ahead(t, v + next, k2, (half ^ 1) * PRIVC_BATCH_MAX,
+				  &room);
+		for (size_t j = i; j < next; j++) {
+			ns_try_now(v[j]);
+			pre_drop(v[j]);
+		}
+	}
+	privc_listen_recv(t->priv);	/* nothing is left asked */
+}
+
+/* try_many() for every namespace of the table, or, without the memory
+ * for the list, one after the other. */
+static void try_all(struct nstable *t)
+{
+	struct ns **v = calloc(t->n ? t->n : 1, sizeof(*v));
+	struct ns *ns;
+	size_t n = 0;
+
+	if (!v) {
+		TAILQ_FOREACH(ns, &t->all, entry)
+			ns_try_now(ns);
+		return;
+	}
+	TAILQ_FOREACH(ns, &t->all, entry)
+		if (n < t->n)
+			v[n++] = ns;
+	try_many(t, v, n);
+	free(v);
+}
+
 void nstable_sync(struct nstable *t)
 {
 	const struct config *cfg = t->cfg;
@@ -563,15 +725,15 @@ void nstable_sync(struct nstable *t)
 		}
 		ns_check(t, ns);
 	}
-	TAILQ_FOREACH(ns, &t->all, entry)
-		ns_try_now(ns);
+	try_all(t);
 }
 
 void nstable_sync_names(struct nstable *t, char *const *names, size_t n)
 {
 	const struct config *cfg = t->cfg;
 	struct netns_id id;
-	struct ns *ns;
+	struct ns *ns, **v;
+	size_t k = 0;
 	bool here, had, let_go = false;
 	size_t i;
 
@@ -594,9 +756,18 @@ void nstable_sync_names(struct nstable *t, char *const *names, size_t n)
 		ns_check(t, ns);
 		let_go |= had && !ns->have_id;
 	}
-	for (i = 0; i < n; i++)
-		if ((ns = find(t, names[i])))
+	v = calloc(n ? n : 1, sizeof(*v));
+	for (i = 0; i < n; i++) {
+		if (!(ns = find(t, names[i])))
+			continue;
+		if (v)
+			v[k++] = ns;
+		else
 			ns_try_now(ns);
+	}
+	if (v)
+		try_many(t, v, k);
+	free(v);
 	/* a namespace let go may be served under a name refused as its
 	 * second one: those are looked at again (no system call for the
 	 * others) */

@@ -38,6 +38,10 @@
 struct chan {
 	int fd;
 	pthread_mutex_t lock;
+	/* LISTENs sent ahead (privc_listen_send()), answered in order:
+	 * received before anything else is asked on the channel */
+	struct privc_listen *ahead[PRIVC_BATCH_MAX];
+	size_t nahead;
 };
 
 struct privc {
@@ -145,26 +149,19 @@ void privc_free(struct privc *pc)
 	free(pc);
 }
 
-/* One call: REQ (LEN bytes, with the descriptor SEND_FD unless -1), then
- * the answer into R and its descriptors into FDS (at most MAXFD; *NFD).
- * 0 (R->err is the helper's answer) or -errno: the helper is gone, or sent
- * something that is not an answer (-EBADMSG). */
-static int call(struct chan *c, const void *req, size_t len, int send_fd,
-		struct priv_reply *r, int *fds, size_t maxfd, size_t *nfd)
+/* Send one request on C (with SEND_FD, or -1).  C's lock held.  0 or
+ * -errno. */
+static int chan_send(struct chan *c, const void *req, size_t len, int send_fd)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * PRIV_LISTEN_MAX)];
+		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	char buf[sizeof(*r) + 1];
 	struct iovec iov = { (void *)req, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *cm;
 	ssize_t n;
-	int ret = 0;
 
-	*nfd = 0;
-	pthread_mutex_lock(&c->lock);
 	if (send_fd >= 0) {
 		memset(&u, 0, sizeof(u));
 		mh.msg_control = u.buf;
@@ -178,24 +175,35 @@ static int call(struct chan *c, const void *req, size_t len, int send_fd,
 	do
 		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		ret = -errno;
-		goto out;
-	}
-	iov.iov_base = buf;
-	iov.iov_len = sizeof(buf);
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = sizeof(u.buf);
+	return n < 0 ? -errno : 0;
+}
+
+/* Receive the next answer on C into R, its descriptors into FDS (at most
+ * MAXFD, the rest closed; *NFD of them).  C's lock held.  0 or -errno;
+ * on an error no descriptor is left open. */
+static int chan_recv(struct chan *c, struct priv_reply *r, int *fds,
+		     size_t maxfd, size_t *nfd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * PRIV_LISTEN_MAX)];
+		struct cmsghdr align;
+	} u;
+	char buf[sizeof(*r) + 1];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+	int ret = 0;
+
+	*nfd = 0;
 	do
 		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		ret = n < 0 ? -errno : -EPIPE;
-		goto out;
-	}
+	if (n <= 0)
+		return n < 0 ? -errno : -EPIPE;
 	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		size_t k;
 
@@ -215,15 +223,70 @@ static int call(struct chan *c, const void *req, size_t len, int send_fd,
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    priv_decode_reply(buf, (size_t)n, r) < 0)
 		ret = -EBADMSG;
-out:
-	pthread_mutex_unlock(&c->lock);
 	if (ret) {
 		for (size_t i = 0; i < *nfd; i++)
 			close(fds[i]);
 		*nfd = 0;
-		if (ret != -EPIPE)
-			log_warnx("the privileged helper: %s", strerror(-ret));
 	}
+	return ret;
+}
+
+static void call_failed(int ret)
+{
+	if (ret != -EPIPE)
+		log_warnx("the privileged helper: %s", strerror(-ret));
+}
+
+static int listen_result(const struct priv_reply *r, int *got, size_t ngot,
+			 size_t n, int *fds, int *errs, enum priv_step *steps,
+			 struct netns_id *id, char *why, size_t whylen);
+
+/* Receive the answers to the LISTENs sent ahead on C into their entries
+ * (after an error, each that is left gets it).  C's lock held.  0 or
+ * -errno. */
+static int chan_drain(struct chan *c)
+{
+	struct priv_reply r;
+	int got[PRIV_LISTEN_MAX];
+	size_t ngot;
+	int ret = 0;
+
+	for (size_t i = 0; i < c->nahead; i++) {
+		struct privc_listen *b = c->ahead[i];
+
+		if (!ret)
+			ret = chan_recv(c, &r, got, PRIV_LISTEN_MAX, &ngot);
+		if (ret) {
+			b->ret = ret;
+			continue;
+		}
+		b->ret = listen_result(&r, got, ngot, b->n, b->fds, b->errs,
+				       b->steps, &b->id, b->why,
+				       sizeof(b->why));
+	}
+	c->nahead = 0;
+	return ret;
+}
+
+/* One request (with SEND_FD, or -1) and its answer in R, the descriptors
+ * it carries in FDS (at most MAXFD, the rest closed; *NFD of them).
+ * Returns 0 (R->err is the helper's answer) or -errno: the helper is
+ * gone, or sent something that is not an answer (-EBADMSG). */
+static int call(struct chan *c, const void *req, size_t len, int send_fd,
+		struct priv_reply *r, int *fds, size_t maxfd, size_t *nfd)
+{
+	int ret;
+
+	*nfd = 0;
+	pthread_mutex_lock(&c->lock);
+	ret = chan_drain(c);
+	if (!ret)
+		ret = chan_send(c, req, len, send_fd);
+	if (!ret)
+		ret = chan_recv(c, r, fds, maxfd, nfd);
+	pthread_mutex_unlock(&c->lock);
+	if (ret)
+		call_failed(ret);
 	return ret;
 }
 
@@ -232,49 +295,49 @@ static struct chan *chan_of(struct privc *pc, bool worker)
 	return worker ? &pc->work : &pc->loop;
 }
 
-int privc_listen(struct privc *pc, const char *ns,
-		 const struct config_sockaddr *const *addrs, size_t n,
-		 int *fds, int *errs, enum priv_step *steps,
-		 struct netns_id *id, char *why, size_t whylen)
+/* The LISTEN for NS (NULL: the host's) and the N addresses ADDRS. */
+static int listen_fill(union priv_req *q, const char *ns,
+		       const struct config_sockaddr *const *addrs, size_t n)
 {
-	union priv_req q;
-	struct priv_reply r;
-	int got[PRIV_LISTEN_MAX];
-	size_t ngot, k = 0;
-	int ret;
-
 	if (n < 1 || n > PRIV_LISTEN_MAX)
 		return -EINVAL;
-	memset(&q, 0, priv_listen_size((uint32_t)n));
-	q.listen.h.type = PRIV_LISTEN;
-	q.listen.h.len = (uint32_t)priv_listen_size((uint32_t)n);
-	q.listen.n = (uint32_t)n;
-	q.listen.host = !ns;
 	if (ns && strlen(ns) > PRIV_NAME_MAX)
 		return -ENAMETOOLONG;
+	memset(q, 0, priv_listen_size((uint32_t)n));
+	q->listen.h.type = PRIV_LISTEN;
+	q->listen.h.len = (uint32_t)priv_listen_size((uint32_t)n);
+	q->listen.n = (uint32_t)n;
+	q->listen.host = !ns;
 	if (ns)
-		strcpy(q.listen.ns, ns);
+		strcpy(q->listen.ns, ns);
 	for (size_t i = 0; i < n; i++)
 		if (priv_addr_from_sa((const struct sockaddr *)&addrs[i]->sa,
-				      addrs[i]->len, &q.listen.addr[i]) < 0)
+				      addrs[i]->len, &q->listen.addr[i]) < 0)
 			return -EAFNOSUPPORT;
-	ret = call(&pc->loop, &q, q.listen.h.len, -1, &r, got,
-		   PRIV_LISTEN_MAX, &ngot);
-	if (ret)
-		return ret;
-	snprintf(why, whylen, "%s", r.why);
-	if (r.err) {
+	return 0;
+}
+
+/* A LISTEN's answer R, with the NGOT descriptors GOT, for N addresses:
+ * what privc_listen() returns. */
+static int listen_result(const struct priv_reply *r, int *got, size_t ngot,
+			 size_t n, int *fds, int *errs, enum priv_step *steps,
+			 struct netns_id *id, char *why, size_t whylen)
+{
+	size_t k = 0;
+
+	snprintf(why, whylen, "%s", r->why);
+	if (r->err) {
 		for (size_t i = 0; i < ngot; i++)
 			close(got[i]);
-		return r.err;
+		return r->err;
 	}
-	id->dev = (dev_t)r.dev;
-	id->ino = (ino_t)r.ino;
+	id->dev = (dev_t)r->dev;
+	id->ino = (ino_t)r->ino;
 	for (size_t i = 0; i < n; i++) {
 		fds[i] = -1;
-		errs[i] = i < r.n ? r.res[i].err : -EPROTO;
-		steps[i] = i < r.n ? (enum priv_step)r.res[i].step :
-				     PRIV_STEP_NONE;
+		errs[i] = i < r->n ? r->res[i].err : -EPROTO;
+		steps[i] = i < r->n ? (enum priv_step)r->res[i].step :
+				      PRIV_STEP_NONE;
 		if (!errs[i]) {
 			if (k < ngot)
 				fds[i] = got[k++];
@@ -285,6 +348,72 @@ int privc_listen(struct privc *pc, const char *ns,
 	while (k < ngot)
 		close(got[k++]);
 	return 0;
+}
+
+int privc_listen(struct privc *pc, const char *ns,
+		 const struct config_sockaddr *const *addrs, size_t n,
+		 int *fds, int *errs, enum priv_step *steps,
+		 struct netns_id *id, char *why, size_t whylen)
+{
+	union priv_req q;
+	struct priv_reply r;
+	int got[PRIV_LISTEN_MAX];
+	size_t ngot;
+	int ret;
+
+	ret = listen_fill(&q, ns, addrs, n);
+	if (ret)
+		return ret;
+	ret = call(&pc->loop, &q, q.listen.h.len, -1, &r, got,
+		   PRIV_LISTEN_MAX, &ngot);
+	if (ret)
+		return ret;
+	return listen_result(&r, got, ngot, n, fds, errs, steps, id, why,
+			     whylen);
+}
+
+void privc_listen_send(struct privc *pc, struct privc_listen *const *b,
+		       size_t n)
+{
+	struct chan *c = &pc->loop;
+	union priv_req q;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = chan_drain(c);
+	for (size_t i = 0; i < n; i++) {
+		b[i]->sent = false;
+		b[i]->ret = ret ? ret : listen_fill(&q, b[i]->ns, b[i]->addrs,
+						    b[i]->n);
+		if (b[i]->ret)
+			continue;
+		if (c->nahead == PRIVC_BATCH_MAX) {
+			b[i]->ret = -ENOBUFS;	/* the caller's mistake */
+			continue;
+		}
+		ret = chan_send(c, &q, q.listen.h.len, -1);
+		if (ret) {
+			b[i]->ret = ret;
+			continue;
+		}
+		b[i]->sent = true;
+		c->ahead[c->nahead++] = b[i];
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret)
+		call_failed(ret);
+}
+
+void privc_listen_recv(struct privc *pc)
+{
+	struct chan *c = &pc->loop;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = chan_drain(c);
+	pthread_mutex_unlock(&c->lock);
+	if (ret)
+		call_failed(ret);
 }
 
 static int ns_call(struct privc *pc, bool worker, uint32_t type,

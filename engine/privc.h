@@ -41,6 +41,37 @@ int privc_listen(struct privc *pc, const char *ns,
 		 int *fds, int *errs, enum priv_step *steps,
 		 struct netns_id *id, char *why, size_t whylen);
 
+/* LISTENs sent ahead: privc_listen_send() sends up to PRIVC_BATCH_MAX
+ * requests and returns; the helper works on them while the engine does
+ * other work (opens the listeners of the previous batch), and
+ * privc_listen_recv() collects the answers into the entries, as
+ * privc_listen() gives them: ret (0 or the namespace's -errno), fds,
+ * errs, steps, id and why; sent says whether an entry was asked at all.
+ * Any other call on the loop's channel collects them first, so the
+ * entries must stay valid until privc_listen_recv().  At start-up with
+ * thousands of namespaces this replaces a round trip each, both processes
+ * waiting for the other to be woken, by two overlapping streams.  The
+ * unix socket queues at most net.unix.max_dgram_qlen (10 by default)
+ * datagrams: a batch stays under it, so neither side ever blocks on the
+ * other's full queue.  From the loop thread. */
+#define PRIVC_BATCH_MAX	8
+struct privc_listen {
+	/* in */
+	const char *ns;
+	const struct config_sockaddr *const *addrs;
+	size_t n;
+	/* out */
+	bool sent;
+	int ret;
+	int fds[PRIV_LISTEN_MAX], errs[PRIV_LISTEN_MAX];
+	enum priv_step steps[PRIV_LISTEN_MAX];
+	struct netns_id id;
+	char why[PRIV_WHY_MAX];
+};
+void privc_listen_send(struct privc *pc, struct privc_listen *const *b,
+		       size_t n);
+void privc_listen_recv(struct privc *pc);
+
 /* Provisioning (the privileged operations of netns/provision.h): from
  * any thread; WORKER says which channel (the loop's, or the workers'). */
 int privc_ns_open(struct privc *pc, bool worker, const char *ns,

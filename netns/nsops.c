@@ -57,16 +57,13 @@ static int set_opt(int fd, int level, int name, int val)
 
 /* ------------------------------------------------------------ listeners */
 
-int nsops_listen(int nsfd, const struct sockaddr *sa, socklen_t salen,
-		 enum nsops_step *step)
+/* The listeners' options on FD, then bind to SA and listen.  FD or
+ * -errno with *step (FD closed). */
+static int listen_on(int fd, const struct sockaddr *sa, socklen_t salen,
+		     enum nsops_step *step)
 {
-	int family = sa->sa_family, fd, r;
+	int family = sa->sa_family, r;
 
-	*step = NSOPS_STEP_SOCKET;
-	fd = nsfd >= 0 ? netns_socket(nsfd, family, SOCK_STREAM, 0) :
-	     socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return nsfd >= 0 ? fd : -errno;
 	*step = NSOPS_STEP_SETSOCKOPT;
 	/* TCP_NODELAY is inherited by every accepted socket */
 	if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
@@ -87,6 +84,58 @@ fail:
 	r = -errno;
 	close(fd);
 	return r;
+}
+
+int nsops_listen(int nsfd, const struct sockaddr *sa, socklen_t salen,
+		 enum nsops_step *step)
+{
+	int fd;
+
+	*step = NSOPS_STEP_SOCKET;
+	fd = nsfd >= 0 ? netns_socket(nsfd, sa->sa_family, SOCK_STREAM, 0) :
+	     socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0)
+		return nsfd >= 0 ? fd : -errno;
+	return listen_on(fd, sa, salen, step);
+}
+
+struct sockets {
+	const struct sockaddr *const *sa;
+	size_t n;
+	int *res;
+};
+
+static int sockets_here(void *arg)
+{
+	struct sockets *a = arg;
+
+	for (size_t i = 0; i < a->n; i++) {
+		a->res[i] = socket(a->sa[i]->sa_family, SOCK_STREAM |
+				   SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (a->res[i] < 0)
+			a->res[i] = -errno;
+	}
+	return 0;
+}
+
+void nsops_listen_all(int nsfd, const struct sockaddr *const *sa,
+		      const socklen_t *salen, size_t n, int *res,
+		      enum nsops_step *steps)
+{
+	struct sockets a = { sa, n, res };
+	int r;
+
+	/* one setns there and back for all of them: at start-up with
+	 * thousands of namespaces, setns is most of the cost */
+	r = nsfd >= 0 ? netns_run_in(nsfd, sockets_here, &a) : sockets_here(&a);
+	for (size_t i = 0; i < n; i++) {
+		steps[i] = NSOPS_STEP_SOCKET;
+		if (r < 0)
+			res[i] = r;
+		else if (res[i] >= 0)
+			res[i] = listen_on(res[i], sa[i], salen[i], &steps[i]);
+	}
 }
 
 /* ------------------------------------------------------------ namespaces */

@@ -230,7 +230,11 @@ static enum priv_step step_of(enum nsops_step s)
 static void do_listen(int chan, const struct priv_listen *q)
 {
 	struct priv_reply r;
-	int fds[PRIV_LISTEN_MAX], nsfd = -1;
+	int fds[PRIV_LISTEN_MAX], res[PRIV_LISTEN_MAX], nsfd = -1;
+	struct sockaddr_storage ss[PRIV_LISTEN_MAX];
+	const struct sockaddr *sas[PRIV_LISTEN_MAX];
+	socklen_t lens[PRIV_LISTEN_MAX];
+	enum nsops_step steps[PRIV_LISTEN_MAX];
 	size_t nfds = 0;
 	struct netns_id id = { 0 };
 
@@ -254,17 +258,17 @@ static void do_listen(int chan, const struct priv_listen *q)
 	}
 	r.n = q->n;
 	for (uint32_t i = 0; i < q->n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = priv_addr_to_sa(&q->addr[i], &ss);
-		enum nsops_step step = NSOPS_STEP_SOCKET;
-		int fd = nsops_listen(nsfd, (struct sockaddr *)&ss, len, &step);
-
-		if (fd < 0) {
-			r.res[i].err = fd;
-			r.res[i].step = step_of(step);
+		lens[i] = priv_addr_to_sa(&q->addr[i], &ss[i]);
+		sas[i] = (const struct sockaddr *)&ss[i];
+	}
+	nsops_listen_all(nsfd, sas, lens, q->n, res, steps);
+	for (uint32_t i = 0; i < q->n; i++) {
+		if (res[i] < 0) {
+			r.res[i].err = res[i];
+			r.res[i].step = step_of(steps[i]);
 			continue;
 		}
-		fds[nfds++] = fd;
+		fds[nfds++] = res[i];
 	}
 	if (nsfd >= 0)
 		close(nsfd);
