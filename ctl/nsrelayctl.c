@@ -44,7 +44,9 @@ static void usage(FILE *f)
 		"  stats [NAMESPACE] [--json]\n"
 		"                           per namespace and service: listeners, "
 		"connections,\n"
-		"                           bytes, failures; veth counters\n"
+		"                           bytes, failures; veth counters; "
+		"the services'\n"
+		"                           servers (UPSTREAMS)\n"
 		"  reload                   reload the config; print its errors "
 		"if it fails\n"
 		"  provision USER           create and wire USER's namespace\n"
@@ -523,6 +525,68 @@ static void table_drop(struct table *t)
 	free(t->cell);
 }
 
+/* The servers of every service (the daemon's "services"), when some
+ * service has several or an active check: else nothing is new to say. */
+static void print_upstreams(const struct jv *root)
+{
+	const struct jv *svcs = jget(root, "services");
+	struct table t = { 0 };
+	char b[4][32], check[64], last[160];
+	bool show = false;
+
+	if (!svcs || svcs->t != J_ARR)
+		return;
+	row(&t, "SERVICE", "SERVER", "STATE", "ACTIVE", "CONNECTIONS",
+	    "FAILURES", "CHECK", "LAST_CHECK", NULL);
+	for (size_t i = 0; i < svcs->n; i++) {
+		const struct jv *v = &svcs->kids[i], *ups =
+			jget(v, "upstreams");
+		const char *ck = jstr(v, "check") ? jstr(v, "check") : "?";
+
+		if (!ups || ups->t != J_ARR)
+			continue;
+		if (ups->n > 1 || strcmp(ck, "none"))
+			show = true;
+		for (size_t j = 0; j < ups->n; j++) {
+			const struct jv *u = &ups->kids[j], *lc =
+				jget(u, "last_check"), *at;
+
+			snprintf(check, sizeof(check), "%s", ck);
+			if (!lc || lc->t != J_OBJ) {
+				strcpy(last, "-");
+			} else {
+				char when[32] = "";
+				const struct jv *ok = jget(lc, "ok"), *lat =
+					jget(lc, "latency");
+
+				at = jget(lc, "at");
+				if (at && at->t == J_NUM)
+					ago(when, sizeof(when), at->num);
+				snprintf(last, sizeof(last), "%s %.1fms %s%s%s",
+					 ok && ok->b ? "ok" : "FAILED",
+					 lat && lat->t == J_NUM ?
+					 lat->num * 1000 : 0.0, when,
+					 jstr(lc, "error") ? ": " : "",
+					 jstr(lc, "error") ? jstr(lc, "error") :
+					 "");
+			}
+			row(&t, jstr(v, "name") ? jstr(v, "name") : "?",
+			    jstr(u, "server") ? jstr(u, "server") : "?",
+			    jstr(u, "state") ? jstr(u, "state") : "?",
+			    u64s(b[0], jnum(u, "active")),
+			    u64s(b[1], jnum(u, "connections")),
+			    u64s(b[2], jnum(u, "failures")), check, last,
+			    NULL);
+		}
+	}
+	if (!show) {
+		table_drop(&t);
+		return;
+	}
+	printf("\nUPSTREAMS\n");
+	table_print(&t);
+}
+
 static void print_stats(const struct jv *root)
 {
 	const struct jv *nss = jget(root, "namespaces");
@@ -624,6 +688,7 @@ static void print_stats(const struct jv *root)
 	} else {
 		table_drop(&h);
 	}
+	print_upstreams(root);
 }
 
 /* ------------------------------------------------------------ commands */

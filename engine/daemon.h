@@ -19,6 +19,7 @@ struct privc;
 struct prov;
 struct provisioned_set;
 struct provreq;
+struct upstream_set;
 
 struct daemon {
 	struct event_base *base;
@@ -28,6 +29,7 @@ struct daemon {
 	struct privc *priv;		/* the privileged helper */
 	struct listener_set *ls;	/* listeners and connections */
 	struct nstable *nst;		/* namespaces served */
+	struct upstream_set *ups;	/* the services' servers, health */
 	/* provisioning; all NULL when the config has no provision: */
 	struct prov *prov;
 	struct provisioned_set *provd;

@@ -37,6 +37,7 @@
 #include "engine/provisioned.h"
 #include "engine/provreq.h"
 #include "engine/relay.h"
+#include "engine/upstream.h"
 #include "netns/netns.h"
 #include "netns/provision.h"
 
@@ -200,6 +201,10 @@ static int daemon_reload(struct daemon *d, struct config_errors *errs)
 			 diff.n_users_added, diff.n_users_removed);
 		have_diff = true;
 	}
+	/* servers before listeners: a listener may accept at once */
+	if (upstream_set_config(d->ups, cfg) < 0)
+		log_warnx("reload: servers: out of memory; the services' "
+			  "servers stay as they were");
 	nstable_reload(d->nst, cfg);
 	/* live connections follow their service's new timeouts now, not
 	 * at their next byte */
@@ -543,8 +548,10 @@ int main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	d.ls = listener_set_new(d.base, d.fd_limit, fd_reserve(d.fd_limit));
 	d.nst = d.ls ? nstable_new(d.base, d.cfg, d.ls, d.priv) : NULL;
-	if (!d.nst)
+	d.ups = d.nst ? upstream_set_new(d.base) : NULL;
+	if (!d.ups || upstream_set_config(d.ups, d.cfg) < 0)
 		fatalx("out of memory");
+	relay_set_upstreams(listener_set_relays(d.ls), d.ups);
 	/* as root: the socket is root's, given its group */
 	d.ctl = control_open(&d, d.cfg->control.path, daemon_reload, &r);
 	if (!d.ctl) {
@@ -638,6 +645,7 @@ int main(int argc, char **argv)
 	provisioned_free(d.provd);
 	nstable_free(d.nst);
 	listener_set_free(d.ls);	/* closes live connections */
+	upstream_set_free(d.ups);	/* after them: they hold servers */
 	privc_free(d.priv);		/* the helper exits */
 	dirwatch_free(watch);
 	for (int i = 0; i < 3; i++)

@@ -64,6 +64,16 @@
  * after its EOF and after everything for s was delivered is a normal end of
  * s.  A failed or timed-out upstream connect resets the client.
  *
+ * Failover: a connection whose server fails before its first byte (the
+ * connect fails or times out, the server closes or resets; not a server
+ * that ends after the client ended) tells the server's health
+ * (upstream.c) through relay_failover(), which moves it once to the next
+ * server in service when nothing the client sent has reached the server:
+ * the upstream side gets a new socket and a new connect timeout, and what
+ * the client sent meanwhile, still in the upstream side's buffer, goes to
+ * the new server.  Only when it cannot move is the client reset.  The
+ * server's first byte is the success it reports.
+ *
  * Timeouts: the client's event carries the connection's one timer (a plain
  * timer once the client's socket is gone), so a connection has no timer
  * event of its own.  Before the upstream is connected it is the connect
@@ -96,6 +106,7 @@
 #include "engine/log.h"
 #include "engine/relay.h"
 #include "engine/relay_int.h"
+#include "engine/upstream.h"
 
 static const char *const close_names[RELAY_CLOSE_MAX] = {
 	[RELAY_CLOSE_DONE] = "done",
@@ -107,6 +118,7 @@ static const char *const close_names[RELAY_CLOSE_MAX] = {
 	[RELAY_CLOSE_FIN_TIMEOUT] = "fin-timeout",
 	[RELAY_CLOSE_NO_RESOURCES] = "no-resources",
 	[RELAY_CLOSE_SHUTDOWN] = "shutdown",
+	[RELAY_CLOSE_NO_UPSTREAM] = "no-upstream",
 };
 
 const char *relay_close_name(enum relay_close why)
@@ -288,6 +300,9 @@ static bool side_ready(const struct relay *r, int s)
 
 static void count(struct relay *r, int s, uint64_t n)
 {
+	/* the server spoke: it is alive and serving */
+	if (s == UPSTREAM && !r->bytes[UPSTREAM] && n && r->srv)
+		upstream_srv_result(r->srv, true, NULL);
 	r->bytes[s] += n;
 	if (s == CLIENT)
 		r->o->cnt->bytes_in += n;
@@ -347,6 +362,8 @@ void  relay_close(struct relay *r, enum relay_close why, bool reset)
 		if (x->pipe)
 			pipe_put(set, x->pipe, false);
 	}
+	if (r->srv)
+		upstream_srv_done(r->srv);
 	o->cnt->closed[why]++;
 	o->cnt->active--;
 	TAILQ_REMOVE(&set->relays, r, entry);
@@ -382,6 +399,10 @@ static int side_error(struct relay *r, int s, int err)
 {
 	struct side *x = &r->side[s];
 
+	/* the server went before its first byte: another may serve */
+	if (s == UPSTREAM && !r->bytes[UPSTREAM] && relay_failover(r,
+	    "reset before its first byte", err))
+		return -1;
 	/* s can take no more: bytes still to come for it are lost, unless
 	 * its EOF came and the direction towards it already finished */
 	if (!x->eof || (r->side[!s].fd >= 0 && !x->shut)) {
@@ -628,6 +649,10 @@ static int on_readable(struct relay *r, int s)
 			continue;
 		}
 		if (n == 0) {
+			if (s == UPSTREAM && !r->bytes[UPSTREAM] &&
+			    relay_failover(r, "closed before its first byte",
+					   0))
+				return -1;
 			side_eof(r, s);
 			break;
 		}
@@ -649,10 +674,6 @@ static int on_readable(struct relay *r, int s)
 	return 0;
 }
 
-/* A failed upstream connect is logged once per 10 s per listener. */
-void  relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
-			    const char *what, int err);
-
 /* The upstream's first edge WHAT after connect(): writable without EV_READ
  * is connected; with EV_READ (an error, or bytes already) SO_ERROR says. */
 static int on_connected(struct relay *r, short what)
@@ -667,8 +688,8 @@ static int on_connected(struct relay *r, short what)
 			soerr = errno;
 	}
 	if (soerr) {
-		relay_upstream_failed(r->set, r->o, "connect", soerr);
-		relay_close(r, RELAY_CLOSE_CONNECT_FAILED, true);
+		if (relay_failover(r, "connect", soerr) == 0)
+			relay_close(r, RELAY_CLOSE_CONNECT_FAILED, true);
 		return -1;
 	}
 	if (!(what & EV_WRITE))
@@ -725,8 +746,8 @@ static void on_timeout(struct relay *r)
 	bool fin = r->side[CLIENT].eof || r->side[UPSTREAM].eof;
 
 	if (!r->connected) {
-		relay_upstream_failed(r->set, r->o, "connect timed out", 0);
-		relay_close(r, RELAY_CLOSE_CONNECT_TIMEOUT, true);
+		if (relay_failover(r, "connect timed out", 0) == 0)
+			relay_close(r, RELAY_CLOSE_CONNECT_TIMEOUT, true);
 		return;
 	}
 	event_base_gettimeofday_cached(r->set->base, &now);

@@ -38,6 +38,7 @@ enum relay_close {
 	RELAY_CLOSE_FIN_TIMEOUT,	/* half-closed and silent too long */
 	RELAY_CLOSE_NO_RESOURCES,	/* out of descriptors or memory */
 	RELAY_CLOSE_SHUTDOWN,		/* daemon stopping */
+	RELAY_CLOSE_NO_UPSTREAM,	/* every server of the service down */
 	RELAY_CLOSE_MAX
 };
 
@@ -46,6 +47,7 @@ const char *relay_close_name(enum relay_close why);
 struct config_service;
 struct event_base;
 struct relay_set;
+struct upstream_set;
 
 /* Counters of connections, written by the relay; origins may share them
  * (every listener of one service in one namespace does). */
@@ -77,15 +79,24 @@ typedef void (*relay_shortage_fn)(void *arg, int err);
 struct relay_set *relay_set_new(struct event_base *base,
 				relay_shortage_fn shortage, void *arg);
 
+/* The servers of the services (upstream.h): connections go to the server
+ * it picks, and tell it how the server behaved.  Without it (NULL, the
+ * default) every connection goes to its service's first server. */
+void relay_set_upstreams(struct relay_set *set, struct upstream_set *ups);
+
 /* Relay the accepted socket FD (from PEER, for logs; may be NULL) of
  * origin O: the upstream connection starts now, so that a server that
- * speaks first is heard at once.  FD must be non-blocking (accept4 with
+ * speaks first is heard at once.  The server is the one the upstream set
+ * picks; when its connect fails, or it closes or resets before its first
+ * byte and no byte went either way, the connection is tried once more on
+ * the next server in service.  When no server is in service the client is
+ * reset at once and NO_UPSTREAM counted.  FD must be non-blocking (accept4 with
  * SOCK_NONBLOCK): the relay reads and writes it until EAGAIN, edge-
  * triggered, and a blocking socket would stall the loop.  Takes ownership
  * of FD in every case;
  * O->closed() runs once for every connection started (not when this fails
- * at once: then the client is reset and NO_RESOURCES or CONNECT_FAILED is
- * counted).  Returns 0, or -errno when no connection was started. */
+ * at once: then the client is reset and NO_RESOURCES, CONNECT_FAILED or
+ * NO_UPSTREAM is counted).  Returns 0, or -errno when no connection was started. */
 int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 		const struct sockaddr *peer);
 

@@ -15,6 +15,9 @@
 
 #include "engine/relay.h"
 
+struct config_sockaddr;
+struct upstream_srv;
+
 enum { CLIENT, UPSTREAM };
 
 /* Reads per event at most, so that one busy connection lets the others
@@ -62,6 +65,8 @@ struct relay {
 	uint64_t bytes[2];		/* bytes read from each side */
 	bool connected;			/* upstream connect completed */
 	bool tcp;			/* both sides TCP: splice may be used */
+	bool retried;			/* on a second server already */
+	struct upstream_srv *srv;	/* its server; NULL without a set */
 	struct side side[2];
 };
 
@@ -83,6 +88,7 @@ struct relay_set {
 	size_t pipe_bytes;		/* capacity of the open pipes */
 	size_t pipe_budget;		/* at most, by pipe-user-pages-soft */
 	struct relay_stats stats;
+	struct upstream_set *ups;	/* NULL: the service's first server */
 	/* common timeouts, by duration */
 	struct {
 		uint64_t ms;
@@ -100,8 +106,16 @@ void relay_pipe_close(struct relay_set *set, struct relay_pipe *p);
 void relay_ms_to_tv(uint64_t ms, struct timeval *tv);
 const struct timeval *relay_timer_tv(struct relay *r, struct timeval *tv);
 void relay_touch(struct relay *r);
-/* relay_set.c: a failed upstream connect, logged once per 10 s per
- * listener with a count */
+/* relay_set.c: a failed upstream connect (to SERVER), logged once per
+ * 10 s per listener with a count */
 void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
+			   const struct config_sockaddr *server,
 			   const char *what, int err);
+/* The upstream of R failed (WHAT, ERR: for the log) before its first
+ * byte: the failure is counted against its server, and R moves to the
+ * next server in service if it has not moved yet and nothing the client
+ * sent has reached the server.  1: R goes on with another server (stop
+ * handling the event); 0: not moved, R untouched (the caller ends it as
+ * before); -1: R was closed. */
+int relay_failover(struct relay *r, const char *what, int err);
 #endif

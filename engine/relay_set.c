@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* relay_set: starting a connection (the upstream connect, what a failure
- * costs the client), the set of live connections, its pipe pool's size and
- * the figures it keeps.  The state machine of a connection is relay.c's. */
+/* relay_set: starting a connection (which server, the upstream connect,
+ * what a failure costs the client, the one retry on another server), the
+ * set of live connections, its pipe pool's size and the figures it keeps.
+ * The state machine of a connection is relay.c's; the servers' health and
+ * the choice among them are upstream.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -27,19 +29,22 @@
 #include "engine/log.h"
 #include "engine/relay.h"
 #include "engine/relay_int.h"
+#include "engine/upstream.h"
 
 /* A missing unix socket is ENOENT: say what is missing. */
-static const char *upstream_strerror(const struct relay_origin *o, int err)
+static const char *upstream_strerror(const struct config_sockaddr *up,
+				     int err)
 {
-	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ENOENT)
+	if (up->sa.ss_family == AF_UNIX && err == ENOENT)
 		return "the socket does not exist";
-	if (o->svc->upstream.sa.ss_family == AF_UNIX && err == ECONNREFUSED)
+	if (up->sa.ss_family == AF_UNIX && err == ECONNREFUSED)
 		return "nothing listens on the socket";
 	return strerror(err);
 }
 
 void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
-			    const char *what, int err)
+			   const struct config_sockaddr *server,
+			   const char *what, int err)
 {
 	struct relay_counters *c = o->cnt;
 	struct timeval now;
@@ -50,8 +55,10 @@ void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
 	    now.tv_sec - c->upstream_logged.tv_sec < 10)
 		return;
 	log_warnx("ns %s: %s: upstream %s: %s%s%s (%llu failures since last "
-		  "report)", o->ns_name, o->svc->name, o->svc->upstream.text,
-		  what, err ? ": " : "", err ? upstream_strerror(o, err) : "",
+		  "report)", o->ns_name, o->svc->name,
+		  server ? server->text : "(every server)", what,
+		  err ? ": " : "", err && server ?
+		  upstream_strerror(server, err) : err ? strerror(err) : "",
 		  (unsigned long long)c->upstream_unlogged);
 	c->upstream_logged = now;
 	c->upstream_unlogged = 0;
@@ -85,9 +92,11 @@ static bool shortage(int err)
 	       err == ENOMEM;
 }
 
-/* No connection could be set up: reset the client, count, report. */
+/* No connection could be set up: reset the client, count, report
+ * (SERVER: the one that failed, for CONNECT_FAILED). */
 static int start_failed(struct relay_set *set, struct relay_origin *o,
-			int fd, enum relay_close why, const char *what,
+			int fd, enum relay_close why,
+			const struct config_sockaddr *server, const char *what,
 			int err)
 {
 	if (fd >= 0) {
@@ -96,7 +105,10 @@ static int start_failed(struct relay_set *set, struct relay_origin *o,
 	}
 	o->cnt->closed[why]++;
 	if (why == RELAY_CLOSE_CONNECT_FAILED)
-		relay_upstream_failed(set, o, what, err);
+		relay_upstream_failed(set, o, server, what, err);
+	else if (why == RELAY_CLOSE_NO_UPSTREAM)
+		relay_upstream_failed(set, o, NULL, "no server in service: "
+				      "client reset", 0);
 	else if (shortage(err))
 		set->shortage(set->arg, err);
 	else
@@ -110,19 +122,17 @@ static bool is_inet(int family)
 	return family == AF_INET || family == AF_INET6;
 }
 
-int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
-		const struct sockaddr *peer)
+/* A non-blocking socket connecting to UP: 0 with *FD and *CONNECTED (a
+ * unix socket connects at once), or -errno of socket() or connect(). */
+static int upstream_open(const struct config_sockaddr *up, int *fd,
+			 bool *connected)
 {
-	const struct config_sockaddr *up = &o->svc->upstream;
-	struct relay *r;
-	int ufd, err, family;
-	bool connected = false;
+	int ufd, err;
 
 	ufd = socket(up->sa.ss_family,
 		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ufd < 0)
-		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
-				    "socket", errno);
+		return -errno;
 	if (is_inet(up->sa.ss_family)) {
 		/* what arrives leaves at once: no Nagle wait of our own on
 		 * top of the client's (the client's socket has it from its
@@ -133,19 +143,78 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	}
 	/* a unix socket connects (or fails) at once, and its errno is what
 	 * the admin needs to read */
+	*connected = false;
 	if (connect(ufd, (const struct sockaddr *)&up->sa, up->len) == 0) {
-		connected = true;
+		*connected = true;
 	} else if (errno != EINPROGRESS && errno != EAGAIN) {
 		err = errno;
 		close(ufd);
-		return start_failed(set, o, fd, shortage(err) ?
-				    RELAY_CLOSE_NO_RESOURCES :
-				    RELAY_CLOSE_CONNECT_FAILED, "connect", err);
+		return -err;
+	}
+	*fd = ufd;
+	return 0;
+}
+
+void relay_set_upstreams(struct relay_set *set, struct upstream_set *ups)
+{
+	set->ups = ups;
+}
+
+int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
+		const struct sockaddr *peer)
+{
+	const struct config_sockaddr *up = &o->svc->upstream;
+	struct upstream_srv *srv = NULL, *tried = NULL;
+	struct relay *r;
+	int ufd = -1, err = 0, family;
+	bool connected = false;
+
+	/* a server that refuses at once (a unix socket) is left for the
+	 * next, once, as a connect that fails later is (relay_failover) */
+	for (;;) {
+		if (set->ups) {
+			srv = upstream_pick(set->ups, o->svc->name, tried);
+			if (!srv && tried)
+				return start_failed(set, o, fd,
+						    RELAY_CLOSE_CONNECT_FAILED,
+						    up, "connect", -err);
+			if (!srv)
+				return start_failed(set, o, fd,
+						    RELAY_CLOSE_NO_UPSTREAM,
+						    NULL, NULL, 0);
+			up = upstream_srv_addr(srv);
+		}
+		err = upstream_open(up, &ufd, &connected);
+		if (!err)
+			break;
+		if (shortage(-err) || err == -EAFNOSUPPORT) {
+			if (srv)
+				upstream_srv_done(srv);
+			return start_failed(set, o, fd,
+					    RELAY_CLOSE_NO_RESOURCES, up,
+					    "socket", -err);
+		}
+		if (srv) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "a connection: connect: %s",
+				 upstream_strerror(up, -err));
+			upstream_srv_result(srv, false, why);
+			upstream_srv_done(srv);
+		}
+		if (!srv || tried)
+			return start_failed(set, o, fd,
+					    RELAY_CLOSE_CONNECT_FAILED, up,
+					    "connect", -err);
+		relay_upstream_failed(set, o, up, "connect", -err);
+		tried = srv;	/* still in its service: a valid pointer */
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		close(ufd);
-		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES,
+		if (srv)
+			upstream_srv_done(srv);
+		return start_failed(set, o, fd, RELAY_CLOSE_NO_RESOURCES, up,
 				    "calloc", ENOMEM);
 	}
 	if (peer) {
@@ -159,6 +228,8 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	r->tcp = is_inet(family) && is_inet(up->sa.ss_family);
 	r->set = set;
 	r->o = o;
+	r->srv = srv;
+	r->retried = tried != NULL;
 	r->id = ++set->next_id;
 	r->side[CLIENT].fd = fd;
 	r->side[UPSTREAM].fd = ufd;
@@ -187,6 +258,77 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 			  from, up->text, connected ? " (connected)" : "");
 	}
 	return 0;
+}
+
+/* Failover, for a connection whose server failed before its first byte.
+ * Safe only while nothing the client sent has reached the server: before
+ * the connect completed, whatever the client sent still waits in the
+ * upstream side's buffer and goes to the next server instead; after it,
+ * only if the client has sent nothing (MySQL, SMTP and IMAP servers speak
+ * first, so their clients usually wait).  Once, so that a client never
+ * waits for more than two connect timeouts. */
+int relay_failover(struct relay *r, const char *what, int err)
+{
+	struct relay_set *set = r->set;
+	struct side *x = &r->side[UPSTREAM];
+	struct upstream_srv *next;
+	const struct config_sockaddr *up;
+	struct timeval tv;
+	char why[128];
+	bool connected;
+	int ufd, e;
+
+	/* a server that ends after the client ended answered it: no
+	 * failure (a client may connect and leave without waiting) */
+	if (r->connected && r->side[CLIENT].eof)
+		return 0;
+	relay_upstream_failed(set, r->o, r->srv ? upstream_srv_addr(r->srv) :
+			      &r->o->svc->upstream, what, err);
+	if (!r->srv)
+		return 0;
+	snprintf(why, sizeof(why), "a connection: %s%s%s", what,
+		 err ? ": " : "", err ? strerror(err) : "");
+	upstream_srv_result(r->srv, false, why);
+	if (r->retried || (r->connected && r->bytes[CLIENT]) || x->fd < 0 ||
+	    x->pipe)
+		return 0;
+	next = upstream_pick(set->ups, r->o->svc->name, r->srv);
+	if (!next)
+		return 0;
+	r->retried = true;
+	event_del(&x->ev);
+	relay_reset_fd(x->fd);
+	close(x->fd);
+	x->fd = -1;
+	upstream_srv_done(r->srv);
+	r->srv = next;
+	up = upstream_srv_addr(next);
+	e = upstream_open(up, &ufd, &connected);
+	if (e) {
+		if (!shortage(-e)) {
+			snprintf(why, sizeof(why), "a connection: connect: %s",
+				 upstream_strerror(up, -e));
+			upstream_srv_result(next, false, why);
+		}
+		relay_upstream_failed(set, r->o, up, "connect", -e);
+		relay_close(r, shortage(-e) ? RELAY_CLOSE_NO_RESOURCES :
+			    RELAY_CLOSE_CONNECT_FAILED, true);
+		return -1;
+	}
+	log_debug("ns %s: %s: connection %llu: tried again on %s",
+		  r->o->ns_name, r->o->svc->name, (unsigned long long)r->id,
+		  up->text);
+	x->fd = ufd;
+	x->eof = x->shut = x->paused = x->rready = x->rdhup = x->bulk = false;
+	x->wready = connected;
+	x->mask = -1;		/* registered anew below */
+	r->connected = connected;
+	r->tcp = r->tcp && is_inet(up->sa.ss_family);
+	/* the new server gets a connect timeout of its own */
+	event_base_gettimeofday_cached(set->base, &r->last);
+	relay_side_sync(r, UPSTREAM);
+	event_add(&r->side[CLIENT].ev, relay_timer_tv(r, &tv));
+	return 1;
 }
 
 uint64_t relay_count(const struct relay_set *set)

@@ -23,6 +23,12 @@
  * three timeouts (connect, idle, fin); "closed" has every close reason by
  * its name (relay_close_name()).
  *
+ * Per service, not per namespace (upstream.c keeps them once for all
+ * namespaces), in the document's head: its servers, each with its state,
+ * live and total connections, failures, checks and the last check's
+ * result, time and latency; in Prometheus the nsrelay_upstream_* families
+ * labelled {service, server}.
+ *
  * Per namespace too: the times its accepting was held back, by reason,
  * and the histogram of how long its clients waited to be accepted
  * (listener.h); the JSON also gives the upper bounds of the buckets
@@ -61,6 +67,7 @@
 #include "engine/provisioned.h"
 #include "engine/relay.h"
 #include "engine/stats.h"
+#include "engine/upstream.h"
 #include "netns/linkstats.h"
 #include "netns/pool.h"
 
@@ -76,6 +83,8 @@ struct stats {
 enum fam {
 	F_INFO, F_START, F_GEN, F_RELOAD_OK, F_RELOAD_AT, F_NS, F_LST,
 	F_LST_UP, F_CONNS,
+	F_UP_UP, F_UP_ACTIVE, F_UP_CONNS, F_UP_FAILS, F_UP_CHECKS,
+	F_UP_CHECKS_FAILED, F_UP_CHECK_SEC,
 	F_FIRST_NS,
 	F_ACTIVE = F_FIRST_NS, F_ACCEPTED, F_BYTES_IN, F_BYTES_OUT,
 	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_LISTENER_UP, F_WAIT, F_HELD,
@@ -103,6 +112,23 @@ static const struct {
 		"Listening sockets open." },
 	[F_CONNS] = { "nsrelay_connections", "gauge",
 		"Connections relayed now." },
+	[F_UP_UP] = { "nsrelay_upstream_up", "gauge",
+		"1 if the server takes new connections (up or suspect), 0 if "
+		"it is down." },
+	[F_UP_ACTIVE] = { "nsrelay_upstream_connections_active", "gauge",
+		"Connections relayed to the server now." },
+	[F_UP_CONNS] = { "nsrelay_upstream_connections_total", "counter",
+		"Connections sent to the server (every namespace)." },
+	[F_UP_FAILS] = { "nsrelay_upstream_failures_total", "counter",
+		"Failures of the server: connections that failed before its "
+		"first byte, and failed checks." },
+	[F_UP_CHECKS] = { "nsrelay_upstream_checks_total", "counter",
+		"Active checks of the server that ended." },
+	[F_UP_CHECKS_FAILED] = { "nsrelay_upstream_checks_failed_total",
+		"counter", "Active checks of the server that failed." },
+	[F_UP_CHECK_SEC] = { "nsrelay_upstream_check_duration_seconds",
+		"gauge", "How long the server's last check took to its "
+		"verdict (0: none yet)." },
 	[F_ACTIVE] = { "nsrelay_connections_active", "gauge",
 		"Connections of the service relayed now." },
 	[F_ACCEPTED] = { "nsrelay_connections_accepted_total", "counter",
@@ -144,6 +170,8 @@ struct stats_walk {
 	char **names;
 	size_t n, i;
 	unsigned fam;			/* PROM: the family being written */
+	unsigned up_fam;		/* PROM: the servers' family */
+	bool up_first;			/* JSON: no service written yet */
 	bool head, done;
 	size_t emitted;			/* JSON: namespaces written */
 	void (*ready)(void *arg);
@@ -288,6 +316,8 @@ static const char *state_name(enum listener_state s)
 
 /* ------------------------------------------------------------ JSON */
 
+static void json_upstreams(struct stats_walk *w);
+
 static void json_head(struct stats_walk *w)
 {
 	struct daemon *d = w->d;
@@ -321,6 +351,109 @@ static void json_head(struct stats_walk *w)
 			    nstable_listener_count(d->nst),
 			    nstable_listening_count(d->nst),
 			    (unsigned long long)listener_set_conn_count(d->ls));
+	json_upstreams(w);
+}
+
+static void prom_u64(struct evbuffer *out, uint64_t v);
+
+/* One server in the JSON, under its service (upstream_foreach()). */
+static void json_upstream(void *arg, const struct upstream_info *i,
+			  bool first)
+{
+	struct stats_walk *w = arg;
+	struct evbuffer *out = w->out;
+
+	if (first) {
+		evbuffer_add_printf(out, "%s{\"name\":", w->up_first ? "" :
+				    "]},");
+		w->up_first = false;
+		json_str(out, i->service);
+		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"check\":\"%s\","
+				    "\"upstreams\":[",
+				    config_balance_name(i->balance),
+				    config_check_name(i->check));
+	} else {
+		ADD(out, ",");
+	}
+	ADD(out, "{\"server\":");
+	json_str(out, i->server);
+	evbuffer_add_printf(out, ",\"state\":\"%s\",\"active\":%llu,"
+			    "\"connections\":%llu,\"failures\":%llu,"
+			    "\"checks\":%llu,\"checks_failed\":%llu,"
+			    "\"last_check\":", upstream_state_name(i->state),
+			    (unsigned long long)i->active,
+			    (unsigned long long)i->connections,
+			    (unsigned long long)i->failures,
+			    (unsigned long long)i->checks,
+			    (unsigned long long)i->checks_failed);
+	if (!i->checked) {
+		ADD(out, "null}");
+		return;
+	}
+	evbuffer_add_printf(out, "{\"ok\":%s,\"at\":",
+			    i->check_ok ? "true" : "false");
+	json_time(out, &i->check_at);
+	evbuffer_add_printf(out, ",\"latency\":%llu.%06llu,\"error\":",
+			    (unsigned long long)(i->check_us / 1000000),
+			    (unsigned long long)(i->check_us % 1000000));
+	json_str(out, i->check_ok ? NULL : i->check_error);
+	ADD(out, "}}");
+}
+
+/* Every service's servers: "services":[{name, balance, check,
+ * upstreams:[...]}] (per service, not per namespace: health is kept once
+ * for all of them). */
+static void json_upstreams(struct stats_walk *w)
+{
+	ADD(w->out, ",\"services\":[");
+	w->up_first = true;
+	if (w->d->ups)
+		upstream_foreach(w->d->ups, json_upstream, w);
+	if (!w->up_first)
+		ADD(w->out, "]}");
+	ADD(w->out, "]");
+}
+
+/* The samples of family F for every server (upstream_foreach()). */
+static void prom_upstream(void *arg, const struct upstream_info *i,
+			  bool first)
+{
+	struct stats_walk *w = arg;
+	struct evbuffer *out = w->out;
+	uint64_t v;
+
+	(void)first;
+	evbuffer_add_printf(out, "%s{service=\"", fams[w->up_fam].name);
+	label_str(out, i->service);
+	ADD(out, "\",server=\"");
+	label_str(out, i->server);
+	ADD(out, "\"}");
+	switch (w->up_fam) {
+	case F_UP_UP:
+		v = i->state != UPSTREAM_DOWN;
+		break;
+	case F_UP_ACTIVE:
+		v = i->active;
+		break;
+	case F_UP_CONNS:
+		v = i->connections;
+		break;
+	case F_UP_FAILS:
+		v = i->failures;
+		break;
+	case F_UP_CHECKS:
+		v = i->checks;
+		break;
+	case F_UP_CHECKS_FAILED:
+		v = i->checks_failed;
+		break;
+	default:
+		evbuffer_add_printf(out, " %llu.%06llu\n",
+				    (unsigned long long)(i->check_us / 1000000),
+				    (unsigned long long)(i->check_us % 1000000));
+		return;
+	}
+	prom_u64(out, v);
 }
 
 static void json_service(struct stats_walk *w,
@@ -574,6 +707,11 @@ static void prom_head(struct stats_walk *w)
 			evbuffer_add_printf(out, "%s %llu\n", n,
 					    (unsigned long long)
 					    listener_set_conn_count(d->ls));
+			break;
+		default:	/* the servers' families */
+			w->up_fam = (unsigned)f;
+			if (d->ups)
+				upstream_foreach(d->ups, prom_upstream, w);
 			break;
 		}
 	}

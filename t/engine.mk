@@ -30,3 +30,7 @@ INTEGRATION_TESTS += t/names.t
 EXTRA_DIST += t/names.t
 INTEGRATION_TESTS += t/fairshare.t
 EXTRA_DIST += t/fairshare.t
+INTEGRATION_TESTS += t/upstream-failover.t
+EXTRA_DIST += t/upstream-failover.t
+INTEGRATION_TESTS += t/upstream-check.t
+EXTRA_DIST += t/upstream-check.t

@@ -56,7 +56,7 @@ check_within 20 "the stats show the connections ended" settled
 
 out=$(ctl stats --json)
 is "$(json 'sorted(d.keys())' <<<"$out")" \
-	'["config", "counts", "last_reload", "namespaces", "pid", "started", "stopping", "uptime", "version"]' \
+	'["config", "counts", "last_reload", "namespaces", "pid", "services", "started", "stopping", "uptime", "version"]' \
 	"the daemon's keys"
 is "$(json 'd["pid"]' <<<"$out")" "$DPID" "pid"
 is "$(json 'd["config"]' <<<"$out")" "{\"generation\": 1, \"path\": \"$(realpath "$CONF")\"}" \
@@ -72,7 +72,7 @@ is "$(svc "$A" talk $counters)" \
 	'{"accepted": 1, "active": 0, "bytes_in": 1000, "bytes_out": 5070, "connect_failures": 0, "timeouts": 0}' \
 	"A/talk: exactly 1000 bytes in, 5070 out, one connection"
 is "$(svc "$A" talk closed)" \
-	'{"closed": {"client-reset": 0, "connect-failed": 0, "connect-timeout": 0, "done": 1, "fin-timeout": 0, "idle-timeout": 0, "no-resources": 0, "shutdown": 0, "upstream-reset": 0}}' \
+	'{"closed": {"client-reset": 0, "connect-failed": 0, "connect-timeout": 0, "done": 1, "fin-timeout": 0, "idle-timeout": 0, "no-resources": 0, "no-upstream": 0, "shutdown": 0, "upstream-reset": 0}}' \
 	"A/talk: closed as done"
 is "$(svc "$A" talk listeners last_error upstream)" \
 	"{\"last_error\": null, \"listeners\": [{\"address\": \"127.0.0.1:7000\", \"state\": \"listening\"}, {\"address\": \"[::1]:7000\", \"state\": \"listening\"}], \"upstream\": \"127.0.0.1:$hc_port\"}" \

@@ -47,6 +47,12 @@ SERVERS: peer.py serve KIND [options]
                        send N bytes of stream S, shutdown(SHUT_WR), then read
                        to EOF and print "NBYTES SHA256HEX" of what it got.
   silent               read and discard; never write, never close.
+  mysql [--text V]     greet as a MySQL server does: an initial handshake
+                       packet (protocol 10, server version V); then if the
+                       client logs in, print "login USER", answer OK, and
+                       print "quit" on a COM_QUIT; print "closed" at EOF.
+  mysql-error [--text T]  an error packet 1040 (T, default "Too many
+                       connections") instead of a handshake, then close.
   blackhole            listen, never accept, keep the accept queue full:
                        connects to it hang (for connect timeouts).
   peercred             (use with --unix) on accept write
@@ -60,6 +66,8 @@ CLIENTS: peer.py KIND [options]
                        send N bytes while concurrently reading the echo;
                        compare SHA-256 of both directions.
   greet [--expect T]   connect, send nothing, expect the line T.
+  mysql [--expect V]   connect, read the MySQL handshake packet, print
+                       "server V" (its version), fail if not V.
   abort [--bytes N]    send N bytes, read their echo, close with a reset.
   readline             connect, send nothing, print the first line received.
   chatter [--count N] [--interval SECS]
@@ -431,6 +439,77 @@ def srv_silent(conn, args):
     threading.Event().wait()    # keep the socket open forever
 
 
+def mysql_packet(seq, payload):
+    n = len(payload)
+    return bytes([n & 0xff, (n >> 8) & 0xff, n >> 16, seq]) + payload
+
+
+def mysql_read_packet(conn):
+    head = b""
+    while len(head) < 4:
+        data = conn.recv(4 - len(head))
+        if not data:
+            return None, None
+        head += data
+    n = head[0] | head[1] << 8 | head[2] << 16
+    body = b""
+    while len(body) < n:
+        data = conn.recv(n - len(body))
+        if not data:
+            return None, None
+        body += data
+    return head[3], body
+
+
+def srv_mysql(conn, args):
+    version = args.text if args.text != "hello from upstream" else \
+        "10.11.6-MariaDB-peer"
+    hs = (b"\x0a" + version.encode() + b"\x00" + struct.pack("<I", 7) +
+          b"abcdefgh\x00" + struct.pack("<H", 0xf7fe) + b"\x21" +
+          struct.pack("<H", 2) + struct.pack("<H", 0x81bf) + b"\x15" +
+          b"\x00" * 10 + b"ijklmnopqrst\x00" + b"mysql_native_password\x00")
+    conn.sendall(mysql_packet(0, hs))
+    while True:
+        seq, body = mysql_read_packet(conn)
+        if body is None:
+            say("closed")
+            return
+        if seq == 1 and len(body) >= 33:
+            user = body[32:].split(b"\x00", 1)[0].decode(errors="replace")
+            say("login %s" % user)
+            conn.sendall(mysql_packet(2, b"\x00\x00\x00\x02\x00\x00\x00"))
+        elif seq == 0 and body[:1] == b"\x01":
+            say("quit")
+        else:
+            say("packet %d %r" % (seq, body[:16]))
+
+
+def srv_mysql_error(conn, args):
+    text = args.text if args.text != "hello from upstream" else \
+        "Too many connections"
+    conn.sendall(mysql_packet(0, b"\xff" + struct.pack("<H", 1040) +
+                              text.encode()))
+    conn.shutdown(socket.SHUT_WR)
+    read_all(conn)
+
+
+def cli_mysql(args):
+    s = connect(args)
+    head = b""
+    while len(head) < 4:
+        head += recv(s, 4 - len(head), "handshake header")
+    n = head[0] | head[1] << 8 | head[2] << 16
+    body = b""
+    while len(body) < n:
+        body += recv(s, n - len(body), "handshake")
+    if body[:1] != b"\x0a":
+        die("not a handshake: %r" % body[:32])
+    version = body[1:].split(b"\x00", 1)[0].decode(errors="replace")
+    if args.expect and version != args.expect:
+        die("server %r, expected %r" % (version, args.expect))
+    say("server %s" % version)
+
+
 def srv_peercred(conn, args):
     cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                            struct.calcsize("3i"))
@@ -451,6 +530,8 @@ SERVERS = {
     "halfclose-reply": srv_halfclose_reply,
     "sendfirst": srv_sendfirst,
     "silent": srv_silent,
+    "mysql": srv_mysql,
+    "mysql-error": srv_mysql_error,
     "peercred": srv_peercred,
     "blackhole": None,
 }
@@ -974,6 +1055,8 @@ def main():
     c = client("greet")
     c.add_argument("--expect", default="hello from upstream")
     c = client("readline")
+    c = client("mysql")
+    c.add_argument("--expect")
     c = client("chatter")
     c.add_argument("--count", type=int, default=8)
     c.add_argument("--interval", type=float, default=0.3)
@@ -1053,6 +1136,7 @@ def main():
         "halfclose": cli_halfclose, "late-send": cli_late_send,
         "slowread": cli_slowread, "hold": cli_hold, "upload": cli_upload,
         "placement": cli_placement, "freeport": cli_freeport,
+        "mysql": cli_mysql,
     }[args.cmd](args)
 
 
