@@ -127,53 +127,11 @@ cat >"$T/dbc.c" <<'EOF'
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#define BENCH_NAME "dbc"
+#include "bench.h"
+
 static char buf[65536];
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-static void fail(const char *what)
-{
-	fprintf(stderr, "dbc: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-static void nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-static struct sockaddr_in addr(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-/* a socket connecting to 127.0.0.1:PORT, or -1 with errno */
-static int dial(int port, int nonblock)
-{
-	struct sockaddr_in a = addr(port);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC |
-			(nonblock ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0)
-		return -1;
-	nodelay(fd);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 &&
-	    errno != EINPROGRESS) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
 
 /* serve-echo: an echo server on 127.0.0.1:0 (port printed), epoll */
 static void serve(void)

@@ -42,7 +42,8 @@ wait_for() {	# wait_for SECS CMD...: poll every 50 ms, bounded
 bench_cc() {	# bench_cc NAME [CFLAGS...]: $T/NAME from $T/NAME.c, or die
 	local name=$1
 	shift
-	gcc -O2 -Wall -Wextra "$@" -o "$T/$name" "$T/$name.c" 2>"$T/gcc.err" || {
+	gcc -O2 -Wall -Wextra -I"$top_srcdir/t/bench" "$@" -o "$T/$name" \
+		"$T/$name.c" 2>"$T/gcc.err" || {
 		cat "$T/gcc.err" >&2
 		die "cannot compile $name"
 	}

@@ -101,46 +101,18 @@ cat >"$T/pb.c" <<'EOF'
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#define BENCH_NAME "pb"
+#include "bench.h"
+
 #define CHUNK (256 * 1024)
 static char buf[CHUNK];
 
-static double now(void)
+/* dial() or die */
+static int dial_or_fail(int port, int nonblock)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-static void fail(const char *what)
-{
-	fprintf(stderr, "pb: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-static void nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-static struct sockaddr_in addr(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-static int dial(int port, int nonblock)
-{
-	struct sockaddr_in a = addr(port);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC |
-			(nonblock ? SOCK_NONBLOCK : 0), 0);
+	int fd = dial(port, nonblock);
+
 	if (fd < 0)
-		fail("socket");
-	nodelay(fd);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 &&
-	    errno != EINPROGRESS)
 		fail("connect");
 	return fd;
 }
@@ -225,7 +197,7 @@ static void serve_source(long long bytes)
 static void down(int port, long long bytes)
 {
 	double t0 = now();
-	int fd = dial(port, 0);
+	int fd = dial_or_fail(port, 0);
 	long long got = 0;
 	ssize_t r;
 	while ((r = read(fd, buf, sizeof(buf))) > 0)
@@ -240,7 +212,7 @@ static void down(int port, long long bytes)
 /* ping PORT N: 64-byte ping-pong on one connection; p50 p99 p99.9 us */
 static void ping(int port, int n)
 {
-	int fd = dial(port, 0);
+	int fd = dial_or_fail(port, 0);
 	double *lat = calloc(n, sizeof(double));
 	memset(buf, 'p', 64);
 	for (int i = 0; i < n; i++) {
@@ -271,7 +243,7 @@ static void rate(int port, int n, int conc)
 	memset(buf, 'r', 64);
 	for (int k = 0; k < conc && started < n; k++, started++) {
 		cs[k].t0 = now();
-		cs[k].fd = dial(port, 1);
+		cs[k].fd = dial_or_fail(port, 1);
 		cs[k].got = -1;		/* not yet written */
 		ev.events = EPOLLOUT;
 		ev.data.u32 = k;
@@ -302,7 +274,7 @@ static void rate(int port, int n, int conc)
 			if (started < n) {
 				started++;
 				c->t0 = now();
-				c->fd = dial(port, 1);
+				c->fd = dial_or_fail(port, 1);
 				c->got = -1;
 				ev.events = EPOLLOUT;
 				ev.data.u32 = evs[i].data.u32;
@@ -322,7 +294,7 @@ static void idle(int port, int n, int hold)
 {
 	signal(SIGTERM, on_term);
 	for (int i = 0; i < n; i++) {
-		int fd = dial(port, 0), got = 0;
+		int fd = dial_or_fail(port, 0), got = 0;
 		while (got < 16) {
 			ssize_t r = read(fd, buf, 16 - got);
 			if (r <= 0) {
@@ -395,7 +367,7 @@ static void relay(const char *nsfile, int port, int upport)
 		if (c < 0)
 			continue;
 		nodelay(c);
-		u = dial(upport, 0);
+		u = dial_or_fail(upport, 0);
 		k = calloc(1, sizeof(*k));
 		k->left = 2;
 		pthread_mutex_init(&k->mu, NULL);
