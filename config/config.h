@@ -46,12 +46,16 @@
 #define CONFIG_CHECK_COUNT_MAX		100	/* rise and fall at most */
 
 /* A socket address as written in the file, parsed.  For AF_UNIX, sa holds a
- * sockaddr_un and len covers the path and its NUL. */
+ * sockaddr_un and len covers the path and its NUL.  An upstream may also
+ * be a host name and a port: then sa.ss_family is AF_UNSPEC, len 0, text
+ * "name:port" (the name in lower case) and port the port; the engine
+ * resolves it. */
 struct config_sockaddr {
 	struct sockaddr_storage sa;
 	socklen_t len;
 	char text[128];		/* canonical: "127.0.0.1:3306", "[::1]:3306",
-				 * "unix:/run/x.sock" */
+				 * "unix:/run/x.sock", "db1.example.org:3306" */
+	unsigned port;		/* AF_UNSPEC: the port of the name */
 	unsigned line, col;	/* where it was written (1-based) */
 };
 
@@ -144,6 +148,15 @@ struct config_provision {
 	enum config_removed removed;	/* default CONFIG_REMOVED_KEEP */
 };
 
+/* dns: how upstream host names are resolved. */
+#define CONFIG_DEFAULT_DNS_REFRESH_MS	(30 * 1000ULL)
+struct config_dns {
+	struct config_sockaddr *servers;	/* none: /etc/resolv.conf's */
+	size_t n_servers;
+	uint64_t refresh_ms;	/* at most this long between resolutions;
+				 * the answer's TTL if shorter */
+};
+
 /* control: the control socket (a unix socket on the host). */
 struct config_control {
 	char *path;		/* default CONFIG_DEFAULT_CONTROL */
@@ -174,6 +187,7 @@ struct config {
 	uint64_t shutdown_grace_ms;	/* 0: stop at once; default 5000 */
 	struct config_control control;
 	struct config_metrics metrics;
+	struct config_dns dns;
 };
 
 /* A list of error messages, each "FILE:LINE:COL: PATH: message". */
@@ -236,11 +250,21 @@ bool config_serves_ns(const struct config *cfg, const char *name);
 /* Is NAME usable as a file name in netns_dir ("", ".", "..", "/" refused)? */
 bool config_valid_ns_name(const char *name);
 
+/* The file of users provisioned on request: "provisioned" next to the
+ * control socket CONTROL.  Allocated; NULL on ENOMEM. */
+char *config_state_path(const char *control);
+
 /* Parse a duration "250ms", "5s", "30m", "1h30m", "2d".  0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *ms);
 
 /* Parse "IPv4:port", "[IPv6]:port"; with ALLOW_UNIX also "unix:/path" and
  * "/path".  0, or -EINVAL with a static reason in *why. */
+/* Parse "name:port", a DNS host name (letters, digits, '-', dots; at most
+ * CONFIG_HOST_MAX bytes; not an address) and a port, into OUT as
+ * AF_UNSPEC.  0, or -EINVAL with *why. */
+#define CONFIG_HOST_MAX		120
+int config_parse_hostport(const char *s, struct config_sockaddr *out,
+			  const char **why);
 int config_parse_sockaddr(const char *s, bool allow_unix,
 			  struct config_sockaddr *out, const char **why);
 

@@ -139,3 +139,16 @@ void config_set_free(struct strset *set)
 	set->slot = NULL;
 	set->cap = set->n = 0;
 }
+
+char *config_state_path(const char *control)
+{
+	const char *slash = strrchr(control, '/');
+	char *p;
+
+	if (!slash)
+		return strdup("provisioned");
+	if (asprintf(&p, "%.*s/provisioned", (int)(slash - control),
+		     control) < 0)
+		return NULL;
+	return p;
+}

@@ -317,20 +317,6 @@ static void provision_users(struct daemon *d)
 		log_warnx("reading the provisioned users: %s", strerror(-r));
 }
 
-/* The state file sits next to the control socket. */
-static char *state_path(const char *control)
-{
-	const char *slash = strrchr(control, '/');
-	char *p;
-
-	if (!slash)
-		return strdup("provisioned");
-	if (asprintf(&p, "%.*s/provisioned", (int)(slash - control),
-		     control) < 0)
-		return NULL;
-	return p;
-}
-
 /* Listeners the config needs for the namespaces it names (those found in
  * the directory come later and are checked one by one). */
 static unsigned listeners_named(const struct config *cfg)
@@ -563,7 +549,7 @@ int main(int argc, char **argv)
 		fatalx("metrics: cannot listen on %s",
 		       d.cfg->metrics.listen.text);
 	if (d.cfg->provision.enabled) {
-		char *state = state_path(d.cfg->control.path);
+		char *state = config_state_path(d.cfg->control.path);
 
 		/* its privileged calls are the helper's */
 		d.prov = prov_new(d.base, d.cfg->netns_dir,

@@ -279,6 +279,19 @@ fail:
 	return err;
 }
 
+/* PATH = DIR/NAME (PATH_MAX bytes), with DIR checked safe.  0 or -errno
+ * with WHY. */
+static int ns_path(const char *dir, const char *name, char *path,
+		   char *why, size_t len)
+{
+	why[0] = '\0';
+	if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+		WHY("%s/%s: name too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return nsops_dir_check(dir, why, len);
+}
+
 int nsops_open(const char *dir, const char *name, unsigned flags, int *nsfd,
 	       struct netns_id *id, char *why, size_t len)
 {
@@ -287,13 +300,7 @@ int nsops_open(const char *dir, const char *name, unsigned flags, int *nsfd,
 	int fd, err;
 
 	*nsfd = -1;
-	why[0] = '\0';
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path)) {
-		WHY("%s/%s: name too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	err = nsops_dir_check(dir, why, len);
+	err = ns_path(dir, name, path, why, len);
 	if (err)
 		return err;
 	/* O_PATH: no read permission needed (a placeholder is mode 0, and
@@ -392,13 +399,7 @@ int nsops_remove(const char *dir, const char *name, char *why, size_t len)
 	char path[PATH_MAX];
 	int err;
 
-	why[0] = '\0';
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path)) {
-		WHY("%s/%s: name too long", dir, name);
-		return -ENAMETOOLONG;
-	}
-	err = nsops_dir_check(dir, why, len);
+	err = ns_path(dir, name, path, why, len);
 	if (err)
 		return err;
 	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 &&

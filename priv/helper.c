@@ -744,19 +744,6 @@ static void *pump(void *arg)
 
 /* ------------------------------------------------------------ start */
 
-static char *state_path(const char *control)
-{
-	const char *slash = strrchr(control, '/');
-	char *p;
-
-	if (!slash)
-		return strdup("provisioned");
-	if (asprintf(&p, "%.*s/provisioned", (int)(slash - control),
-		     control) < 0)
-		return NULL;
-	return p;
-}
-
 void priv_helper_main(int loop_fd, int work_fd, const struct config *cfg)
 {
 	pthread_t t;
@@ -779,7 +766,7 @@ void priv_helper_main(int loop_fd, int work_fd, const struct config *cfg)
 	for (size_t i = 0; i < PROXIES_MAX; i++)
 		H.proxies[i].end = H.proxies[i].nl = -1;
 	if (cfg->provision.enabled)
-		H.state_path = state_path(cfg->control.path);
+		H.state_path = config_state_path(cfg->control.path);
 	if (pipe2(H.wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		hlog("error", "pipe: %s", strerror(errno));
 		_exit(1);
