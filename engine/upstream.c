@@ -43,15 +43,18 @@
  * imap "* OK" or "* PREAUTH".  Saying goodbye is politeness, not part of
  * the verdict: smtp "QUIT", imap "a LOGOUT", and for mysql a login as the
  * daemon's user with no password, then COM_QUIT if the server let it in.
- * MySQL and MariaDB count a client that goes away in the middle of the
- * handshake against max_connect_errors and then block its host ("Host is
- * blocked because of many connection errors"): a relay host checking an
- * idle server every 2 s would be blocked within minutes.  A completed
- * login, refused or not, is not a handshake error; an account with no
- * password and no privilege for the daemon's user (as HAProxy's
- * mysql-check user) makes it a clean login and QUIT.  We never send
- * before the server has greeted us, and a check that ends leaves with a
- * FIN, never a reset, unless it timed out.
+ * A client that leaves in the middle of the MySQL handshake is an aborted
+ * connection: MySQL counts it against max_connect_errors and may block the
+ * relay host ("Host is blocked because of many connection errors", as
+ * HAProxy's manual warns of its user-less mysql-check), MariaDB 10.11 logs
+ * it ("Aborted connection ... closed normally without authentication")
+ * and counts Aborted_connects.  A completed login is not a handshake
+ * error: refused, it costs one "Access denied" line and Aborted_connects;
+ * with an account for the daemon's user with no password and no privilege
+ * (as HAProxy's mysql-check user) it costs nothing at all (measured by
+ * t/upstream-mariadb.t).  We never send before the server has greeted us,
+ * and a check that ends leaves with a FIN, never a reset, unless it timed
+ * out.
  *
  * Reload: servers are paired by service name and address; one that stays
  * keeps its state and counters; one that leaves is taken off its service

@@ -34,3 +34,5 @@ INTEGRATION_TESTS += t/upstream-failover.t
 EXTRA_DIST += t/upstream-failover.t
 INTEGRATION_TESTS += t/upstream-check.t
 EXTRA_DIST += t/upstream-check.t
+INTEGRATION_TESTS += t/upstream-mariadb.t
+EXTRA_DIST += t/upstream-mariadb.t
