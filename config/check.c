@@ -271,6 +271,8 @@ void config_finish(struct config_ctx *c)
 	}
 	if (!cfg->retry_max_ms)
 		cfg->retry_max_ms = CONFIG_DEFAULT_RETRY_MAX_MS;
+	if (!cfg->dns.refresh_ms)
+		cfg->dns.refresh_ms = CONFIG_DEFAULT_DNS_REFRESH_MS;
 	if (!cfg->netns_dir)
 		cfg->netns_dir = strdup(CONFIG_DEFAULT_NETNS_DIR);
 	if (!cfg->user)

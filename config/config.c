@@ -202,6 +202,7 @@ void config_free(struct config *cfg)
 				 cfg->services[i].n_namespaces);
 	}
 	free(cfg->services);
+	free(cfg->dns.servers);
 	config_free_strv(cfg->namespaces, cfg->n_namespaces);
 	free(cfg->path);
 	free(cfg->netns_dir);

@@ -259,14 +259,15 @@ int config_parse_duration(const char *s, uint64_t *ms);
 
 /* Parse "IPv4:port", "[IPv6]:port"; with ALLOW_UNIX also "unix:/path" and
  * "/path".  0, or -EINVAL with a static reason in *why. */
+int config_parse_sockaddr(const char *s, bool allow_unix,
+			  struct config_sockaddr *out, const char **why);
+
 /* Parse "name:port", a DNS host name (letters, digits, '-', dots; at most
  * CONFIG_HOST_MAX bytes; not an address) and a port, into OUT as
  * AF_UNSPEC.  0, or -EINVAL with *why. */
 #define CONFIG_HOST_MAX		120
 int config_parse_hostport(const char *s, struct config_sockaddr *out,
 			  const char **why);
-int config_parse_sockaddr(const char *s, bool allow_unix,
-			  struct config_sockaddr *out, const char **why);
 
 /* The explicit provision index of USER, or -1 (derive it from the uid). */
 long config_provision_index(const struct config *cfg, const char *user);

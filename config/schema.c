@@ -653,11 +653,10 @@ static void upstream_item(struct config_ctx *c, void *arg)
 
 	if (!config_expect(c, N_SCALAR) || !(text = config_scalar(c)))
 		return;
-	if (config_parse_sockaddr(text, true, &sa, &why)) {
-		/* the resolver comes later: say so, not just "no" */
-		if (!strncmp(why, "not an IP address", 17))
-			why = "host names are not supported yet: use an "
-			      "address";
+	/* an address, else a host name the engine resolves */
+	if (config_parse_sockaddr(text, true, &sa, &why) &&
+	    (strncmp(why, "not an IP address", 17) ||
+	     config_parse_hostport(text, &sa, &why))) {
 		config_error_at(c, at, "%s", why);
 		return;
 	}
@@ -914,7 +913,52 @@ static void h_services(struct config_ctx *c, void *obj, size_t off)
 		config_error_at(c, at, "at least one service is required");
 }
 
+static void dns_server_item(struct config_ctx *c, void *arg)
+{
+	struct config_dns *d = arg;
+	struct config_sockaddr sa, *v;
+	const char *text, *why;
+
+	if (!config_expect(c, N_SCALAR) || !(text = config_scalar(c)))
+		return;
+	if (config_parse_sockaddr(text, false, &sa, &why)) {
+		config_error_at(c, config_here(c), "%s", why);
+		return;
+	}
+	sa.line = config_here(c).line;
+	sa.col = config_here(c).col;
+	v = config_grow(d->servers, d->n_servers, sizeof(*v));
+	if (!v) {
+		config_oom(c);
+		return;
+	}
+	d->servers = v;
+	d->servers[d->n_servers++] = sa;
+}
+
+static void h_dns_servers(struct config_ctx *c, void *obj, size_t off)
+{
+	struct mark at = config_here(c);
+
+	if (!config_seq_each(c, dns_server_item, obj))
+		config_error_at(c, at, "at least one server is required "
+				"(leave the key out for /etc/resolv.conf's)");
+}
+
+static const struct field dns_fields[] = {
+	{ "servers", N_SEQ, h_dns_servers, 0, false },
+	{ "refresh", N_SCALAR, h_duration,
+	  offsetof(struct config_dns, refresh_ms), false },
+};
+
+static void h_dns(struct config_ctx *c, void *obj, size_t off)
+{
+	config_parse_fields(c, dns_fields, ARRAY_SIZE(dns_fields),
+			    &c->cfg->dns, config_here(c));
+}
+
 static const struct field top_fields[] = {
+	{ "dns", N_MAP, h_dns, 0, false },
 	{ "user", N_SCALAR, h_user, offsetof(struct config, user), false },
 	{ "bind_retry_max", N_SCALAR, h_duration,
 	  offsetof(struct config, retry_max_ms), false },

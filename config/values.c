@@ -270,6 +270,65 @@ static int parse_port(const char *p, unsigned *port,
 	return 0;
 }
 
+int config_parse_hostport(const char *s, struct config_sockaddr *out,
+			  const char **why)
+{
+	const char *colon = strrchr(s, ':'), *p;
+	size_t n, label = 0;
+	bool alpha = false;
+	unsigned port;
+
+	memset(out, 0, sizeof(*out));
+	if (!colon) {
+		*why = "missing port";
+		return -EINVAL;
+	}
+	n = (size_t)(colon - s);
+	if (!n || n > CONFIG_HOST_MAX) {
+		*why = !n ? "missing host name" : "host name longer than 120 "
+		       "bytes";
+		return -EINVAL;
+	}
+	for (p = s; p < colon; p++) {
+		char ch = *p;
+
+		if (ch == '.') {
+			if (!label || p[-1] == '-') {
+				*why = "not a host name (an empty label, or one "
+				       "ending with '-')";
+				return -EINVAL;
+			}
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)ch) && ch != '-') {
+			*why = "not an IP address or a host name (letters, "
+			       "digits, '-' and dots)";
+			return -EINVAL;
+		}
+		if ((ch == '-' && !label) || ++label > 63) {
+			*why = "not a host name (a label starts with '-' or "
+			       "is longer than 63 bytes)";
+			return -EINVAL;
+		}
+		if (isalpha((unsigned char)ch) || ch == '-')
+			alpha = true;
+	}
+	if (!label || p[-1] == '-' || !alpha) {
+		*why = "not a host name";
+		return -EINVAL;
+	}
+	if (parse_port(colon + 1, &port, out, why))
+		return -EINVAL;
+	out->sa.ss_family = AF_UNSPEC;
+	out->len = 0;
+	out->port = port;
+	for (size_t i = 0; i < n; i++)
+		out->text[i] = (char)tolower((unsigned char)s[i]);
+	snprintf(out->text + n, sizeof(out->text) - n, ":%u", port);
+	return 0;
+}
+
 int config_parse_sockaddr(const char *s, bool allow_unix,
 			  struct config_sockaddr *out, const char **why)
 {

@@ -531,7 +531,7 @@ static void print_upstreams(const struct jv *root)
 {
 	const struct jv *svcs = jget(root, "services");
 	struct table t = { 0 };
-	char b[4][32], check[64], last[160];
+	char b[4][32], check[64], last[160], server[300];
 	bool show = false;
 
 	if (!svcs || svcs->t != J_ARR)
@@ -570,8 +570,13 @@ static void print_upstreams(const struct jv *root)
 					 jstr(lc, "error") ? jstr(lc, "error") :
 					 "");
 			}
+			snprintf(server, sizeof(server), "%s%s%s%s",
+				 jstr(u, "server") ? jstr(u, "server") : "?",
+				 jstr(u, "name") ? " (" : "",
+				 jstr(u, "name") ? jstr(u, "name") : "",
+				 jstr(u, "name") ? ")" : "");
 			row(&t, jstr(v, "name") ? jstr(v, "name") : "?",
-			    jstr(u, "server") ? jstr(u, "server") : "?",
+			    server,
 			    jstr(u, "state") ? jstr(u, "state") : "?",
 			    u64s(b[0], jnum(u, "active")),
 			    u64s(b[1], jnum(u, "connections")),

@@ -377,6 +377,8 @@ static void json_upstream(void *arg, const struct upstream_info *i,
 	}
 	ADD(out, "{\"server\":");
 	json_str(out, i->server);
+	ADD(out, ",\"name\":");
+	json_str(out, i->name);
 	evbuffer_add_printf(out, ",\"state\":\"%s\",\"active\":%llu,"
 			    "\"connections\":%llu,\"failures\":%llu,"
 			    "\"checks\":%llu,\"checks_failed\":%llu,"

@@ -56,6 +56,9 @@
  * and a check that ends leaves with a FIN, never a reset, unless it timed
  * out.
  *
+ * Host names: each address a name resolves to is a server in the name's
+ * place in the list (see "host names" below).
+ *
  * Reload: servers are paired by service name and address; one that stays
  * keeps its state and counters; one that leaves is taken off its service
  * and freed when the last connection holding it ends (refs).
@@ -69,9 +72,11 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "config/config.h"
@@ -79,6 +84,9 @@
 #include "engine/upstream.h"
 
 #define CHECK_BUF	512		/* a greeting's first line, at most */
+#define SRV_MAX		64		/* servers of a service, names resolved */
+#define NAME_ADDRS	16		/* addresses taken from one answer */
+#define TTL_MIN_MS	1000		/* re-resolve at most once a second */
 
 enum phase {
 	CK_IDLE,
@@ -96,6 +104,9 @@ struct upstream_srv {
 	struct upstream_svc *svc;	/* NULL: left the config */
 	unsigned refs;			/* the service's, + one a connection */
 	struct config_sockaddr addr;
+	size_t idx;			/* its entry in the service's list */
+	char name[128];			/* the entry "name:port" it was
+					 * resolved from; "" for an address */
 	enum upstream_state state;
 	unsigned fails;			/* failures in a row */
 	unsigned oks;			/* good checks in a row while down */
@@ -117,6 +128,28 @@ struct upstream_srv {
 
 TAILQ_HEAD(upstream_srv_list, upstream_srv);
 
+/* A host name of a service's list, resolved again and again. */
+struct upstream_name {
+	LIST_ENTRY(upstream_name) entry;
+	struct upstream_set *set;
+	struct upstream_svc *svc;	/* NULL: gone, freed once its
+					 * requests have ended */
+	size_t idx;			/* its entry in the service's list */
+	struct config_sockaddr at;	/* "name:port" as written */
+	char host[CONFIG_HOST_MAX + 1];
+	struct event *timer;		/* the next resolution */
+	int pending;			/* requests in flight */
+	bool starting;			/* requests being made */
+	bool failing;			/* said once that it does not resolve */
+	struct sockaddr_storage got[NAME_ADDRS];
+	socklen_t got_len[NAME_ADDRS];
+	size_t n_got;
+	int ttl;			/* least TTL of the answers, seconds */
+	int err;			/* last error of an empty answer */
+};
+
+LIST_HEAD(upstream_name_list, upstream_name);
+
 struct upstream_svc {
 	TAILQ_ENTRY(upstream_svc) entry;
 	char *name;
@@ -133,6 +166,9 @@ struct upstream_set {
 	struct event_base *base;
 	struct upstream_svc_list svcs;
 	char *user;			/* the mysql check's login */
+	struct evdns_base *dns;		/* made with the first name */
+	struct upstream_name_list names;	/* live and gone */
+	uint64_t refresh_ms;		/* dns.refresh */
 };
 
 static const char *const state_names[] = {
@@ -272,7 +308,7 @@ struct upstream_srv *upstream_pick(struct upstream_set *u, const char *svc,
 				   const struct upstream_srv *not)
 {
 	struct upstream_svc *v = svc_find(u, svc);
-	struct upstream_srv *s, *best = NULL, *order[CONFIG_MAX_UPSTREAMS];
+	struct upstream_srv *s, *best = NULL, *order[SRV_MAX];
 	struct timespec now;
 	size_t n = 0, i, start;
 
@@ -280,7 +316,7 @@ struct upstream_srv *upstream_pick(struct upstream_set *u, const char *svc,
 		return NULL;
 	now_mono(&now);
 	TAILQ_FOREACH(s, &v->srvs, entry)
-		if (n < CONFIG_MAX_UPSTREAMS)
+		if (n < SRV_MAX)
 			order[n++] = s;
 	start = v->balance == CONFIG_BALANCE_FIRST || !n ? 0 : v->rr % n;
 	for (i = 0; i < n; i++) {
@@ -719,6 +755,7 @@ struct upstream_set *upstream_set_new(struct event_base *base)
 		return NULL;
 	u->base = base;
 	TAILQ_INIT(&u->svcs);
+	LIST_INIT(&u->names);
 	return u;
 }
 
@@ -746,28 +783,321 @@ static void svc_free(struct upstream_svc *v)
 	free(v);
 }
 
+/* The server of V that came from entry TEXT: an address as written, or
+ * for a name (NAME_TEXT not NULL) the resolved address TEXT of it. */
 static struct upstream_srv *srv_find(const struct upstream_svc *v,
-				     const char *text)
+				     const char *text, const char *name_text)
 {
 	struct upstream_srv *s;
 
 	if (!v)
 		return NULL;
 	TAILQ_FOREACH(s, &v->srvs, entry)
-		if (!strcmp(s->addr.text, text))
+		if (!strcmp(s->addr.text, text) &&
+		    !strcmp(s->name, name_text ? name_text : ""))
 			return s;
 	return NULL;
 }
 
+static struct upstream_srv *srv_new(struct upstream_set *u,
+				    struct upstream_svc *v,
+				    const struct config_sockaddr *a, size_t idx,
+				    const char *name_text)
+{
+	struct upstream_srv *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->set = u;
+	s->fd = -1;
+	s->refs = 1;
+	s->addr = *a;
+	s->idx = idx;
+	snprintf(s->name, sizeof(s->name), "%s", name_text ? name_text : "");
+	s->state = UPSTREAM_UP;
+	s->svc = v;
+	return s;
+}
+
+/* ---- host names -------------------------------------------------------
+ *
+ * A name of a service's list is resolved (A and AAAA, with evdns on the
+ * loop: a connection never waits for it) when the config is taken, then
+ * again after the answer's TTL, at most dns.refresh later.  Each address
+ * is a server, placed where the name is in the list; an address that
+ * stays keeps its server and its state, one that goes takes its server out
+ * (its connections go on).  A name that stops resolving keeps its last
+ * addresses, said once, until it resolves again; until its first answer
+ * it has none (a client of a service with no other server is reset). */
+
+static void name_resolve(struct upstream_name *nm);
+
+static void name_free(struct upstream_name *nm)
+{
+	LIST_REMOVE(nm, entry);
+	if (nm->timer)
+		event_free(nm->timer);
+	free(nm);
+}
+
+/* NM leaves the config: freed now, or when its requests end. */
+static void name_gone(struct upstream_name *nm)
+{
+	nm->svc = NULL;
+	if (nm->timer)
+		evtimer_del(nm->timer);
+	if (!nm->pending && !nm->starting)
+		name_free(nm);
+}
+
+static void name_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	name_resolve(arg);
+}
+
+static void name_again(struct upstream_name *nm, uint64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < TTL_MIN_MS)
+		ms = TTL_MIN_MS;
+	ms_tv(ms, &tv);
+	evtimer_add(nm->timer, &tv);
+}
+
+/* Has the answer ADDR (LEN) of NM a server in V?  Its server, or NULL. */
+static struct upstream_srv *name_srv(struct upstream_svc *v,
+				     const struct upstream_name *nm,
+				     const char *text)
+{
+	return srv_find(v, text, nm->at.text);
+}
+
+/* The answer is complete: make the servers of NM what it says. */
+static void name_done(struct upstream_name *nm)
+{
+	struct upstream_svc *v = nm->svc;
+	struct upstream_srv *s, *next, *after = NULL;
+	struct config_sockaddr a[NAME_ADDRS];
+	size_t n = 0, kept = 0, added = 0, gone = 0, k = 0;
+	uint64_t again = nm->set->refresh_ms;
+
+	if (!nm->n_got) {
+		size_t have = 0;
+
+		TAILQ_FOREACH(s, &v->srvs, entry)
+			have += s->idx == nm->idx;
+		if (!nm->failing)
+			log_warnx("%s: %s does not resolve (%s): %zu "
+				  "addresses of it kept until it does",
+				  v->name, nm->at.text,
+				  evdns_err_to_string(nm->err), have);
+		nm->failing = true;
+		name_again(nm, again);
+		return;
+	}
+	if (nm->failing)
+		log_info("%s: %s resolves again", v->name, nm->at.text);
+	nm->failing = false;
+	for (size_t i = 0; i < nm->n_got; i++) {
+		struct config_sockaddr *c = &a[n];
+		char ip[INET6_ADDRSTRLEN];
+
+		memset(c, 0, sizeof(*c));
+		memcpy(&c->sa, &nm->got[i], nm->got_len[i]);
+		c->len = nm->got_len[i];
+		if (c->sa.ss_family == AF_INET) {
+			struct sockaddr_in *in = (void *)&c->sa;
+
+			in->sin_port = htons((uint16_t)nm->at.port);
+			inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+			snprintf(c->text, sizeof(c->text), "%s:%u", ip,
+				 nm->at.port);
+		} else {
+			struct sockaddr_in6 *in6 = (void *)&c->sa;
+
+			in6->sin6_port = htons((uint16_t)nm->at.port);
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+			snprintf(c->text, sizeof(c->text), "[%s]:%u", ip,
+				 nm->at.port);
+		}
+		c->line = nm->at.line;
+		c->col = nm->at.col;
+		for (k = 0; k < n && strcmp(a[k].text, c->text); k++)
+			;
+		if (k == n)
+			n++;		/* not a duplicate */
+	}
+	/* the servers of the name that are no longer in the answer go */
+	for (s = TAILQ_FIRST(&v->srvs); s; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->idx != nm->idx)
+			continue;
+		for (k = 0; k < n && strcmp(a[k].text, s->addr.text); k++)
+			;
+		if (k < n) {
+			kept++;
+			continue;
+		}
+		log_info("%s: %s no longer has %s: no new connection goes "
+			 "there", v->name, nm->at.text, s->addr.text);
+		TAILQ_REMOVE(&v->srvs, s, entry);
+		v->n--;
+		srv_detach(s);
+		gone++;
+	}
+	/* new ones after the last server of this or an earlier entry */
+	TAILQ_FOREACH(s, &v->srvs, entry)
+		if (s->idx <= nm->idx)
+			after = s;
+	for (k = 0; k < n; k++) {
+		if ((s = name_srv(v, nm, a[k].text))) {
+			after = s;
+			continue;
+		}
+		if (v->n >= SRV_MAX ||
+		    !(s = srv_new(nm->set, v, &a[k], nm->idx, nm->at.text)))
+			break;
+		if (after)
+			TAILQ_INSERT_AFTER(&v->srvs, after, s, entry);
+		else
+			TAILQ_INSERT_HEAD(&v->srvs, s, entry);
+		after = s;
+		v->n++;
+		added++;
+		checks_arm(s, v->check.interval_ms * added / (n + 1));
+	}
+	if (added || gone)
+		log_info("%s: %s resolved: %zu addresses (%zu new, %zu gone)",
+			 v->name, nm->at.text, kept + added, added, gone);
+	if (nm->ttl >= 0 && (uint64_t)nm->ttl * 1000 < again)
+		again = (uint64_t)nm->ttl * 1000;
+	name_again(nm, again);
+}
+
+static void name_answer(int result, char type, int count, int ttl,
+			void *addresses, void *arg)
+{
+	struct upstream_name *nm = arg;
+
+	nm->pending--;
+	if (result == DNS_ERR_NONE) {
+		for (int i = 0; i < count && nm->n_got < NAME_ADDRS; i++) {
+			struct sockaddr_storage *ss = &nm->got[nm->n_got];
+
+			memset(ss, 0, sizeof(*ss));
+			if (type == DNS_IPv4_A) {
+				struct sockaddr_in *in = (void *)ss;
+
+				in->sin_family = AF_INET;
+				memcpy(&in->sin_addr,
+				       (const char *)addresses + 4 * i, 4);
+				nm->got_len[nm->n_got++] = sizeof(*in);
+			} else if (type == DNS_IPv6_AAAA) {
+				struct sockaddr_in6 *in6 = (void *)ss;
+
+				in6->sin6_family = AF_INET6;
+				memcpy(&in6->sin6_addr,
+				       (const char *)addresses + 16 * i, 16);
+				nm->got_len[nm->n_got++] = sizeof(*in6);
+			}
+		}
+		if (count && (nm->ttl < 0 || ttl < nm->ttl))
+			nm->ttl = ttl;
+	} else if (result != DNS_ERR_NODATA || !nm->err) {
+		nm->err = result;
+	}
+	if (nm->pending || nm->starting)
+		return;
+	if (!nm->svc) {
+		name_free(nm);		/* left the config meanwhile */
+		return;
+	}
+	name_done(nm);
+}
+
+static void name_resolve(struct upstream_name *nm)
+{
+	struct evdns_base *dns = nm->set->dns;
+
+	if (!nm->svc || nm->pending || !dns)
+		return;
+	nm->n_got = 0;
+	nm->ttl = -1;
+	nm->err = 0;
+	nm->starting = true;
+	nm->pending = 2;
+	if (!evdns_base_resolve_ipv4(dns, nm->host, DNS_QUERY_NO_SEARCH,
+				     name_answer, nm))
+		nm->pending--;
+	if (!evdns_base_resolve_ipv6(dns, nm->host, DNS_QUERY_NO_SEARCH,
+				     name_answer, nm))
+		nm->pending--;
+	nm->starting = false;
+	if (nm->pending)
+		return;
+	if (!nm->svc)
+		name_free(nm);
+	else
+		name_done(nm);		/* answered at once, or not asked */
+}
+
+/* The resolver: CFG's dns.servers, else /etc/resolv.conf's.  0 or -errno;
+ * a failure leaves names unresolved (said once by the caller). */
+static int dns_setup(struct upstream_set *u, const struct config *cfg)
+{
+	int r = 0;
+
+	u->refresh_ms = cfg->dns.refresh_ms ? cfg->dns.refresh_ms :
+			CONFIG_DEFAULT_DNS_REFRESH_MS;
+	if (!u->dns) {
+		u->dns = evdns_base_new(u->base, 0);
+		if (!u->dns)
+			return -ENOMEM;
+	} else {
+		evdns_base_clear_nameservers_and_suspend(u->dns);
+	}
+	if (cfg->dns.n_servers) {
+		for (size_t i = 0; i < cfg->dns.n_servers; i++)
+			if (evdns_base_nameserver_sockaddr_add(u->dns,
+			    (const struct sockaddr *)&cfg->dns.servers[i].sa,
+			    cfg->dns.servers[i].len, 0) < 0)
+				r = -EINVAL;
+	} else if (evdns_base_resolv_conf_parse(u->dns,
+						DNS_OPTION_NAMESERVERS,
+						"/etc/resolv.conf")) {
+		r = -ENOENT;
+	}
+	evdns_base_resume(u->dns);
+	return r;
+}
+
+static bool has_names(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_services; i++)
+		for (size_t j = 0; j < cfg->services[i].n_upstreams; j++)
+			if (cfg->services[i].upstreams[j].sa.ss_family ==
+			    AF_UNSPEC)
+				return true;
+	return false;
+}
+
+/* ---- taking a config ------------------------------------------------- */
+
 int upstream_set_config(struct upstream_set *u, const struct config *cfg)
 {
 	struct upstream_svc_list fresh;
+	struct upstream_name_list made;
+	struct upstream_name *nm, *nnext;
 	struct upstream_svc *v, *old;
-	struct upstream_srv *s, *take[CONFIG_MAX_UPSTREAMS];
+	struct upstream_srv *s, *snext;
 	size_t total = 0, k = 0;
 	char *user = strdup(cfg->user ? cfg->user : "nsrelay");
 
 	TAILQ_INIT(&fresh);
+	LIST_INIT(&made);
 	if (!user)
 		return -ENOMEM;
 	/* first everything that may fail, the old set untouched */
@@ -785,42 +1115,77 @@ int upstream_set_config(struct upstream_set *u, const struct config *cfg)
 		v->check = c->check;
 		old = svc_find(u, c->name);
 		for (size_t j = 0; j < c->n_upstreams; j++) {
-			if (srv_find(old, c->upstreams[j].text))
+			const struct config_sockaddr *a = &c->upstreams[j];
+
+			if (a->sa.ss_family == AF_UNSPEC) {
+				nm = calloc(1, sizeof(*nm));
+				if (!nm)
+					goto nomem;
+				LIST_INSERT_HEAD(&made, nm, entry);
+				nm->set = u;
+				nm->svc = v;
+				nm->idx = j;
+				nm->at = *a;
+				snprintf(nm->host, sizeof(nm->host), "%.*s",
+					 (int)(strrchr(a->text, ':') - a->text),
+					 a->text);
+				nm->timer = evtimer_new(u->base, name_timer, nm);
+				if (!nm->timer)
+					goto nomem;
+				continue;
+			}
+			if (srv_find(old, a->text, NULL))
 				continue;	/* moved over below */
-			s = calloc(1, sizeof(*s));
+			s = srv_new(u, v, a, j, NULL);
 			if (!s)
 				goto nomem;
-			s->set = u;
-			s->fd = -1;
-			s->refs = 1;
-			s->addr = c->upstreams[j];
-			s->state = UPSTREAM_UP;
-			s->svc = v;
 			TAILQ_INSERT_TAIL(&v->srvs, s, entry);
 		}
 	}
+	if (has_names(cfg) && dns_setup(u, cfg) < 0)
+		log_warnx("dns: %s: host names will not resolve",
+			  u->dns ? "no usable name server" : "out of memory");
 	/* then the swap: servers that stay move to their new service, in
-	 * the order of the file */
+	 * the order of the file; the addresses of a name that stays too */
 	v = TAILQ_FIRST(&fresh);
 	for (size_t i = 0; i < cfg->n_services; i++, v = TAILQ_NEXT(v, entry)) {
 		const struct config_service *c = &cfg->services[i];
+		struct upstream_srv_list mine;
 
+		TAILQ_INIT(&mine);
 		old = svc_find(u, c->name);
 		for (size_t j = 0; j < c->n_upstreams; j++) {
-			s = srv_find(old, c->upstreams[j].text);
+			const struct config_sockaddr *a = &c->upstreams[j];
+
+			if (a->sa.ss_family == AF_UNSPEC) {
+				for (s = old ? TAILQ_FIRST(&old->srvs) : NULL;
+				     s; s = snext) {
+					snext = TAILQ_NEXT(s, entry);
+					if (strcmp(s->name, a->text))
+						continue;
+					TAILQ_REMOVE(&old->srvs, s, entry);
+					s->svc = v;
+					s->idx = j;
+					TAILQ_INSERT_TAIL(&mine, s, entry);
+				}
+				continue;
+			}
+			s = srv_find(old, a->text, NULL);
 			if (s) {
 				TAILQ_REMOVE(&old->srvs, s, entry);
 				s->svc = v;
-				s->addr = c->upstreams[j];
+				s->addr = *a;
+				s->idx = j;
 			} else {
-				s = srv_find(v, c->upstreams[j].text);
+				s = srv_find(v, a->text, NULL);
 				TAILQ_REMOVE(&v->srvs, s, entry);
 			}
-			take[j] = s;
+			TAILQ_INSERT_TAIL(&mine, s, entry);
 		}
-		for (size_t j = 0; j < c->n_upstreams; j++)
-			TAILQ_INSERT_TAIL(&v->srvs, take[j], entry);
-		v->n = c->n_upstreams;
+		TAILQ_CONCAT(&v->srvs, &mine, entry);
+		v->n = 0;
+		TAILQ_FOREACH(s, &v->srvs, entry)
+			v->n++;
 		if (v->check.protocol != CONFIG_CHECK_NONE)
 			total += v->n;
 	}
@@ -831,6 +1196,18 @@ int upstream_set_config(struct upstream_set *u, const struct config *cfg)
 	TAILQ_CONCAT(&u->svcs, &fresh, entry);
 	free(u->user);
 	u->user = user;
+	/* the old names go (their servers moved over); the new ones are
+	 * resolved from now */
+	for (nm = LIST_FIRST(&u->names); nm; nm = nnext) {
+		nnext = LIST_NEXT(nm, entry);
+		if (nm->svc)
+			name_gone(nm);
+	}
+	while ((nm = LIST_FIRST(&made))) {
+		LIST_REMOVE(nm, entry);
+		LIST_INSERT_HEAD(&u->names, nm, entry);
+		name_resolve(nm);
+	}
 	/* checks spread over the interval, one server after the other */
 	TAILQ_FOREACH(v, &u->svcs, entry) {
 		TAILQ_FOREACH(s, &v->srvs, entry) {
@@ -847,6 +1224,8 @@ nomem:
 		TAILQ_REMOVE(&fresh, v, entry);
 		svc_free(v);
 	}
+	while ((nm = LIST_FIRST(&made)))
+		name_free(nm);
 	free(user);
 	return -ENOMEM;
 }
@@ -854,9 +1233,15 @@ nomem:
 void upstream_set_free(struct upstream_set *u)
 {
 	struct upstream_svc *v;
+	struct upstream_name *nm;
 
 	if (!u)
 		return;
+	/* no answer comes after this: requests in flight are dropped */
+	if (u->dns)
+		evdns_base_free(u->dns, 0);
+	while ((nm = LIST_FIRST(&u->names)))
+		name_free(nm);
 	while ((v = TAILQ_FIRST(&u->svcs))) {
 		TAILQ_REMOVE(&u->svcs, v, entry);
 		svc_free(v);
@@ -882,6 +1267,7 @@ void upstream_foreach(const struct upstream_set *u,
 				.balance = v->balance,
 				.check = v->check.protocol,
 				.server = s->addr.text,
+				.name = s->name[0] ? s->name : NULL,
 				.state = s->state,
 				.active = s->active,
 				.connections = s->connections,

@@ -31,8 +31,10 @@ const char *upstream_state_name(enum upstream_state s);
 struct upstream_set *upstream_set_new(struct event_base *base);
 
 /* Take the services and servers of CFG (a reload, or the start): a server
- * that stays (same service, same address) keeps its state and counters; a
- * new one starts up; one that leaves goes when its last connection ends.
+ * that stays (same service, same address, or an address of a host name
+ * that stays) keeps its state and counters; a new one starts up; one that
+ * leaves goes when its last connection ends.  Host names are resolved
+ * again from now (dns: of CFG), on the loop.
  * Checks are (re)started, spread over their interval.  The daemon's user
  * name is what the mysql check logs in as.  0, or -ENOMEM with the set as
  * it was. */
@@ -66,7 +68,9 @@ struct upstream_info {
 	const char *service;
 	enum config_balance balance;
 	enum config_check_proto check;
-	const char *server;		/* its address as written, canonical */
+	const char *server;		/* its address, canonical */
+	const char *name;		/* the "name:port" it was resolved
+					 * from; NULL: an address as written */
 	enum upstream_state state;
 	uint64_t active;		/* live connections */
 	uint64_t connections;		/* connections sent to it */

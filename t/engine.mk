@@ -36,3 +36,5 @@ INTEGRATION_TESTS += t/upstream-check.t
 EXTRA_DIST += t/upstream-check.t
 INTEGRATION_TESTS += t/upstream-mariadb.t
 EXTRA_DIST += t/upstream-mariadb.t
+INTEGRATION_TESTS += t/upstream-dns.t
+EXTRA_DIST += t/upstream-dns.t

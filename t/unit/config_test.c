@@ -325,6 +325,8 @@ static void check_minimal(const struct config *cfg)
 	ok(s->n_upstreams == 1 && !strcmp(s->upstreams[0].text,
 					  "127.0.0.1:7007"),
 	   "minimal: a string is a list of one server");
+	ok(!cfg->dns.n_servers && cfg->dns.refresh_ms == 30000,
+	   "minimal: dns from resolv.conf, refreshed every 30 s at most");
 	ok(s->balance == CONFIG_BALANCE_FIRST &&
 	   s->check.protocol == CONFIG_CHECK_NONE &&
 	   s->check.interval_ms == 2000 && s->check.timeout_ms == 1000 &&
@@ -520,6 +522,7 @@ static void check_upstreams(const struct config *cfg)
 	const struct config_service *m = &cfg->services[0];
 	const struct config_service *s = &cfg->services[1];
 	const struct config_service *i = &cfg->services[2];
+	const struct config_service *n;
 
 	is_int(m->n_upstreams, 3, "upstreams: mysql has 3 servers");
 	is_str(m->upstreams[1].text, "[2001:db8::2]:3306",
@@ -544,6 +547,17 @@ static void check_upstreams(const struct config *cfg)
 	       "upstreams: the name of a protocol");
 	is_str(config_balance_name(i->balance), "leastconn",
 	       "upstreams: the name of a balance");
+	n = &cfg->services[3];
+	ok(n->n_upstreams == 3 && n->upstreams[0].sa.ss_family == AF_UNSPEC &&
+	   n->upstreams[0].len == 0 && n->upstreams[0].port == 3306,
+	   "upstreams: a host name and its port, left for the engine");
+	is_str(n->upstreams[0].text, "db1.example.org:3306",
+	       "upstreams: a host name in lower case");
+	ok(n->upstreams[2].sa.ss_family == AF_INET,
+	   "upstreams: names and addresses in one list");
+	ok(cfg->dns.n_servers == 2 && cfg->dns.refresh_ms == 10000 &&
+	   cfg->dns.servers[1].sa.ss_family == AF_INET6,
+	   "upstreams: dns servers and refresh");
 }
 
 static const struct {
