@@ -457,6 +457,9 @@ static void check_bye(struct upstream_srv *s, const void *bye, size_t len)
 		(void)send(s->fd, bye, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(s->fd, SHUT_WR);
 	s->phase = CK_BYE;
+	/* the goodbye gets a timeout of its own, from now */
+	now_mono(&s->deadline);
+	ts_add_ms(&s->deadline, s->svc ? s->svc->check.timeout_ms : 1000);
 	if (check_wait(s, EV_READ) < 0)
 		check_close(s, false);
 }
@@ -554,8 +557,15 @@ static void check_greeting(struct upstream_srv *s)
 	size_t len;
 	int r = greeting(s, why, sizeof(why));
 
-	if (r == 0)
-		return;			/* more to come */
+	if (r == 0) {
+		/* more to come, within what is left of the timeout: a server
+		 * that trickles its greeting does not push the deadline */
+		if (check_wait(s, EV_READ) < 0) {
+			check_verdict(s, false, "out of memory");
+			check_close(s, false);
+		}
+		return;
+	}
 	check_verdict(s, r > 0, why);
 	if (r < 0) {
 		check_bye(s, NULL, 0);
@@ -572,6 +582,8 @@ static void check_greeting(struct upstream_srv *s)
 		}
 		s->len = 0;
 		s->phase = CK_LOGIN;
+		now_mono(&s->deadline);
+		ts_add_ms(&s->deadline, s->svc->check.timeout_ms);
 		if (check_wait(s, EV_READ) < 0)
 			check_close(s, false);
 		return;
@@ -595,11 +607,15 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	if (what & EV_TIMEOUT) {
+		bool verdict = s->phase == CK_CONNECT || s->phase == CK_GREET;
+
 		if (s->phase == CK_CONNECT)
 			check_verdict(s, false, "connect timed out");
 		else if (s->phase == CK_GREET)
 			check_verdict(s, false, "no greeting in time");
-		check_close(s, true);
+		/* a server that has not greeted in time is cut; one that was
+		 * told goodbye (our FIN is out) is just left */
+		check_close(s, verdict);
 		return;
 	}
 	switch (s->phase) {
@@ -620,7 +636,7 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 		}
 		s->phase = CK_GREET;
 		s->len = 0;
-		if (check_wait(s, EV_READ | EV_PERSIST) < 0) {
+		if (check_wait(s, EV_READ) < 0) {
 			check_verdict(s, false, "out of memory");
 			check_close(s, false);
 		}
@@ -628,8 +644,11 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 	case CK_GREET:
 		n = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len,
 			 MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (check_wait(s, EV_READ) < 0)
+				check_close(s, false);
 			return;
+		}
 		if (n <= 0) {
 			snprintf(why, sizeof(why), "%s before the greeting",
 				 n ? strerror(errno) : "closed");
@@ -677,8 +696,8 @@ static void check_start(struct upstream_srv *s)
 	int fd, one = 1;
 
 	if (s->phase != CK_IDLE) {
-		/* the last one is still saying goodbye: cut it short */
-		check_close(s, true);
+		/* the last one is still saying goodbye: leave it */
+		check_close(s, false);
 	}
 	now_mono(&s->started);
 	s->deadline = s->started;

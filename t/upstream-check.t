@@ -7,7 +7,8 @@
 # the check leaves it politely (logs in as the daemon's user, then
 # COM_QUIT, then FIN).  A server that comes back is up after rise good
 # checks.  smtp and imap checks tell a 220 / "* OK" / "* PREAUTH" greeting
-# from a refusal ("554", "* BYE").
+# from a refusal ("554", "* BYE"), and a greeting that trickles in a byte
+# at a time is judged within the timeout, not a byte's wait.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 
@@ -19,6 +20,30 @@ start_server mx2 greet --text "554 5.3.2 mx2 not now"
 start_server imap1 greet --text "* OK [CAPABILITY IMAP4rev1] imap1 ready"
 start_server imap2 greet --text "* PREAUTH imap2 welcome"
 start_server imap3 greet --text "* BYE imap3 shutting down"
+# a greeting that trickles, a byte every 100 ms: each byte comes well
+# within the timeout, the whole line does not
+cat >"$T/trickle.py" <<'PY'
+import socket, threading, time
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+print(ls.getsockname()[1], flush=True)
+def run(c):
+	try:
+		for b in b"220 slow mail server ready\r\n":
+			c.sendall(bytes([b]))
+			time.sleep(0.1)
+		c.recv(100)
+	except OSError:
+		pass
+	c.close()
+while True:
+	c, _ = ls.accept()
+	threading.Thread(target=run, args=(c,), daemon=True).start()
+PY
+start_bg slow "$PYTHON" "$T/trickle.py"
+wait_for 5 _has_line "$T/slow.out" || bail "the trickling server did not start"
+slow_port=$(head -n1 "$T/slow.out")
 netns_new NS
 conf_begin "$T/check.yaml" "$NS"
 conf_text <<YAML
@@ -36,13 +61,17 @@ services:
     listen: "127.0.0.1:25"
     upstream: ["127.0.0.1:$mx1_port", "127.0.0.1:$mx2_port"]
     check: { protocol: smtp, interval: 300ms, fall: 2 }
+  slow:
+    listen: "127.0.0.1:587"
+    upstream: ["127.0.0.1:$slow_port", "127.0.0.1:$mx1_port"]
+    check: { protocol: smtp, interval: 1s, timeout: 500ms, fall: 2 }
   imap:
     listen: "127.0.0.1:143"
     upstream: ["127.0.0.1:$imap1_port", "127.0.0.1:$imap2_port", "127.0.0.1:$imap3_port"]
     balance: roundrobin
     check: { protocol: imap, interval: 300ms, fall: 2 }
 YAML
-CONF_LISTEN=(127.0.0.1:3306 127.0.0.1:3307 127.0.0.1:25 127.0.0.1:143)
+CONF_LISTEN=(127.0.0.1:3306 127.0.0.1:3307 127.0.0.1:25 127.0.0.1:587 127.0.0.1:143)
 t0=$(_now_us)
 daemon_up "$CONF"
 
@@ -90,6 +119,9 @@ check "smtp: the 220 server is never down" \
 	sh -c "! grep -q 'server 127.0.0.1:$mx1_port is down' '$DLOG'"
 check "smtp: clients go to the 220 server" \
 	peer_in "$NS" greet --port 25 --expect "220 mx1 ESMTP ready"
+check_within 5 "smtp: a greeting that trickles past the timeout is down" down slow "$slow_port"
+like "$(grep "slow: server 127.0.0.1:$slow_port is down" "$DLOG")" "no greeting in time" \
+	"... for want of a whole greeting in time"
 check_within 5 "imap: a * BYE greeting is down" down imap "$imap3_port"
 check "imap: * OK and * PREAUTH are never down" \
 	sh -c "! grep -Eq 'server 127.0.0.1:($imap1_port|$imap2_port) is down' '$DLOG'"
