@@ -94,9 +94,6 @@ struct listener_group {
 	bool held;			/* paused at a limit it was given */
 	bool fair_held;			/* paused above its fair share */
 	struct event *resume;		/* rate limit: resume later */
-	/* the accepts of the current loop turn (its cached time) */
-	struct timeval turn;
-	unsigned turn_accepts;
 	/* for the stats: holds that began, by reason, and the waits */
 	uint64_t holds[LISTENER_HOLD_MAX];
 	struct listener_waits waits;
@@ -142,8 +139,6 @@ struct listener {
 	bool behind;			/* clients may have waited in its
 					 * backlog: ask the kernel how long */
 	bool mark;			/* scratch for a reload */
-	struct timeval turn;		/* loop turn of turn_accepts */
-	unsigned turn_accepts;
 	unsigned refs;			/* 1 while in a group, 1 per conn */
 };
 
