@@ -13,3 +13,9 @@ check_PROGRAMS += t/unit/httpreq_test
 TESTS += t/unit/httpreq_test
 t_unit_httpreq_test_SOURCES = t/unit/httpreq_test.c t/unit/tap.h \
 	engine/httpreq.c engine/httpreq.h
+
+# PROXY protocol headers, byte for byte (engine/proxyhdr.c)
+check_PROGRAMS += t/unit/proxyhdr_test
+TESTS += t/unit/proxyhdr_test
+t_unit_proxyhdr_test_SOURCES = t/unit/proxyhdr_test.c t/unit/tap.h \
+	engine/proxyhdr.c engine/proxyhdr.h
