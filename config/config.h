@@ -71,6 +71,22 @@ struct config_limits {
 };
 
 /* Which server of a service a new connection goes to. */
+/* proxy_protocol: the header sent to the upstream first (the values are
+ * engine/proxyhdr.h's enum proxyhdr_version). */
+enum config_proxy_protocol {
+	CONFIG_PROXY_OFF,
+	CONFIG_PROXY_V1,
+	CONFIG_PROXY_V2,
+};
+
+/* source: the upstream socket's own address.  DEFAULT: the host's
+ * choice; NAMESPACE: for a namespace nsrelayd provisioned, the host end
+ * of its veth (TCP upstreams only). */
+enum config_source {
+	CONFIG_SOURCE_DEFAULT,
+	CONFIG_SOURCE_NAMESPACE,
+};
+
 enum config_balance {
 	CONFIG_BALANCE_FIRST,		/* the first healthy, in file order */
 	CONFIG_BALANCE_ROUNDROBIN,	/* the healthy ones in turn */
@@ -103,6 +119,8 @@ struct config_service {
 	struct config_sockaddr upstreams[CONFIG_MAX_UPSTREAMS];
 	size_t n_upstreams;		/* >= 1 */
 	enum config_balance balance;	/* default FIRST */
+	enum config_proxy_protocol proxy_protocol;	/* default OFF */
+	enum config_source source;	/* default DEFAULT */
 	struct config_check check;
 	uint64_t connect_timeout_ms;
 	uint64_t idle_timeout_ms;
@@ -276,6 +294,10 @@ long config_provision_index(const struct config *cfg, const char *user);
 
 /* Names of the values of balance: and check.protocol ("first", "mysql"). */
 const char *config_balance_name(enum config_balance b);
+/* "off", "v1" or "v2" */
+const char *config_proxy_name(enum config_proxy_protocol p);
+/* "default" or "namespace" */
+const char *config_source_name(enum config_source s);
 const char *config_check_name(enum config_check_proto p);
 
 /* Would service A serve exactly as B does?  Same servers (in order),

@@ -60,6 +60,7 @@ struct strset {
 struct svc_meta {
 	bool listen_scalar;	/* listen: was one scalar, not a list */
 	struct mark *ns_at;	/* where each namespaces[] entry was */
+	struct mark source_at;	/* source:, if given (line > 0) */
 };
 
 /* The state of one parse: the libyaml parser and its current event, the

@@ -714,6 +714,50 @@ static const char *const balance_names[] = {
 	[CONFIG_BALANCE_LEASTCONN] = "leastconn",
 };
 
+static const char *const proxy_names[] = {
+	[CONFIG_PROXY_OFF] = "off",
+	[CONFIG_PROXY_V1] = "v1",
+	[CONFIG_PROXY_V2] = "v2",
+};
+
+const char *config_proxy_name(enum config_proxy_protocol p)
+{
+	return (size_t)p < ARRAY_SIZE(proxy_names) ? proxy_names[p] : "?";
+}
+
+static void h_proxy(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	int i = word(c, proxy_names, ARRAY_SIZE(proxy_names),
+		     "v1, v2 or off");
+
+	if (i >= 0)
+		s->proxy_protocol = (enum config_proxy_protocol)i;
+}
+
+static const char *const source_names[] = {
+	[CONFIG_SOURCE_DEFAULT] = "default",
+	[CONFIG_SOURCE_NAMESPACE] = "namespace",
+};
+
+const char *config_source_name(enum config_source v)
+{
+	return (size_t)v < ARRAY_SIZE(source_names) ? source_names[v] : "?";
+}
+
+static void h_source(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	struct mark at = config_here(c);
+	int i = word(c, source_names, ARRAY_SIZE(source_names),
+		     "namespace or default");
+
+	if (i < 0)
+		return;
+	s->source = (enum config_source)i;
+	c->meta[s - c->cfg->services].source_at = at;
+}
+
 static const char *const check_names[] = {
 	[CONFIG_CHECK_NONE] = "none",
 	[CONFIG_CHECK_TCP] = "tcp",
@@ -843,6 +887,8 @@ static const struct field service_fields[] = {
 	{ "listen", N_SEQ_OR_SCALAR, h_listen, 0, true },
 	{ "upstream", N_SEQ_OR_SCALAR, h_upstream, 0, true },
 	{ "balance", N_SCALAR, h_balance, 0, false },
+	{ "proxy_protocol", N_SCALAR, h_proxy, 0, false },
+	{ "source", N_SCALAR, h_source, 0, false },
 	{ "check", N_MAP, h_check, 0, false },
 	{ "connect_timeout", N_SCALAR, h_duration,
 	  offsetof(struct config_service, connect_timeout_ms), false },
@@ -900,6 +946,19 @@ static void service_key(struct config_ctx *c, const char *name, struct mark at,
 	cfg->n_services++;
 	config_parse_fields(c, service_fields, ARRAY_SIZE(service_fields), s,
 			    at);
+	/* a unix socket has no address to choose */
+	if (s->source == CONFIG_SOURCE_NAMESPACE) {
+		size_t o2 = config_path_push(c, "source");
+
+		for (size_t j = 0; j < s->n_upstreams; j++)
+			if (s->upstreams[j].sa.ss_family == AF_UNIX)
+				config_error_at(c,
+						c->meta[s - cfg->services].source_at,
+						"namespace is for TCP upstreams "
+						"only: %s is a unix socket",
+						s->upstreams[j].text);
+		config_path_pop(c, o2);
+	}
 out:
 	config_path_pop(c, old);
 }

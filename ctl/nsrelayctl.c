@@ -592,6 +592,36 @@ static void print_upstreams(const struct jv *root)
 	table_print(&t);
 }
 
+/* Who each service's servers are told the client is (proxy_protocol,
+ * source), when some service tells them anything. */
+static void print_identity(const struct jv *root)
+{
+	const struct jv *svcs = jget(root, "services");
+	struct table t = { 0 };
+	bool show = false;
+
+	if (!svcs || svcs->t != J_ARR)
+		return;
+	row(&t, "SERVICE", "PROXY_PROTOCOL", "SOURCE", NULL);
+	for (size_t i = 0; i < svcs->n; i++) {
+		const struct jv *v = &svcs->kids[i];
+		const char *pp = jstr(v, "proxy_protocol"),
+			   *src = jstr(v, "source");
+
+		if ((pp && strcmp(pp, "off")) ||
+		    (src && strcmp(src, "default")))
+			show = true;
+		row(&t, jstr(v, "name") ? jstr(v, "name") : "?",
+		    pp ? pp : "-", src ? src : "-", NULL);
+	}
+	if (!show) {
+		table_drop(&t);
+		return;
+	}
+	printf("\nIDENTITY\n");
+	table_print(&t);
+}
+
 static void print_stats(const struct jv *root)
 {
 	const struct jv *nss = jget(root, "namespaces");
@@ -694,6 +724,7 @@ static void print_stats(const struct jv *root)
 		table_drop(&h);
 	}
 	print_upstreams(root);
+	print_identity(root);
 }
 
 /* ------------------------------------------------------------ commands */

@@ -78,7 +78,9 @@
 #include "config/config.h"
 #include "engine/listener.h"
 #include "engine/log.h"
+#include "engine/proxyhdr.h"
 #include "netns/netns.h"
+#include "netns/pool.h"
 
 /* Accepts per namespace and loop turn at most: a round of the
  * round-robin.  Small enough that a flood puts little in front of another
@@ -142,6 +144,9 @@ struct listener_set {
 	uint64_t fd_failures;		/* since the last report */
 	struct timeval fd_reported;
 	uint64_t fd_pause_ms;		/* how long the next pause lasts */
+
+	listener_owner_fn owner;	/* provisioned namespaces; NULL none */
+	void *owner_arg;
 };
 
 static void ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -804,8 +809,67 @@ static void record_wait(struct listener *l, int fd, const struct timeval *now)
 	wait_add(&l->grp->waits, us);
 }
 
+void listener_set_owner(struct listener_set *set, listener_owner_fn fn,
+			void *arg)
+{
+	set->owner = fn;
+	set->owner_arg = arg;
+}
+
+/* What the upstream learns of a connection FD from SA on L (the
+ * service's proxy_protocol and source), into ID, its header in BUF.
+ * The header's source is the namespace's own address (of the listener's
+ * family) when nsrelayd provisioned it, else the client's address as
+ * seen in the namespace, with the client's port either way; its
+ * destination the address the client reached; v2 adds the namespace's
+ * name and the provisioned user.  source: namespace binds the upstream
+ * socket to the host end of a provisioned namespace's veth; elsewhere
+ * nothing.  0 or -errno. */
+static int identify(struct listener *l, int fd, const struct sockaddr *sa,
+		    uint8_t *buf, size_t cap, struct relay_ident *id)
+{
+	const struct relay_origin *o = &l->origin;
+	const struct prov_spec *spec = NULL;
+	const char *user = NULL;
+	struct sockaddr_storage src, dst;
+	socklen_t len = sizeof(dst);
+	int n;
+
+	if (l->set->owner)
+		spec = l->set->owner(l->set->owner_arg, o->ns_name, &user);
+	if (spec && o->svc->source == CONFIG_SOURCE_NAMESPACE) {
+		id->bind = true;
+		id->src4 = spec->v4_host;
+		id->src6 = spec->v6_host;
+	}
+	if (o->svc->proxy_protocol == CONFIG_PROXY_OFF)
+		return 0;
+	if (!sa || getsockname(fd, (struct sockaddr *)&dst, &len) < 0 ||
+	    dst.ss_family != sa->sa_family)
+		return -EINVAL;
+	memset(&src, 0, sizeof(src));
+	memcpy(&src, sa, sa->sa_family == AF_INET6 ?
+	       sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	if (spec && src.ss_family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_addr = spec->v4_ns;
+	else if (spec && src.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&src)->sin6_addr = spec->v6_ns;
+	n = proxyhdr_build(buf, cap,
+			   (enum proxyhdr_version)o->svc->proxy_protocol,
+			   (struct sockaddr *)&src, (struct sockaddr *)&dst,
+			   o->ns_name, spec ? user : NULL);
+	if (n < 0)
+		return n;
+	id->hdr = buf;
+	id->hdr_len = (size_t)n;
+	return 0;
+}
+
 static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 {
+	uint8_t hdr[PROXYHDR_MAX];
+	struct relay_ident id = { 0 };
+	int err;
 	struct listener_set *set = l->set;
 	struct listener_group *g = l->grp;
 	struct timeval now;
@@ -822,7 +886,20 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 	}
 	event_base_gettimeofday_cached(set->base, &now);
 	record_wait(l, fd, &now);
-	if (relay_start(set->relays, &l->origin, fd, sa) < 0)
+	if (l->origin.svc->proxy_protocol != CONFIG_PROXY_OFF ||
+	    l->origin.svc->source != CONFIG_SOURCE_DEFAULT) {
+		err = identify(l, fd, sa, hdr, sizeof(hdr), &id);
+		if (err < 0) {
+			/* never a connection without its header */
+			log_warnx("ns %s: %s: no PROXY header for a "
+				  "connection: %s", l->origin.ns_name,
+				  l->origin.svc->name, strerror(-err));
+			reset_close(fd);
+			l->tally->cnt.closed[RELAY_CLOSE_NO_RESOURCES]++;
+			return;
+		}
+	}
+	if (relay_start_id(set->relays, &l->origin, fd, sa, &id) < 0)
 		return;
 	if (relay_count(set->relays) > set->peak)
 		set->peak = relay_count(set->relays);

@@ -151,6 +151,16 @@ struct listener_set *listener_set_new(struct event_base *base,
 void listener_set_free(struct listener_set *set);	/* NULL is fine */
 struct relay_set *listener_set_relays(struct listener_set *set);
 
+/* Who a namespace belongs to, for the PROXY header (proxy_protocol:):
+ * the spec and user of namespace NS if nsrelayd provisioned it, else
+ * NULL (engine/provisioned.c's provisioned_find_ns). */
+struct prov_spec;
+typedef const struct prov_spec *(*listener_owner_fn)(void *arg,
+						      const char *ns,
+						      const char **user);
+void listener_set_owner(struct listener_set *set, listener_owner_fn fn,
+			void *arg);
+
 /* Out of descriptors (ERR is the errno): pause every listener, resume
  * them on a timer; one log line a second at most.  Also for other
  * modules' listening sockets (see listener_set_watch). */

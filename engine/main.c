@@ -331,6 +331,15 @@ static unsigned listeners_named(const struct config *cfg)
 	return n;
 }
 
+/* The PROXY header's owner of a namespace (listener_set_owner). */
+static const struct prov_spec *owner_of(void *arg, const char *ns,
+					const char **user)
+{
+	struct daemon *d = arg;
+
+	return d->provd ? provisioned_find_ns(d->provd, ns, user) : NULL;
+}
+
 static int uid_of(const char *name, uint32_t *uid, void *arg)
 {
 	struct passwd *pw;
@@ -564,6 +573,7 @@ int main(int argc, char **argv)
 		free(state);
 		if (!d.pq)
 			fatalx("out of memory");
+		listener_set_owner(d.ls, owner_of, &d);
 		r = provisioned_watch(d.provd);
 		if (r < 0) {
 			errno = -r;

@@ -368,6 +368,7 @@ void  relay_close(struct relay *r, enum relay_close why, bool reset)
 	o->cnt->active--;
 	TAILQ_REMOVE(&set->relays, r, entry);
 	set->n--;
+	free(r->hdr);
 	free(r);
 	if (o->closed)
 		o->closed(o, why);

@@ -10,7 +10,9 @@
 #ifndef NSRELAY_RELAY_H
 #define NSRELAY_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -99,6 +101,27 @@ void relay_set_upstreams(struct relay_set *set, struct upstream_set *ups);
  * NO_UPSTREAM is counted).  Returns 0, or -errno when no connection was started. */
 int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 		const struct sockaddr *peer);
+
+/* Who the upstream is told the client is (relay_start_id). */
+struct relay_ident {
+	const void *hdr;		/* the PROXY header (engine/proxyhdr.h),
+					 * copied; NULL: none */
+	size_t hdr_len;
+	bool bind;			/* bind the upstream socket to src4 or
+					 * src6 (by the server's family),
+					 * port chosen at connect */
+	struct in_addr src4;
+	struct in6_addr src6;
+};
+
+/* relay_start, with what ID says: its header sent to the upstream before
+ * any byte of the client, and again to the next server if the connection
+ * moves; the upstream socket bound to its address.  A bind or a connect
+ * that finds no port free for that address (EADDRNOTAVAIL, EADDRINUSE)
+ * is not the server's fault: the client is reset, counted as
+ * no-resources, and the server's health is untouched. */
+int relay_start_id(struct relay_set *set, struct relay_origin *o, int fd,
+		   const struct sockaddr *peer, const struct relay_ident *id);
 
 /* Live connections. */
 uint64_t relay_count(const struct relay_set *set);

@@ -67,6 +67,12 @@ struct relay {
 	bool tcp;			/* both sides TCP: splice may be used */
 	bool retried;			/* on a second server already */
 	struct upstream_srv *srv;	/* its server; NULL without a set */
+	uint8_t *hdr;			/* the PROXY header, sent to every
+					 * server first; NULL without */
+	size_t hdr_len;
+	bool bind;			/* the upstream socket's own address: */
+	struct in_addr src4;		/* for an IPv4 server */
+	struct in6_addr src6;		/* for an IPv6 one */
 	struct side side[2];
 };
 

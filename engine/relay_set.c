@@ -122,9 +122,49 @@ static bool is_inet(int family)
 	return family == AF_INET || family == AF_INET6;
 }
 
-/* A non-blocking socket connecting to UP: 0 with *FD and *CONNECTED (a
- * unix socket connects at once), or -errno of socket() or connect(). */
-static int upstream_open(const struct config_sockaddr *up, int *fd,
+/* Bind FD, a socket for a server of FAMILY, to ID's address of that
+ * family, its port left to connect() (IP_BIND_ADDRESS_NO_PORT: the port
+ * is then chosen for the whole four-tuple, so one source address has the
+ * ephemeral range once per server address and port).  0 or -errno. */
+static int bind_source(int fd, int family, const struct relay_ident *id)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_addr = id->src4;
+		len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = id->src6;
+		len = sizeof(*in6);
+	}
+	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+		       sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* No port or address of our own to connect from: ours, not the
+ * server's. */
+static bool source_err(int err)
+{
+	return err == EADDRNOTAVAIL || err == EADDRINUSE;
+}
+
+/* A non-blocking socket connecting to UP (bound as ID says, if ID and a
+ * TCP server): 0 with *FD and *CONNECTED (a unix socket connects at
+ * once), or -errno of socket(), bind() or connect(). */
+static int upstream_open(const struct config_sockaddr *up,
+			 const struct relay_ident *id, int *fd,
 			 bool *connected)
 {
 	int ufd, err;
@@ -140,6 +180,11 @@ static int upstream_open(const struct config_sockaddr *up, int *fd,
 		int one = 1;
 
 		setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (id && id->bind &&
+		    (err = bind_source(ufd, up->sa.ss_family, id)) < 0) {
+			close(ufd);
+			return err;
+		}
 	}
 	/* a unix socket connects (or fails) at once, and its errno is what
 	 * the admin needs to read */
@@ -163,6 +208,26 @@ void relay_set_upstreams(struct relay_set *set, struct upstream_set *ups)
 int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 		const struct sockaddr *peer)
 {
+	return relay_start_id(set, o, fd, peer, NULL);
+}
+
+/* Queue R's PROXY header for its upstream, first.  0 or -ENOMEM. */
+static int queue_hdr(struct relay *r)
+{
+	struct side *x = &r->side[UPSTREAM];
+
+	if (!r->hdr)
+		return 0;
+	if (!x->out && !(x->out = evbuffer_new()))
+		return -ENOMEM;
+	return evbuffer_prepend(x->out, r->hdr, r->hdr_len) < 0 ? -ENOMEM : 0;
+}
+
+int relay_start_id(struct relay_set *set, struct relay_origin *o, int fd,
+		   const struct sockaddr *peer, const struct relay_ident *id)
+{
+	const void *hdr = id ? id->hdr : NULL;
+	size_t hdr_len = id ? id->hdr_len : 0;
 	const struct config_sockaddr *up = &o->svc->upstream;
 	struct upstream_srv *srv = NULL, *tried = NULL;
 	struct relay *r;
@@ -184,15 +249,18 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 						    NULL, NULL, 0);
 			up = upstream_srv_addr(srv);
 		}
-		err = upstream_open(up, &ufd, &connected);
+		err = upstream_open(up, id, &ufd, &connected);
 		if (!err)
 			break;
-		if (shortage(-err) || err == -EAFNOSUPPORT) {
+		if (shortage(-err) || err == -EAFNOSUPPORT ||
+		    (id && id->bind && source_err(-err))) {
 			if (srv)
 				upstream_srv_done(srv);
 			return start_failed(set, o, fd,
 					    RELAY_CLOSE_NO_RESOURCES, up,
-					    "socket", -err);
+					    source_err(-err) ? "bind: the "
+					    "namespace's address" : "socket",
+					    -err);
 		}
 		if (srv) {
 			char why[128];
@@ -210,6 +278,20 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 		tried = srv;	/* still in its service: a valid pointer */
 	}
 	r = calloc(1, sizeof(*r));
+	if (r && hdr && hdr_len) {
+		r->hdr = malloc(hdr_len);
+		if (r->hdr) {
+			memcpy(r->hdr, hdr, hdr_len);
+			r->hdr_len = hdr_len;
+		}
+		if (!r->hdr || queue_hdr(r) < 0) {
+			if (r->side[UPSTREAM].out)
+				evbuffer_free(r->side[UPSTREAM].out);
+			free(r->hdr);
+			free(r);
+			r = NULL;
+		}
+	}
 	if (!r) {
 		close(ufd);
 		if (srv)
@@ -229,6 +311,11 @@ int relay_start(struct relay_set *set, struct relay_origin *o, int fd,
 	r->set = set;
 	r->o = o;
 	r->srv = srv;
+	if (id && id->bind) {
+		r->bind = true;
+		r->src4 = id->src4;
+		r->src6 = id->src6;
+	}
 	r->retried = tried != NULL;
 	r->id = ++set->next_id;
 	r->side[CLIENT].fd = fd;
@@ -275,7 +362,7 @@ int relay_failover(struct relay *r, const char *what, int err)
 	const struct config_sockaddr *up;
 	struct timeval tv;
 	char why[128];
-	bool connected;
+	bool connected, connected_before;
 	int ufd, e;
 
 	/* a server that ends after the client ended answered it: no
@@ -296,6 +383,7 @@ int relay_failover(struct relay *r, const char *what, int err)
 	if (!next)
 		return 0;
 	r->retried = true;
+	connected_before = r->connected;
 	event_del(&x->ev);
 	relay_reset_fd(x->fd);
 	close(x->fd);
@@ -303,21 +391,38 @@ int relay_failover(struct relay *r, const char *what, int err)
 	upstream_srv_done(r->srv);
 	r->srv = next;
 	up = upstream_srv_addr(next);
-	e = upstream_open(up, &ufd, &connected);
+	{
+		struct relay_ident id = { .bind = r->bind, .src4 = r->src4,
+					  .src6 = r->src6 };
+
+		e = upstream_open(up, &id, &ufd, &connected);
+	}
 	if (e) {
-		if (!shortage(-e)) {
+		if (!shortage(-e) && !(r->bind && source_err(-e))) {
 			snprintf(why, sizeof(why), "a connection: connect: %s",
 				 upstream_strerror(up, -e));
 			upstream_srv_result(next, false, why);
 		}
 		relay_upstream_failed(set, r->o, up, "connect", -e);
-		relay_close(r, shortage(-e) ? RELAY_CLOSE_NO_RESOURCES :
+		relay_close(r, shortage(-e) || (r->bind && source_err(-e)) ?
+			    RELAY_CLOSE_NO_RESOURCES :
 			    RELAY_CLOSE_CONNECT_FAILED, true);
 		return -1;
 	}
 	log_debug("ns %s: %s: connection %llu: tried again on %s",
 		  r->o->ns_name, r->o->svc->name, (unsigned long long)r->id,
 		  up->text);
+	/* before the connect, the header still leads what waits; after it,
+	 * the client has sent nothing and what waits is the header's rest */
+	if (r->hdr && connected_before) {
+		if (x->out)
+			evbuffer_drain(x->out, evbuffer_get_length(x->out));
+		if (queue_hdr(r) < 0) {
+			close(ufd);
+			relay_close(r, RELAY_CLOSE_NO_RESOURCES, true);
+			return -1;
+		}
+	}
 	x->fd = ufd;
 	x->eof = x->shut = x->paused = x->rready = x->rdhup = x->bulk = false;
 	x->wready = connected;

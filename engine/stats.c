@@ -369,9 +369,12 @@ static void json_upstream(void *arg, const struct upstream_info *i,
 		w->up_first = false;
 		json_str(out, i->service);
 		evbuffer_add_printf(out, ",\"balance\":\"%s\",\"check\":\"%s\","
-				    "\"upstreams\":[",
+				    "\"proxy_protocol\":\"%s\","
+				    "\"source\":\"%s\",\"upstreams\":[",
 				    config_balance_name(i->balance),
-				    config_check_name(i->check));
+				    config_check_name(i->check),
+				    config_proxy_name(i->proxy),
+				    config_source_name(i->source));
 	} else {
 		ADD(out, ",");
 	}
@@ -403,7 +406,7 @@ static void json_upstream(void *arg, const struct upstream_info *i,
 }
 
 /* Every service's servers: "services":[{name, balance, check,
- * upstreams:[...]}] (per service, not per namespace: health is kept once
+ * proxy_protocol, source, upstreams:[...]}] (per service, not per namespace: health is kept once
  * for all of them). */
 static void json_upstreams(struct stats_walk *w)
 {

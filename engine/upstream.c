@@ -52,7 +52,9 @@
  * error: refused, it costs one "Access denied" line and Aborted_connects;
  * with an account for the daemon's user with no password and no privilege
  * (as HAProxy's mysql-check user) it costs nothing at all (measured by
- * t/upstream-mariadb.t).  We never send before the server has greeted us,
+ * t/upstream-mariadb.t).  We never send before the server has greeted us
+ * (but for the PROXY header of a service with proxy_protocol: v1 "PROXY
+ * UNKNOWN", v2 LOCAL, which such a server expects first),
  * and a check that ends leaves with a FIN, never a reset, unless it timed
  * out.
  *
@@ -81,6 +83,7 @@
 
 #include "config/config.h"
 #include "engine/log.h"
+#include "engine/proxyhdr.h"
 #include "engine/upstream.h"
 
 #define CHECK_BUF	512		/* a greeting's first line, at most */
@@ -155,6 +158,8 @@ struct upstream_svc {
 	char *name;
 	enum config_balance balance;
 	struct config_check check;
+	enum config_proxy_protocol proxy;	/* health checks send it too */
+	enum config_source source;		/* for the stats */
 	struct upstream_srv_list srvs;
 	size_t n;
 	size_t rr;			/* round robin: the next to try */
@@ -628,6 +633,24 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 			check_verdict(s, false, why);
 			check_close(s, false);
 			return;
+		}
+		/* a service with proxy_protocol: the server expects a
+		 * header first; a check has no client: v1 UNKNOWN, v2
+		 * LOCAL (a fresh socket's buffer takes it whole) */
+		if (s->svc->proxy != CONFIG_PROXY_OFF) {
+			uint8_t hdr[32];
+			int hl = proxyhdr_build(hdr, sizeof(hdr),
+				(enum proxyhdr_version)s->svc->proxy,
+				NULL, NULL, NULL, NULL);
+
+			if (hl > 0 && send(s->fd, hdr, (size_t)hl,
+					   MSG_NOSIGNAL | MSG_DONTWAIT) != hl) {
+				snprintf(why, sizeof(why), "PROXY header: %s",
+					 strerror(errno));
+				check_verdict(s, false, why);
+				check_close(s, false);
+				return;
+			}
 		}
 		if (s->svc->check.protocol == CONFIG_CHECK_TCP) {
 			check_verdict(s, true, NULL);
@@ -1132,6 +1155,8 @@ int upstream_set_config(struct upstream_set *u, const struct config *cfg)
 		TAILQ_INSERT_TAIL(&fresh, v, entry);
 		v->balance = c->balance;
 		v->check = c->check;
+		v->proxy = c->proxy_protocol;
+		v->source = c->source;
 		old = svc_find(u, c->name);
 		for (size_t j = 0; j < c->n_upstreams; j++) {
 			const struct config_sockaddr *a = &c->upstreams[j];
@@ -1285,6 +1310,8 @@ void upstream_foreach(const struct upstream_set *u,
 				.service = v->name,
 				.balance = v->balance,
 				.check = v->check.protocol,
+				.proxy = v->proxy,
+				.source = v->source,
 				.server = s->addr.text,
 				.name = s->name[0] ? s->name : NULL,
 				.state = s->state,

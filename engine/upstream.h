@@ -68,6 +68,8 @@ struct upstream_info {
 	const char *service;
 	enum config_balance balance;
 	enum config_check_proto check;
+	enum config_proxy_protocol proxy;	/* who the server is told */
+	enum config_source source;		/* connects from */
 	const char *server;		/* its address, canonical */
 	const char *name;		/* the "name:port" it was resolved
 					 * from; NULL: an address as written */

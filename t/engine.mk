@@ -38,3 +38,5 @@ INTEGRATION_TESTS += t/upstream-mariadb.t
 EXTRA_DIST += t/upstream-mariadb.t
 INTEGRATION_TESTS += t/upstream-dns.t
 EXTRA_DIST += t/upstream-dns.t
+INTEGRATION_TESTS += t/proxy-protocol.t
+EXTRA_DIST += t/proxy-protocol.t

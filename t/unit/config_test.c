@@ -547,6 +547,17 @@ static void check_upstreams(const struct config *cfg)
 	       "upstreams: the name of a protocol");
 	is_str(config_balance_name(i->balance), "leastconn",
 	       "upstreams: the name of a balance");
+	ok(m->proxy_protocol == CONFIG_PROXY_OFF &&
+	   s->proxy_protocol == CONFIG_PROXY_V1 &&
+	   i->proxy_protocol == CONFIG_PROXY_V2,
+	   "upstreams: proxy_protocol off by default, v1, v2");
+	is_str(config_proxy_name(i->proxy_protocol), "v2",
+	       "upstreams: the name of a proxy_protocol");
+	ok(s->source == CONFIG_SOURCE_NAMESPACE &&
+	   m->source == CONFIG_SOURCE_DEFAULT,
+	   "upstreams: source: namespace, default by default");
+	is_str(config_source_name(s->source), "namespace",
+	       "upstreams: the name of a source");
 	n = &cfg->services[3];
 	ok(n->n_upstreams == 3 && n->upstreams[0].sa.ss_family == AF_UNSPEC &&
 	   n->upstreams[0].len == 0 && n->upstreams[0].port == 3306,
@@ -999,6 +1010,15 @@ static void test_service_equal(void)
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "\"127.0.0.1:2\", namespaces: [a, b], balance: leastconn}",
 		  false, "another balance" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], proxy_protocol: v2}",
+		  false, "a PROXY header" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], proxy_protocol: off}",
+		  true, "proxy_protocol: off written out" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], source: namespace}",
+		  false, "another source" },
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "\"127.0.0.1:2\", namespaces: [a, b], check: {}}",
 		  false, "a tcp check" },

@@ -7,6 +7,7 @@ TESTS += t/unit/relay_test
 t_unit_relay_test_SOURCES = t/unit/relay_test.c t/unit/tap.h \
 	engine/relay.c engine/relay.h engine/relay_set.c engine/relay_int.h \
 	engine/upstream.c engine/upstream.h \
+	engine/proxyhdr.c engine/proxyhdr.h \
 	engine/log.c engine/log.h
 t_unit_relay_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS)
 t_unit_relay_test_LDADD = $(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS)
