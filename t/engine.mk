@@ -40,3 +40,5 @@ INTEGRATION_TESTS += t/upstream-dns.t
 EXTRA_DIST += t/upstream-dns.t
 INTEGRATION_TESTS += t/proxy-protocol.t
 EXTRA_DIST += t/proxy-protocol.t
+INTEGRATION_TESTS += t/proxy-mariadb.t
+EXTRA_DIST += t/proxy-mariadb.t
