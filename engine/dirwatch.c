@@ -141,7 +141,10 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 		w->all = true;
 		log_warnx("%s went away; waiting for it", w->dir);
 		stop(w);
-		w->err = 0;
+		/* known missing: start() says nothing more until it is
+		 * back, and says so even if that is at once (made again
+		 * before this event was read) */
+		w->err = ENOENT;
 		start(w);
 		/* the names that were in it went with it: let their
 		 * namespaces go now, not once the directory is back */
