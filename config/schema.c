@@ -607,9 +607,11 @@ static void h_defaults(struct config_ctx *c, void *obj, size_t off)
 			    config_here(c));
 }
 
-static void listen_item(struct config_ctx *c, void *arg)
+/* A numeric address (no unix socket) appended to *ARR of *N, with where
+ * it was written. */
+static void sockaddr_item(struct config_ctx *c, struct config_sockaddr **arr,
+			  size_t *n)
 {
-	struct config_service *s = arg;
 	struct config_sockaddr sa, *v;
 	const char *text, *why;
 
@@ -621,13 +623,20 @@ static void listen_item(struct config_ctx *c, void *arg)
 	}
 	sa.line = config_here(c).line;
 	sa.col = config_here(c).col;
-	v = config_grow(s->listen, s->n_listen, sizeof(*v));
+	v = config_grow(*arr, *n, sizeof(*v));
 	if (!v) {
 		config_oom(c);
 		return;
 	}
-	s->listen = v;
-	s->listen[s->n_listen++] = sa;
+	*arr = v;
+	(*arr)[(*n)++] = sa;
+}
+
+static void listen_item(struct config_ctx *c, void *arg)
+{
+	struct config_service *s = arg;
+
+	sockaddr_item(c, &s->listen, &s->n_listen);
 }
 
 static void h_listen(struct config_ctx *c, void *obj, size_t off)
@@ -975,24 +984,8 @@ static void h_services(struct config_ctx *c, void *obj, size_t off)
 static void dns_server_item(struct config_ctx *c, void *arg)
 {
 	struct config_dns *d = arg;
-	struct config_sockaddr sa, *v;
-	const char *text, *why;
 
-	if (!config_expect(c, N_SCALAR) || !(text = config_scalar(c)))
-		return;
-	if (config_parse_sockaddr(text, false, &sa, &why)) {
-		config_error_at(c, config_here(c), "%s", why);
-		return;
-	}
-	sa.line = config_here(c).line;
-	sa.col = config_here(c).col;
-	v = config_grow(d->servers, d->n_servers, sizeof(*v));
-	if (!v) {
-		config_oom(c);
-		return;
-	}
-	d->servers = v;
-	d->servers[d->n_servers++] = sa;
+	sockaddr_item(c, &d->servers, &d->n_servers);
 }
 
 static void h_dns_servers(struct config_ctx *c, void *obj, size_t off)

@@ -605,23 +605,7 @@ bench_php() {	# COLUMN
 		'BEGIN{printf "%.1f", t / hz * 1e6 / n}')"
 }
 
-ratio() {	# KEY COLUMN BASECOLUMN
-	local a=${R[$1,$2]:-} b=${R[$1,$3]:-}
-	case "$a$b" in *FAIL*|*-*) echo -; return ;; esac
-	[ -z "$a" ] || [ -z "$b" ] && { echo -; return; }
-	awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'
-}
-row() {	# LABEL KEY [ratio BASE]
-	local label=$1 key=$2 base=${4:-} c v
-	printf '%-32s' "$label"
-	for c in "${COLS[@]}"; do
-		if [ -n "${SKIP[$c]:-}" ]; then v=skipped
-		elif [ -n "$base" ]; then v=$(ratio "$key" "$c" "$base")
-		else v=${R[$key,$c]:--}; fi
-		printf ' %14s' "$v"
-	done
-	printf '\n'
-}
+ROW_W=32		# row(): t/bench/lib.sh
 verdict() {	# LABEL VALUE OP BOUND: one line of the targets
 	local v
 	v=$(awk -v a="$2" -v b="$4" -v op="$3" 'BEGIN {

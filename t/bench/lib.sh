@@ -75,3 +75,23 @@ trap bench_cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The table of a bench: R[KEY,COLUMN] holds the figures, COLS the columns,
+# SKIP[COLUMN] why a column did not run; ROW_W the label's width.
+ratio() {	# KEY COLUMN BASECOLUMN: R[KEY,COLUMN] / R[KEY,BASECOLUMN], or -
+	local a=${R[$1,$2]:-} b=${R[$1,$3]:-}
+	case "$a$b" in *FAIL*|*-*|'') echo -; return ;; esac
+	[ -z "$a" ] || [ -z "$b" ] && { echo -; return; }
+	awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+row() {	# LABEL KEY [ratio BASE]
+	local label=$1 key=$2 base=${4:-} c v
+	printf "%-${ROW_W:-36}s" "$label"
+	for c in "${COLS[@]}"; do
+		if [ -n "${SKIP[$c]:-}" ]; then v=skipped
+		elif [ -n "$base" ]; then v=$(ratio "$key" "$c" "$base")
+		else v=${R[$key,$c]:--}; fi
+		printf ' %14s' "$v"
+	done
+	printf '\n'
+}

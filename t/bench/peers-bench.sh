@@ -747,23 +747,7 @@ done
 
 # ------------------------------------------------------------ table
 
-ratio() {	# KEY COLUMN BASECOLUMN
-	local a=${R[$1,$2]:-} b=${R[$1,$3]:-}
-	case "$a$b" in *FAIL*|'') echo -; return ;; esac
-	[ -z "$a" ] || [ -z "$b" ] && { echo -; return; }
-	awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'
-}
-row() {	# LABEL KEY [ratio BASE]
-	local label=$1 key=$2 base=${4:-} c v
-	printf '%-36s' "$label"
-	for c in "${COLS[@]}"; do
-		if [ -n "${SKIP[$c]:-}" ]; then v=skipped
-		elif [ -n "$base" ]; then v=$(ratio "$key" "$c" "$base")
-		else v=${R[$key,$c]:--}; fi
-		printf ' %14s' "$v"
-	done
-	printf '\n'
-}
+ROW_W=36		# row(): t/bench/lib.sh
 echo
 printf '%-36s' row
 for c in "${COLS[@]}"; do printf ' %14s' "$c"; done
