@@ -828,7 +828,7 @@ void listener_set_owner(struct listener_set *set, listener_owner_fn fn,
  * family) when nsrelayd provisioned it, else the client's address as
  * seen in the namespace, with the client's port either way; its
  * destination the address the client reached; v2 adds the namespace's
- * name and the provisioned user.  source: namespace binds the upstream
+ * name and the provisioned user and uid.  source: namespace binds the upstream
  * socket to the host end of a provisioned namespace's veth; elsewhere
  * nothing.  0 or -errno. */
 static int identify(struct listener *l, int fd, const struct sockaddr *sa,
@@ -863,7 +863,8 @@ static int identify(struct listener *l, int fd, const struct sockaddr *sa,
 	n = proxyhdr_build(buf, cap,
 			   (enum proxyhdr_version)o->svc->proxy_protocol,
 			   (struct sockaddr *)&src, (struct sockaddr *)&dst,
-			   o->ns_name, spec ? user : NULL);
+			   o->ns_name, spec ? user : NULL,
+			   spec ? (int64_t)spec->uid : -1);
 	if (n < 0)
 		return n;
 	id->hdr = buf;

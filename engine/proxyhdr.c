@@ -59,7 +59,8 @@ static size_t tlv(uint8_t *p, uint8_t type, const char *v)
 }
 
 static int v2(uint8_t *buf, size_t cap, const struct sockaddr *src,
-	      const struct sockaddr *dst, const char *netns, const char *user)
+	      const struct sockaddr *dst, const char *netns, const char *user,
+	      int64_t uid)
 {
 	uint8_t tmp[PROXYHDR_MAX], *p = tmp + 16;
 	size_t len;
@@ -96,6 +97,12 @@ static int v2(uint8_t *buf, size_t cap, const struct sockaddr *src,
 			p += tlv(p, PROXYHDR_TLV_NETNS, netns);
 		if (user)
 			p += tlv(p, PROXYHDR_TLV_USER, user);
+		if (user && uid >= 0) {
+			char num[24];
+
+			snprintf(num, sizeof(num), "%lld", (long long)uid);
+			p += tlv(p, PROXYHDR_TLV_UID, num);
+		}
 	}
 	len = (size_t)(p - tmp);
 	tmp[14] = (uint8_t)((len - 16) >> 8);
@@ -108,7 +115,7 @@ static int v2(uint8_t *buf, size_t cap, const struct sockaddr *src,
 
 int proxyhdr_build(uint8_t *buf, size_t cap, enum proxyhdr_version version,
 		   const struct sockaddr *src, const struct sockaddr *dst,
-		   const char *netns, const char *user)
+		   const char *netns, const char *user, int64_t uid)
 {
 	if (version != PROXYHDR_V1 && version != PROXYHDR_V2)
 		return -EINVAL;
@@ -116,8 +123,9 @@ int proxyhdr_build(uint8_t *buf, size_t cap, enum proxyhdr_version version,
 	    (src->sa_family != dst->sa_family ||
 	     (src->sa_family != AF_INET && src->sa_family != AF_INET6)))
 		return -EINVAL;
-	if ((netns && strlen(netns) > 255) || (user && strlen(user) > 255))
+	if ((netns && strlen(netns) > 255) || (user && strlen(user) > 255) ||
+	    uid > UINT32_MAX)
 		return -EINVAL;
 	return version == PROXYHDR_V1 ? v1(buf, cap, src, dst) :
-	       v2(buf, cap, src, dst, netns, user);
+	       v2(buf, cap, src, dst, netns, user, uid);
 }

@@ -9,6 +9,8 @@
  * nsrelayd's TLVs:
  *   0x30 PP2_TYPE_NETNS  the namespace's name (every connection)
  *   0xE0 (custom)        the user a provisioned namespace belongs to
+ *   0xE1 (custom)        that user's uid, in decimal ASCII ("1009")
+ * (0xE2-0xEF are kept for nsrelay's later use.)
  * A v2 header without addresses is the LOCAL command (health checks).
  */
 #ifndef NSRELAY_PROXYHDR_H
@@ -20,19 +22,22 @@
 
 #define PROXYHDR_TLV_NETNS	0x30
 #define PROXYHDR_TLV_USER	0xE0	/* nsrelay's: provisioned user */
-/* the longest header: v2, IPv6, a NAME_MAX namespace and a 255-byte user */
-#define PROXYHDR_MAX		(16 + 36 + 3 + 255 + 3 + 255)
+#define PROXYHDR_TLV_UID	0xE1	/* nsrelay's: that user's uid */
+/* the longest header: v2, IPv6, a NAME_MAX namespace, a 255-byte user and
+ * a 10-digit uid */
+#define PROXYHDR_MAX		(16 + 36 + 3 + 255 + 3 + 255 + 3 + 10)
 
 enum proxyhdr_version { PROXYHDR_OFF, PROXYHDR_V1, PROXYHDR_V2 };
 
 /* Write the header of VERSION into BUF (CAP bytes) for a connection from
  * SRC to DST (both AF_INET or both AF_INET6, ports included), with, for
- * v2, the TLVs NETNS and USER where not NULL (v1 carries no TLV).  SRC or
+ * v2, the TLVs NETNS and USER where not NULL, and UID with USER when UID
+ * is not negative (v1 carries no TLV).  SRC or
  * DST NULL: v1 "PROXY UNKNOWN", v2 LOCAL without TLVs.  Returns the
  * header's length, or -EINVAL (OFF, families that differ or are not
  * inet, a TLV over 255 bytes) or -ENOSPC (CAP too small). */
 int proxyhdr_build(uint8_t *buf, size_t cap, enum proxyhdr_version version,
 		   const struct sockaddr *src, const struct sockaddr *dst,
-		   const char *netns, const char *user);
+		   const char *netns, const char *user, int64_t uid);
 
 #endif

@@ -641,7 +641,7 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 			uint8_t hdr[32];
 			int hl = proxyhdr_build(hdr, sizeof(hdr),
 				(enum proxyhdr_version)s->svc->proxy,
-				NULL, NULL, NULL, NULL);
+				NULL, NULL, NULL, NULL, -1);
 
 			if (hl > 0 && send(s->fd, hdr, (size_t)hl,
 					   MSG_NOSIGNAL | MSG_DONTWAIT) != hl) {

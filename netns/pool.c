@@ -331,6 +331,7 @@ int prov_spec_derive(const struct prov_pool *pool, const char *user,
 	spec->v6_host.s6_addr[15] = 1;
 	spec->v6_ns.s6_addr[15] = 2;
 	spec->v6_plen = 64;
+	spec->uid = uid;
 	return 0;
 }
 

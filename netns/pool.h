@@ -56,6 +56,8 @@ struct prov_spec {
 	unsigned v4_plen;		/* 30 */
 	struct in6_addr v6_host, v6_ns;
 	unsigned v6_plen;		/* 64 */
+	uint32_t uid;			/* the user's, as derived from (not
+					 * compared: a name's uid may change) */
 };
 
 /* Fill pool with the defaults above. */

@@ -4,7 +4,7 @@
 # the PROXY header reports what it got: v1 and v2 from a namespace nsrelayd
 # provisioned carry the namespace's own address (100.64.x.2, fd75:..::2 on
 # an IPv6 listener) and, in v2, the namespace's name (0x30) and its user
-# (0xE0); from a namespace it did not provision, the client's address as
+# (0xE0) and uid (0xE1); from a namespace it did not provision, the client's address as
 # seen inside it; the destination is the listen address; over a unix
 # upstream too.  A client that sends "PROXY TCP4 1.2.3.4 ..." itself is
 # data after nsrelayd's own header; a service without proxy_protocol sends
@@ -199,6 +199,7 @@ R=$(ask "$pre$u" 127.0.0.1 7002 "hello v2")
 is "$(q '.ver + " " + .cmd + " " + (.fam|tostring) + " " + .src + " " + .dst + " " + (.dport|tostring)')" \
 	"v2 PROXY 17 $a4 127.0.0.1 7002" "v2, provisioned, IPv4: the namespace's address to the listen address"
 is "$(q '.tlv["30"] + " " + .tlv["e0"]')" "$pre$u $u" "v2: TLVs NETNS (the namespace) and 0xE0 (the user)"
+is "$(q '.tlv["e1"]')" "$uid" "v2: TLV 0xE1, the user's uid"
 is "$(q .data)" "hello v2" "v2: the client's bytes follow the header"
 
 R=$(ask "$pre$u" ::1 7002 "hello v6")

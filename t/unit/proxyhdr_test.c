@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "engine/proxyhdr.h"
@@ -47,13 +48,15 @@ int main(void)
 			      *S6 = (const void *)&s6, *D6 = (const void *)&d6;
 	int n;
 
-	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, S4, D4, "alice", "alice");
+	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, S4, D4, "alice", "alice",
+			   1009);
 	is_bytes(b, n, (const uint8_t *)"PROXY TCP4 100.64.9.2 127.0.0.1 "
 		 "40000 3306\r\n", 44, "v1 IPv4 (TLVs ignored)");
-	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, S6, D6, NULL, NULL);
+	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, S6, D6, NULL, NULL, -1);
 	is_bytes(b, n, (const uint8_t *)"PROXY TCP6 fd75:6272:7370:9::2 ::1 "
 		 "40001 25\r\n", 45, "v1 IPv6");
-	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, NULL, NULL, "x", NULL);
+	n = proxyhdr_build(b, sizeof(b), PROXYHDR_V1, NULL, NULL, "x", NULL,
+			   -1);
 	is_bytes(b, n, (const uint8_t *)"PROXY UNKNOWN\r\n", 15,
 		 "v1 UNKNOWN");
 	{
@@ -62,7 +65,7 @@ int main(void)
 			100, 64, 9, 2, 127, 0, 0, 1, 0x9C, 0x40, 0x0C, 0xEA,
 		};
 		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, NULL,
-				   NULL);
+				   NULL, -1);
 		is_bytes(b, n, want, sizeof(want), "v2 IPv4 without TLVs");
 	}
 	{
@@ -73,8 +76,27 @@ int main(void)
 			0xE0, 0x00, 0x05, 'a', 'l', 'i', 'c', 'e',
 		};
 		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, "alice",
-				   "alice");
+				   "alice", -1);
 		is_bytes(b, n, want, sizeof(want), "v2 IPv4, NETNS and user");
+	}
+	{
+		static const uint8_t want[] = {
+			SIG, 0x21, 0x11, 0x00, 0x0C + 8 + 8 + 7,
+			100, 64, 9, 2, 127, 0, 0, 1, 0x9C, 0x40, 0x0C, 0xEA,
+			0x30, 0x00, 0x05, 'a', 'l', 'i', 'c', 'e',
+			0xE0, 0x00, 0x05, 'a', 'l', 'i', 'c', 'e',
+			0xE1, 0x00, 0x04, '1', '0', '0', '9',
+		};
+		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, "alice",
+				   "alice", 1009);
+		is_bytes(b, n, want, sizeof(want),
+			 "v2 IPv4, NETNS, user and uid");
+		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, "alice",
+				   NULL, 1009);
+		ok(n == 16 + 12 + 8, "no uid without a user (%d)", n);
+		is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, NULL,
+				      "alice", (int64_t)UINT32_MAX + 1),
+		       -EINVAL, "a uid over 32 bits");
 	}
 	{
 		static const uint8_t want[] = {
@@ -86,7 +108,7 @@ int main(void)
 			0x30, 0x00, 0x03, 'n', 's', '1',
 		};
 		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S6, D6, "ns1",
-				   NULL);
+				   NULL, -1);
 		is_bytes(b, n, want, sizeof(want), "v2 IPv6, NETNS");
 	}
 	{
@@ -98,24 +120,26 @@ int main(void)
 			0x9C, 0x41, 0x00, 0x19,
 		};
 		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S6, D6, NULL,
-				   NULL);
+				   NULL, -1);
 		is_bytes(b, n, want, sizeof(want), "v2 IPv6 without TLVs");
 	}
 	{
 		static const uint8_t want[] = { SIG, 0x20, 0x00, 0x00, 0x00 };
 
 		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, NULL, NULL,
-				   "ns1", "u");
+				   "ns1", "u", 7);
 		is_bytes(b, n, want, sizeof(want), "v2 LOCAL, no TLV");
 	}
 	/* sanity: refusals */
-	is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_OFF, S4, D4, NULL, NULL),
+	is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_OFF, S4, D4, NULL, NULL,
+			      -1),
 	       -EINVAL, "off builds nothing");
-	is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D6, NULL, NULL),
+	is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D6, NULL, NULL,
+			      -1),
 	       -EINVAL, "families that differ");
-	is_int(proxyhdr_build(b, 20, PROXYHDR_V2, S4, D4, "alice", NULL),
+	is_int(proxyhdr_build(b, 20, PROXYHDR_V2, S4, D4, "alice", NULL, -1),
 	       -ENOSPC, "v2 too long for the buffer");
-	is_int(proxyhdr_build(b, 10, PROXYHDR_V1, S4, D4, NULL, NULL),
+	is_int(proxyhdr_build(b, 10, PROXYHDR_V1, S4, D4, NULL, NULL, -1),
 	       -ENOSPC, "v1 too long for the buffer");
 	{
 		char big[300];
@@ -123,9 +147,11 @@ int main(void)
 		memset(big, 'n', sizeof(big) - 1);
 		big[sizeof(big) - 1] = 0;
 		is_int(proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S4, D4, big,
-				      NULL), -EINVAL, "a TLV over 255 bytes");
+				      NULL, -1),
+		       -EINVAL, "a TLV over 255 bytes");
 		big[255] = 0;
-		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S6, D6, big, big);
+		n = proxyhdr_build(b, sizeof(b), PROXYHDR_V2, S6, D6, big, big,
+				   UINT32_MAX);
 		ok(n == PROXYHDR_MAX, "the longest header fits PROXYHDR_MAX "
 		   "(%d)", n);
 	}
