@@ -24,6 +24,8 @@
 struct listen_ref {
 	const struct config_sockaddr *a;
 	size_t svc, idx;
+	enum config_protocol proto;	/* a TCP and a UDP socket may share
+					 * an address (DNS) */
 };
 
 static int addr_cmp(const struct config_sockaddr *x,
@@ -53,9 +55,11 @@ static int addr_cmp(const struct config_sockaddr *x,
 static int listen_ref_cmp(const void *pa, const void *pb)
 {
 	const struct listen_ref *a = pa, *b = pb;
-	int r = addr_cmp(a->a, b->a);
+	int r;
 
-	if (r)
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	if ((r = addr_cmp(a->a, b->a)))
 		return r;
 	if (a->svc != b->svc)
 		return a->svc < b->svc ? -1 : 1;
@@ -163,12 +167,14 @@ static void check_listen_clashes(struct config_ctx *c)
 		for (j = 0; j < cfg->services[i].n_listen; j++) {
 			refs[n].a = &cfg->services[i].listen[j];
 			refs[n].svc = i;
+			refs[n].proto = cfg->services[i].protocol;
 			refs[n++].idx = j;
 		}
 	}
 	qsort(refs, n, sizeof(*refs), listen_ref_cmp);
 	for (g = 0; g < n && !c->stop; g = i) {
-		for (i = g + 1; i < n && !addr_cmp(refs[g].a, refs[i].a); i++)
+		for (i = g + 1; i < n && refs[g].proto == refs[i].proto &&
+			    !addr_cmp(refs[g].a, refs[i].a); i++)
 			;
 		if (i - g > 1)
 			check_group(c, refs, g, i);
@@ -252,7 +258,9 @@ void config_finish(struct config_ctx *c)
 		if (!s->connect_timeout_ms)
 			s->connect_timeout_ms = c->def_connect_ms;
 		if (!s->idle_timeout_ms)
-			s->idle_timeout_ms = c->def_idle_ms;
+			s->idle_timeout_ms =
+				s->protocol == CONFIG_PROTO_UDP ?
+				CONFIG_DEFAULT_UDP_IDLE_MS : c->def_idle_ms;
 		if (!s->fin_timeout_ms)
 			s->fin_timeout_ms = c->def_fin_ms;
 		if (!s->check.interval_ms)

@@ -21,6 +21,10 @@
 #define CONFIG_DEFAULT_CONNECT_MS	(5 * 1000ULL)
 #define CONFIG_DEFAULT_IDLE_MS		(60 * 60 * 1000ULL)
 #define CONFIG_DEFAULT_FIN_MS		(60 * 1000ULL)
+/* A datagram flow ends after this long without a datagram either way
+ * (a service's idle_timeout, when it says none; the top-level
+ * timeouts: are for streams). */
+#define CONFIG_DEFAULT_UDP_IDLE_MS	(30 * 1000ULL)
 #define CONFIG_DEFAULT_RETRY_MAX_MS	(60 * 1000ULL)
 #define CONFIG_DEFAULT_UID_BASE		1000
 #define CONFIG_DEFAULT_CONTROL		"/run/nsrelay/control.sock"
@@ -87,6 +91,14 @@ enum config_source {
 	CONFIG_SOURCE_NAMESPACE,
 };
 
+/* protocol: what the listen addresses take.  TCP: streams, relayed as
+ * connections; UDP: datagrams, relayed per flow (each client address and
+ * port of a namespace has its own upstream socket). */
+enum config_protocol {
+	CONFIG_PROTO_TCP,
+	CONFIG_PROTO_UDP,
+};
+
 enum config_balance {
 	CONFIG_BALANCE_FIRST,		/* the first healthy, in file order */
 	CONFIG_BALANCE_ROUNDROBIN,	/* the healthy ones in turn */
@@ -112,6 +124,7 @@ struct config_check {
 
 struct config_service {
 	char *name;
+	enum config_protocol protocol;	/* default TCP */
 	struct config_sockaddr *listen;	/* AF_INET or AF_INET6 only */
 	size_t n_listen;
 	struct config_sockaddr upstream;	/* upstreams[0], for messages */
@@ -294,14 +307,16 @@ long config_provision_index(const struct config *cfg, const char *user);
 
 /* Names of the values of balance: and check.protocol ("first", "mysql"). */
 const char *config_balance_name(enum config_balance b);
+/* "tcp" or "udp" */
+const char *config_protocol_name(enum config_protocol p);
 /* "off", "v1" or "v2" */
 const char *config_proxy_name(enum config_proxy_protocol p);
 /* "default" or "namespace" */
 const char *config_source_name(enum config_source s);
 const char *config_check_name(enum config_check_proto p);
 
-/* Would service A serve exactly as B does?  Same servers (in order),
- * balance, check, timeouts,
+/* Would service A serve exactly as B does?  Same protocol, servers (in
+ * order), balance, check, timeouts,
  * limits, namespaces (as a set) and listen addresses (as a set).  The
  * names and the positions in the file are not compared: the caller pairs
  * services by name. */

@@ -103,7 +103,8 @@ static bool same_check(const struct config_check *a,
 bool config_service_equal(const struct config_service *a,
 			  const struct config_service *b)
 {
-	if (!same_servers(a, b) || a->balance != b->balance ||
+	if (a->protocol != b->protocol ||
+	    !same_servers(a, b) || a->balance != b->balance ||
 	    a->proxy_protocol != b->proxy_protocol || a->source != b->source ||
 	    !same_check(&a->check, &b->check) ||
 	    a->connect_timeout_ms != b->connect_timeout_ms ||

@@ -61,6 +61,9 @@ struct svc_meta {
 	bool listen_scalar;	/* listen: was one scalar, not a list */
 	struct mark *ns_at;	/* where each namespaces[] entry was */
 	struct mark source_at;	/* source:, if given (line > 0) */
+	struct mark protocol_at;	/* protocol:, likewise */
+	struct mark proxy_at;		/* proxy_protocol: */
+	struct mark check_at;		/* check: */
 };
 
 /* The state of one parse: the libyaml parser and its current event, the

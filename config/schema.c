@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 /* Replace the string at DST with a copy of V. */
 static void set_str(struct config_ctx *c, char **dst, const char *v)
@@ -723,6 +725,30 @@ static const char *const balance_names[] = {
 	[CONFIG_BALANCE_LEASTCONN] = "leastconn",
 };
 
+static const char *const protocol_names[] = {
+	[CONFIG_PROTO_TCP] = "tcp",
+	[CONFIG_PROTO_UDP] = "udp",
+};
+
+const char *config_protocol_name(enum config_protocol p)
+{
+	return (size_t)p < ARRAY_SIZE(protocol_names) ? protocol_names[p] :
+	       "?";
+}
+
+static void h_protocol(struct config_ctx *c, void *obj, size_t off)
+{
+	struct config_service *s = obj;
+	struct mark at = config_here(c);
+	int i = word(c, protocol_names, ARRAY_SIZE(protocol_names),
+		     "tcp or udp");
+
+	if (i < 0)
+		return;
+	s->protocol = (enum config_protocol)i;
+	c->meta[s - c->cfg->services].protocol_at = at;
+}
+
 static const char *const proxy_names[] = {
 	[CONFIG_PROXY_OFF] = "off",
 	[CONFIG_PROXY_V1] = "v1",
@@ -737,11 +763,14 @@ const char *config_proxy_name(enum config_proxy_protocol p)
 static void h_proxy(struct config_ctx *c, void *obj, size_t off)
 {
 	struct config_service *s = obj;
+	struct mark at = config_here(c);
 	int i = word(c, proxy_names, ARRAY_SIZE(proxy_names),
 		     "v1, v2 or off");
 
-	if (i >= 0)
-		s->proxy_protocol = (enum config_proxy_protocol)i;
+	if (i < 0)
+		return;
+	s->proxy_protocol = (enum config_proxy_protocol)i;
+	c->meta[s - c->cfg->services].proxy_at = at;
 }
 
 static const char *const source_names[] = {
@@ -858,6 +887,7 @@ static void h_check(struct config_ctx *c, void *obj, size_t off)
 	uint64_t interval;
 	size_t old;
 
+	c->meta[s - c->cfg->services].check_at = config_here(c);
 	memset(&e, 0, sizeof(e));
 	e.ck.protocol = CONFIG_CHECK_TCP;
 	config_parse_fields(c, check_fields, ARRAY_SIZE(check_fields), &e,
@@ -893,6 +923,7 @@ static void h_svc_namespaces(struct config_ctx *c, void *obj, size_t off)
 }
 
 static const struct field service_fields[] = {
+	{ "protocol", N_SCALAR, h_protocol, 0, false },
 	{ "listen", N_SEQ_OR_SCALAR, h_listen, 0, true },
 	{ "upstream", N_SEQ_OR_SCALAR, h_upstream, 0, true },
 	{ "balance", N_SCALAR, h_balance, 0, false },
@@ -908,6 +939,55 @@ static const struct field service_fields[] = {
 	{ "namespaces", N_SEQ, h_svc_namespaces, 0, false },
 	{ "limits", N_MAP, h_svc_limits, 0, false },
 };
+
+/* What a datagram service cannot have: a PROXY header (a stream's
+ * preamble) and an active check (none of them speaks UDP: a flow's ICMP
+ * errors are its passive check). */
+static void udp_rules(struct config_ctx *c, const struct config_service *s)
+{
+	const struct svc_meta *m = &c->meta[s - c->cfg->services];
+	size_t o;
+
+	/* a reply must come from the address the client sent to: a socket
+	 * bound to every address would answer from the route's choice */
+	for (size_t i = 0; i < s->n_listen; i++) {
+		const struct config_sockaddr *a = &s->listen[i];
+		const struct sockaddr_in *in = (const void *)&a->sa;
+		const struct sockaddr_in6 *in6 = (const void *)&a->sa;
+		struct mark at = { a->line, a->col };
+
+		if ((a->sa.ss_family == AF_INET &&
+		     in->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+		    (a->sa.ss_family == AF_INET6 &&
+		     IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))) {
+			o = config_path_push(c, "listen");
+			config_error_at(c, at, "%s: a udp service listens on "
+					"one address, not on all of them (its "
+					"answers must come from the address "
+					"asked)", a->text);
+			config_path_pop(c, o);
+		}
+	}
+
+	if (s->proxy_protocol != CONFIG_PROXY_OFF) {
+		o = config_path_push(c, "proxy_protocol");
+		config_error_at(c, m->proxy_at, "%s is for TCP services: "
+				"a udp service sends its datagrams as they "
+				"are (say off, or leave it out)",
+				config_proxy_name(s->proxy_protocol));
+		config_path_pop(c, o);
+	}
+	if (s->check.protocol != CONFIG_CHECK_NONE) {
+		o = config_path_push(c, "check");
+		config_error_at(c, m->check_at, "%s checks are for TCP "
+				"services: a udp service has no active check "
+				"(a server that answers with ICMP errors ends "
+				"its flows; say protocol: none, or leave "
+				"check out)",
+				config_check_name(s->check.protocol));
+		config_path_pop(c, o);
+	}
+}
 
 static void service_key(struct config_ctx *c, const char *name, struct mark at,
 			void *arg)
@@ -968,6 +1048,8 @@ static void service_key(struct config_ctx *c, const char *name, struct mark at,
 						s->upstreams[j].text);
 		config_path_pop(c, o2);
 	}
+	if (s->protocol == CONFIG_PROTO_UDP)
+		udp_rules(c, s);
 out:
 	config_path_pop(c, old);
 }

@@ -77,6 +77,7 @@
 #include <event2/listener.h>
 
 #include "config/config.h"
+#include "engine/dgram.h"
 #include "engine/listener.h"
 #include "engine/log.h"
 #include "engine/proxyhdr.h"
@@ -128,6 +129,7 @@ TAILQ_HEAD(listener_addr_list, listener_addr);
 struct listener_set {
 	struct event_base *base;
 	struct relay_set *relays;
+	struct dgram_set *dgrams;	/* flows of datagram services */
 	struct listener_list all;
 	struct listener_svc_list svcs;
 	struct listener_addr_list addrs;
@@ -273,7 +275,16 @@ static void tally_check(struct listener_group *g, struct listener_tally *t)
 
 static void listener_update(struct listener *l)
 {
-	bool want = l->fd >= 0 && may_accept(l);
+	bool want;
+
+	if (l->dport) {
+		/* a held namespace still reads: its flows' datagrams go
+		 * on, new flows are what its holds refuse (udp_admit) */
+		dgram_port_enable(l->dport, !l->set->fd_paused &&
+					    !l->err_paused);
+		return;
+	}
+	want = l->fd >= 0 && may_accept(l);
 
 	if (want == l->enabled)
 		return;
@@ -548,7 +559,7 @@ static void listener_drain(struct listener *l)
 	unsigned n = 0;
 
 	l->behind = true;
-	while (l->fd >= 0 && n < DRAIN_MAX) {
+	while (l->fd >= 0 && !l->dport && n < DRAIN_MAX) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
@@ -623,12 +634,13 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- fair share of the descriptors ---------------------------------- */
 
 /* Descriptors the budget counts: listeners, two per connection and per
- * pipe of the splice path, other modules' clients. */
+ * pipe of the splice path, one per datagram flow, other modules'
+ * clients. */
 static long fds_in_use(const struct listener_set *set)
 {
 	return (long)(2 * relay_count(set->relays) +
-		      2 * relay_pipe_count(set->relays) + set->open +
-		      set->others);
+		      2 * relay_pipe_count(set->relays) +
+		      dgram_count(set->dgrams) + set->open + set->others);
 }
 
 /* What connections and pipes may hold: the limit less the reserve, the
@@ -643,7 +655,8 @@ static long conn_budget(const struct listener_set *set)
 static bool budget_short(const struct listener_set *set)
 {
 	long used = 2 * (long)relay_count(set->relays) +
-		    2 * (long)relay_pipe_count(set->relays);
+		    2 * (long)relay_pipe_count(set->relays) +
+		    (long)dgram_count(set->dgrams);
 
 	return 4 * used >= 3 * conn_budget(set);
 }
@@ -872,13 +885,35 @@ static int identify(struct listener *l, int fd, const struct sockaddr *sa,
 	return 0;
 }
 
+/* L started a connection (or a datagram flow) at NOW: it holds L and
+ * counts in its namespace's live ones, tokens and holds. */
+static void count_new(struct listener *l, const struct timeval *now)
+{
+	struct listener_group *g = l->grp;
+
+	l->refs++;
+	if (!g->active++)
+		l->set->busy++;
+	if (g->lim.rate) {
+		/* refill first: without it, the time before a burst would
+		 * be counted again once the burst has used the bucket up */
+		group_refill(g, now);
+		g->tokens -= 1;
+	}
+	if ((g->lim.conns && g->active >= g->lim.conns) ||
+	    (g->lim.rate && g->tokens < 1))
+		group_check(g);
+	if (l->origin.svc->limits.conns)
+		tally_check(g, l->tally);
+	fair_check(g);
+}
+
 static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 {
 	uint8_t hdr[PROXYHDR_MAX];
 	struct relay_ident id = { 0 };
 	int err;
 	struct listener_set *set = l->set;
-	struct listener_group *g = l->grp;
 	struct timeval now;
 
 	/* two descriptors per connection and per pipe of the splice path,
@@ -910,21 +945,51 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 		return;
 	if (relay_count(set->relays) > set->peak)
 		set->peak = relay_count(set->relays);
-	l->refs++;
-	if (!g->active++)
-		set->busy++;
-	if (g->lim.rate) {
-		/* refill first: without it, the time before a burst would
-		 * be counted again once the burst has used the bucket up */
-		group_refill(g, &now);
-		g->tokens -= 1;
+	count_new(l, &now);
+}
+
+/* A datagram from PEER on L needs a new flow (engine/dgram.c): the guards
+ * accept_one() and the held listeners apply, told apart: a namespace at
+ * a count of live flows (its own or a service's limit, its fair share)
+ * may make room among its own flows; one out of descriptors or tokens
+ * drops the datagram.  ID: source: namespace, as for a connection. */
+static enum dgram_admit udp_admit(void *arg, const struct sockaddr *peer,
+				  struct relay_ident *id,
+				  enum relay_drop *drop)
+{
+	struct listener *l = arg;
+	struct listener_set *set = l->set;
+	struct listener_group *g = l->grp;
+	struct timeval now;
+
+	(void)peer;
+	if (set->fd_paused || fds_in_use(set) + set->reserve >= set->fd_limit) {
+		*drop = RELAY_DROP_NO_RESOURCES;
+		return DGRAM_ADMIT_NO;
 	}
-	if ((g->lim.conns && g->active >= g->lim.conns) ||
-	    (g->lim.rate && g->tokens < 1))
-		group_check(g);
-	if (l->origin.svc->limits.conns)
-		tally_check(g, l->tally);
-	fair_check(g);
+	event_base_gettimeofday_cached(set->base, &now);
+	if (g->lim.rate) {
+		group_refill(g, &now);
+		if (g->tokens < 1) {
+			*drop = RELAY_DROP_LIMIT;
+			return DGRAM_ADMIT_NO;
+		}
+	}
+	if (l->tally->held || g->held || g->fair_held)
+		return DGRAM_ADMIT_FULL;
+	if (l->origin.svc->source != CONFIG_SOURCE_DEFAULT && set->owner) {
+		const char *user;
+		const struct prov_spec *spec =
+			set->owner(set->owner_arg, l->origin.ns_name, &user);
+
+		if (spec) {
+			id->bind = true;
+			id->src4 = spec->v4_host;
+			id->src6 = spec->v6_host;
+		}
+	}
+	count_new(l, &now);
+	return DGRAM_ADMIT_OK;
 }
 
 static bool fd_shortage(int err)
@@ -1009,10 +1074,21 @@ void listener_listen_fd(struct listener *l, int fd)
 		close(fd);
 		return;
 	}
-	l->fd = fd;
-	l->enabled = false;
-	event_assign(&l->ev, set->base, fd, EV_READ | EV_PERSIST, accept_cb, l);
-	listener_update(l);
+	if (l->origin.svc->protocol == CONFIG_PROTO_UDP) {
+		if (!(l->dport = dgram_port_new(set->dgrams, &l->origin, fd,
+						udp_admit, l))) {
+			listener_failed(l, ENOMEM, "socket");
+			return;
+		}
+		l->fd = fd;
+		listener_update(l);
+	} else {
+		l->fd = fd;
+		l->enabled = false;
+		event_assign(&l->ev, set->base, fd, EV_READ | EV_PERSIST,
+			     accept_cb, l);
+		listener_update(l);
+	}
 	set->open++;
 	l->state = LISTENER_LISTENING;
 	l->err = 0;
@@ -1029,7 +1105,13 @@ void listener_failed(struct listener *l, int err, const char *what)
 
 void listener_close(struct listener *l)
 {
-	if (l->fd >= 0) {
+	if (l->dport) {
+		/* its flows end: nothing could answer them */
+		dgram_port_free(l->dport);
+		l->dport = NULL;
+		l->fd = -1;
+		l->set->open--;
+	} else if (l->fd >= 0) {
 		if (l->enabled)
 			event_del(&l->ev);
 		l->enabled = false;
@@ -1114,7 +1196,8 @@ struct listener_set *listener_set_new(struct event_base *base,
 	set->fd_timer = evtimer_new(base, fd_timer_cb, set);
 	set->trim = evtimer_new(base, trim_cb, set);
 	set->relays = relay_set_new(base, relay_shortage, set);
-	if (!set->fd_timer || !set->trim || !set->relays) {
+	set->dgrams = dgram_set_new(base);
+	if (!set->fd_timer || !set->trim || !set->relays || !set->dgrams) {
 		listener_set_free(set);
 		return NULL;
 	}
@@ -1126,12 +1209,18 @@ void listener_set_free(struct listener_set *set)
 	if (!set)
 		return;
 	/* connections first: they hold their listeners */
+	dgram_set_free(set->dgrams);
 	relay_set_free(set->relays);
 	if (set->fd_timer)
 		event_free(set->fd_timer);
 	if (set->trim)
 		event_free(set->trim);
 	free(set);
+}
+
+struct dgram_set *listener_set_dgrams(struct listener_set *set)
+{
+	return set->dgrams;
 }
 
 struct relay_set *listener_set_relays(struct listener_set *set)
@@ -1192,5 +1281,5 @@ unsigned listener_set_open_count(const struct listener_set *set)
 
 uint64_t listener_set_conn_count(const struct listener_set *set)
 {
-	return relay_count(set->relays);
+	return relay_count(set->relays) + dgram_count(set->dgrams);
 }

@@ -108,6 +108,8 @@ struct listener_group {
  * alive until it ends. */
 struct listener_svc;
 struct listener_addr;
+struct dgram_port;
+struct dgram_set;
 
 struct listener {
 	struct relay_origin origin;
@@ -123,6 +125,8 @@ struct listener {
 	struct listener_addr *addr_ref;
 	const struct config_sockaddr *addr;	/* = &addr_ref->a */
 	int fd;				/* listening socket, -1 if none */
+	struct dgram_port *dport;	/* protocol: udp: the socket's flows
+					 * (it owns fd) */
 	int listen_pending;		/* nstable.c's scratch: a socket made
 					 * for it, not handed over yet */
 	bool enabled;			/* ev added: accepting */
@@ -150,6 +154,7 @@ struct listener_set *listener_set_new(struct event_base *base,
 				      long fd_limit, unsigned reserve);
 void listener_set_free(struct listener_set *set);	/* NULL is fine */
 struct relay_set *listener_set_relays(struct listener_set *set);
+struct dgram_set *listener_set_dgrams(struct listener_set *set);
 
 /* Who a namespace belongs to, for the PROXY header (proxy_protocol:):
  * the spec and user of namespace NS if nsrelayd provisioned it, else
@@ -189,6 +194,7 @@ bool listener_set_fd_take(struct listener_set *set, unsigned n, bool reserve);
 void listener_set_fd_put(struct listener_set *set, unsigned n);
 
 unsigned listener_set_open_count(const struct listener_set *set);
+/* Live connections and datagram flows. */
 uint64_t listener_set_conn_count(const struct listener_set *set);
 
 /* A group for namespace NAME with limits LIM.  NULL on ENOMEM. */

@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "engine/control.h"
 #include "engine/daemon.h"
+#include "engine/dgram.h"
 #include "engine/dirwatch.h"
 #include "engine/listener.h"
 #include "engine/log.h"
@@ -209,6 +210,7 @@ static int daemon_reload(struct daemon *d, struct config_errors *errs)
 	/* live connections follow their service's new timeouts now, not
 	 * at their next byte */
 	relay_set_retime(listener_set_relays(d->ls));
+	dgram_set_retime(listener_set_dgrams(d->ls));
 	if (d->provd) {
 		provisioned_set_config(d->provd, cfg);
 		provreq_set_config(d->pq, cfg);
@@ -547,6 +549,7 @@ int main(int argc, char **argv)
 	if (!d.ups || upstream_set_config(d.ups, d.cfg) < 0)
 		fatalx("out of memory");
 	relay_set_upstreams(listener_set_relays(d.ls), d.ups);
+	dgram_set_upstreams(listener_set_dgrams(d.ls), d.ups);
 	/* as root: the socket is root's, given its group */
 	d.ctl = control_open(&d, d.cfg->control.path, daemon_reload, &r);
 	if (!d.ctl) {

@@ -75,6 +75,7 @@ struct pre {
 	struct ns *ns;
 	struct listener *ls[PRIV_LISTEN_MAX];
 	const struct config_sockaddr *addrs[PRIV_LISTEN_MAX];
+	bool dgram[PRIV_LISTEN_MAX];
 	struct privc_listen q;		/* the request and its answer */
 };
 
@@ -291,6 +292,7 @@ static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 {
 	struct nstable *t = ns->t;
 	const struct config_sockaddr *addrs[PRIV_LISTEN_MAX];
+	bool dgram[PRIV_LISTEN_MAX];
 	struct listener *ls[PRIV_LISTEN_MAX], *l;
 	int fds[PRIV_LISTEN_MAX], errs[PRIV_LISTEN_MAX];
 	enum priv_step steps[PRIV_LISTEN_MAX];
@@ -320,6 +322,7 @@ static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 				continue;
 			}
 			ls[n] = l;
+			dgram[n] = l->origin.svc->protocol == CONFIG_PROTO_UDP;
 			addrs[n++] = l->addr;
 		}
 		if (!n)
@@ -329,8 +332,9 @@ static int ns_listen(struct ns *ns, struct netns_id *id, bool *failed,
 		r = pre_take(ns, ls, n, fds, errs, steps, id, why, sizeof(why),
 			     &have);
 		if (!have)
-			r = privc_listen(t->priv, ns->name, addrs, n, fds,
-					 errs, steps, id, why, sizeof(why));
+			r = privc_listen(t->priv, ns->name, addrs, dgram, n,
+					 fds, errs, steps, id, why,
+					 sizeof(why));
 		if (r < 0)
 			return r;
 		*opened = true;
@@ -608,6 +612,7 @@ static void pre_ask(struct nstable *t, struct ns *ns, size_t slot,
 		if (n == PRIV_LISTEN_MAX || n == *room)
 			return;		/* as ns_try() finds it */
 		p->ls[n] = l;
+		p->dgram[n] = l->origin.svc->protocol == CONFIG_PROTO_UDP;
 		p->addrs[n++] = l->addr;
 	}
 	if (!n)
@@ -616,6 +621,7 @@ static void pre_ask(struct nstable *t, struct ns *ns, size_t slot,
 	p->ns = ns;
 	p->q.ns = ns->name;
 	p->q.addrs = p->addrs;
+	p->q.dgram = p->dgram;
 	p->q.n = n;
 	ns->pre = p;
 }
@@ -845,7 +851,9 @@ static void ns_rebuild(struct nstable *t, struct ns *ns)
 			const struct config_sockaddr *a = &svc->listen[j];
 
 			TAILQ_FOREACH(l, &ns->grp->members, entry)
-				if (!l->mark && !strcmp(l->origin.svc->name, svc->name) &&
+				if (!l->mark &&
+				    l->origin.svc->protocol == svc->protocol &&
+				    !strcmp(l->origin.svc->name, svc->name) &&
 				    !strcmp(l->addr->text, a->text))
 					break;
 			if (l) {

@@ -297,7 +297,8 @@ static struct chan *chan_of(struct privc *pc, bool worker)
 
 /* The LISTEN for NS (NULL: the host's) and the N addresses ADDRS. */
 static int listen_fill(union priv_req *q, const char *ns,
-		       const struct config_sockaddr *const *addrs, size_t n)
+		       const struct config_sockaddr *const *addrs,
+		       const bool *dgram, size_t n)
 {
 	if (n < 1 || n > PRIV_LISTEN_MAX)
 		return -EINVAL;
@@ -310,10 +311,12 @@ static int listen_fill(union priv_req *q, const char *ns,
 	q->listen.host = !ns;
 	if (ns)
 		strcpy(q->listen.ns, ns);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (priv_addr_from_sa((const struct sockaddr *)&addrs[i]->sa,
 				      addrs[i]->len, &q->listen.addr[i]) < 0)
 			return -EAFNOSUPPORT;
+		q->listen.addr[i].dgram = dgram[i];
+	}
 	return 0;
 }
 
@@ -351,7 +354,8 @@ static int listen_result(const struct priv_reply *r, int *got, size_t ngot,
 }
 
 int privc_listen(struct privc *pc, const char *ns,
-		 const struct config_sockaddr *const *addrs, size_t n,
+		 const struct config_sockaddr *const *addrs, const bool *dgram,
+		 size_t n,
 		 int *fds, int *errs, enum priv_step *steps,
 		 struct netns_id *id, char *why, size_t whylen)
 {
@@ -361,7 +365,7 @@ int privc_listen(struct privc *pc, const char *ns,
 	size_t ngot;
 	int ret;
 
-	ret = listen_fill(&q, ns, addrs, n);
+	ret = listen_fill(&q, ns, addrs, dgram, n);
 	if (ret)
 		return ret;
 	ret = call(&pc->loop, &q, q.listen.h.len, -1, &r, got,
@@ -384,7 +388,7 @@ void privc_listen_send(struct privc *pc, struct privc_listen *const *b,
 	for (size_t i = 0; i < n; i++) {
 		b[i]->sent = false;
 		b[i]->ret = ret ? ret : listen_fill(&q, b[i]->ns, b[i]->addrs,
-						    b[i]->n);
+						    b[i]->dgram, b[i]->n);
 		if (b[i]->ret)
 			continue;
 		if (c->nahead == PRIVC_BATCH_MAX) {

@@ -32,12 +32,14 @@ int privc_watch(struct privc *pc, struct event_base *base,
 void privc_free(struct privc *pc);
 
 /* Listening sockets for the N addresses ADDRS in the namespace NS of the
- * namespace directory (NULL: the host's).  Returns 0 with, for each
+ * namespace directory (NULL: the host's); bound UDP sockets where
+ * DGRAM[i].  Returns 0 with, for each
  * address, fds[i] (or -1 and errs[i], steps[i] saying why) and the
  * namespace's identity in *id; or the namespace's own -errno as
  * netns_open() returns it (with a reason in WHY).  From the loop thread. */
 int privc_listen(struct privc *pc, const char *ns,
-		 const struct config_sockaddr *const *addrs, size_t n,
+		 const struct config_sockaddr *const *addrs, const bool *dgram,
+		 size_t n,
 		 int *fds, int *errs, enum priv_step *steps,
 		 struct netns_id *id, char *why, size_t whylen);
 
@@ -59,6 +61,7 @@ struct privc_listen {
 	/* in */
 	const char *ns;
 	const struct config_sockaddr *const *addrs;
+	const bool *dgram;
 	size_t n;
 	/* out */
 	bool sent;

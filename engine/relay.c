@@ -126,6 +126,19 @@ const char *relay_close_name(enum relay_close why)
 	return why < RELAY_CLOSE_MAX ? close_names[why] : "?";
 }
 
+static const char *const drop_names[RELAY_DROP_MAX] = {
+	[RELAY_DROP_NO_RESOURCES] = "no-resources",
+	[RELAY_DROP_LIMIT] = "limit",
+	[RELAY_DROP_NO_UPSTREAM] = "no-upstream",
+	[RELAY_DROP_UPSTREAM_SEND] = "upstream-send",
+	[RELAY_DROP_CLIENT_SEND] = "client-send",
+};
+
+const char *relay_drop_name(enum relay_drop why)
+{
+	return why < RELAY_DROP_MAX ? drop_names[why] : "?";
+}
+
 void  relay_ms_to_tv(uint64_t ms, struct timeval *tv)
 {
 	tv->tv_sec = (time_t)(ms / 1000);

@@ -46,6 +46,21 @@ enum relay_close {
 
 const char *relay_close_name(enum relay_close why);
 
+/* Why a datagram was dropped (datagram services, engine/dgram.c).  Append
+ * only, as above. */
+enum relay_drop {
+	RELAY_DROP_NO_RESOURCES,	/* no descriptor or memory for a flow */
+	RELAY_DROP_LIMIT,		/* a new flow over a limit, none to
+					 * make room for it */
+	RELAY_DROP_NO_UPSTREAM,		/* every server of the service down */
+	RELAY_DROP_UPSTREAM_SEND,	/* the send towards the server failed
+					 * (its socket's buffer full) */
+	RELAY_DROP_CLIENT_SEND,		/* the send back to the client failed */
+	RELAY_DROP_MAX
+};
+
+const char *relay_drop_name(enum relay_drop why);
+
 struct config_service;
 struct event_base;
 struct relay_set;
@@ -59,6 +74,9 @@ struct relay_counters {
 	uint64_t bytes_in;		/* client -> upstream */
 	uint64_t bytes_out;		/* upstream -> client */
 	uint64_t closed[RELAY_CLOSE_MAX];
+	/* datagram services: a flow is a connection above */
+	uint64_t datagrams_in, datagrams_out;
+	uint64_t drops[RELAY_DROP_MAX];
 	uint64_t upstream_unlogged;	/* failures since the last log line */
 	struct timeval upstream_logged;
 };
@@ -125,6 +143,22 @@ int relay_start_id(struct relay_set *set, struct relay_origin *o, int fd,
 
 /* Live connections. */
 uint64_t relay_count(const struct relay_set *set);
+
+/* A socket of TYPE (SOCK_STREAM, SOCK_DGRAM), non-blocking, to the server
+ * UP, bound as ID says (NULL: the host's choice; a unix datagram socket
+ * gets an abstract address to be answered at), connect started: 0 with
+ * *FD, *CONNECTED true when it completed at once, or -errno. */
+struct config_sockaddr;
+int relay_upstream_open(const struct config_sockaddr *up, int type,
+			const struct relay_ident *id, int *fd,
+			bool *connected);
+
+/* A server of O failed (WHAT, ERR an errno or 0; SERVER NULL: every
+ * server is down): a warning, one every 10 s per origin's counters at
+ * most, saying how many since the last. */
+void relay_log_upstream(struct event_base *base, struct relay_origin *o,
+			const struct config_sockaddr *server,
+			const char *what, int err);
 
 /* Pipes open (in use or kept for reuse): two descriptors each, on top of
  * the two per connection. */

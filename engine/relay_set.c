@@ -46,11 +46,18 @@ void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
 			   const struct config_sockaddr *server,
 			   const char *what, int err)
 {
+	relay_log_upstream(set->base, o, server, what, err);
+}
+
+void relay_log_upstream(struct event_base *base, struct relay_origin *o,
+			const struct config_sockaddr *server,
+			const char *what, int err)
+{
 	struct relay_counters *c = o->cnt;
 	struct timeval now;
 
 	c->upstream_unlogged++;
-	event_base_gettimeofday_cached(set->base, &now);
+	event_base_gettimeofday_cached(base, &now);
 	if (c->upstream_logged.tv_sec &&
 	    now.tv_sec - c->upstream_logged.tv_sec < 10)
 		return;
@@ -163,14 +170,12 @@ static bool source_err(int err)
 /* A non-blocking socket connecting to UP (bound as ID says, if ID and a
  * TCP server): 0 with *FD and *CONNECTED (a unix socket connects at
  * once), or -errno of socket(), bind() or connect(). */
-static int upstream_open(const struct config_sockaddr *up,
-			 const struct relay_ident *id, int *fd,
-			 bool *connected)
+int relay_upstream_open(const struct config_sockaddr *up, int type,
+			const struct relay_ident *id, int *fd, bool *connected)
 {
 	int ufd, err;
 
-	ufd = socket(up->sa.ss_family,
-		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ufd = socket(up->sa.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ufd < 0)
 		return -errno;
 	if (is_inet(up->sa.ss_family)) {
@@ -179,11 +184,23 @@ static int upstream_open(const struct config_sockaddr *up,
 		 * listener) */
 		int one = 1;
 
-		setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (type == SOCK_STREAM)
+			setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
 		if (id && id->bind &&
 		    (err = bind_source(ufd, up->sa.ss_family, id)) < 0) {
 			close(ufd);
 			return err;
+		}
+	} else if (type == SOCK_DGRAM) {
+		/* a unix datagram server answers to an address: an
+		 * abstract one of the kernel's choice (autobind) */
+		sa_family_t af = AF_UNIX;
+
+		if (bind(ufd, (const struct sockaddr *)&af, sizeof(af)) < 0) {
+			err = errno;
+			close(ufd);
+			return -err;
 		}
 	}
 	/* a unix socket connects (or fails) at once, and its errno is what
@@ -249,7 +266,8 @@ int relay_start_id(struct relay_set *set, struct relay_origin *o, int fd,
 						    NULL, NULL, 0);
 			up = upstream_srv_addr(srv);
 		}
-		err = upstream_open(up, id, &ufd, &connected);
+		err = relay_upstream_open(up, SOCK_STREAM, id, &ufd,
+					  &connected);
 		if (!err)
 			break;
 		if (shortage(-err) || err == -EAFNOSUPPORT ||
@@ -395,7 +413,8 @@ int relay_failover(struct relay *r, const char *what, int err)
 		struct relay_ident id = { .bind = r->bind, .src4 = r->src4,
 					  .src6 = r->src6 };
 
-		e = upstream_open(up, &id, &ufd, &connected);
+		e = relay_upstream_open(up, SOCK_STREAM, &id, &ufd,
+					&connected);
 	}
 	if (e) {
 		if (!shortage(-e) && !(r->bind && source_err(-e))) {

@@ -87,7 +87,8 @@ enum fam {
 	F_UP_CHECKS_FAILED, F_UP_CHECK_SEC,
 	F_FIRST_NS,
 	F_ACTIVE = F_FIRST_NS, F_ACCEPTED, F_BYTES_IN, F_BYTES_OUT,
-	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_LISTENER_UP, F_WAIT, F_HELD,
+	F_CONNFAIL, F_TIMEOUTS, F_CLOSED, F_DGRAMS, F_DROPS, F_LISTENER_UP,
+	F_WAIT, F_HELD,
 	F_RX_BYTES, F_TX_BYTES, F_RX_PACKETS, F_TX_PACKETS,
 	F_MAX
 };
@@ -144,6 +145,12 @@ static const struct {
 	[F_CLOSED] = { "nsrelay_connections_closed_total", "counter",
 		"Connections closed, by reason (reasons not seen yet are "
 		"left out)." },
+	[F_DGRAMS] = { "nsrelay_datagrams_total", "counter",
+		"Datagrams relayed by a udp service, by direction (in: from "
+		"clients to the upstream)." },
+	[F_DROPS] = { "nsrelay_datagram_drops_total", "counter",
+		"Datagrams a udp service dropped, by reason (reasons not seen "
+		"yet are left out)." },
 	[F_LISTENER_UP] = { "nsrelay_listener_up", "gauge",
 		"1 if the listener is open, else 0." },
 	[F_WAIT] = { "nsrelay_accept_wait_seconds", "histogram",
@@ -500,6 +507,8 @@ static void json_service(struct stats_walk *w,
 	if (svc) {
 		ADD(out, ",\"upstream\":");
 		json_str(out, svc->upstream.text);
+		evbuffer_add_printf(out, ",\"protocol\":\"%s\"",
+				    config_protocol_name(svc->protocol));
 	}
 	evbuffer_add_printf(out, ",\"active\":%llu,\"accepted\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,"
@@ -516,7 +525,20 @@ static void json_service(struct stats_walk *w,
 		evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "",
 				    relay_close_name(r),
 				    (unsigned long long)c->closed[r]);
-	ADD(out, "},\"last_error\":");
+	ADD(out, "}");
+	/* datagram services: their flows are the connections above */
+	if (svc && svc->protocol == CONFIG_PROTO_UDP) {
+		evbuffer_add_printf(out, ",\"datagrams_in\":%llu,"
+				    "\"datagrams_out\":%llu,\"drops\":{",
+				    (unsigned long long)c->datagrams_in,
+				    (unsigned long long)c->datagrams_out);
+		for (int r = 0; r < RELAY_DROP_MAX; r++)
+			evbuffer_add_printf(out, "%s\"%s\":%llu", r ? "," : "",
+					    relay_drop_name(r),
+					    (unsigned long long)c->drops[r]);
+		ADD(out, "}");
+	}
+	ADD(out, ",\"last_error\":");
 	if (!t->last_fail_at.tv_sec) {
 		ADD(out, "null");
 	} else {
@@ -759,6 +781,37 @@ static void prom_accepting(struct stats_walk *w, const char *name,
 	prom_u64(out, g->waits.count);
 }
 
+/* The datagram families of tally T of namespace NAME: udp services only. */
+static void prom_dgrams(struct stats_walk *w, const char *name,
+			const struct listener_group *g,
+			const struct listener_tally *t)
+{
+	const struct config_service *svc = tally_svc(g, t);
+	const struct relay_counters *k = &t->cnt;
+	const char *fn = fams[w->fam].name;
+	struct evbuffer *out = w->out;
+
+	if (!svc || svc->protocol != CONFIG_PROTO_UDP)
+		return;
+	if (w->fam == F_DGRAMS) {
+		evbuffer_add(out, fn, strlen(fn));
+		prom_labels(out, name, "service", t->name, "direction", "in");
+		prom_u64(out, k->datagrams_in);
+		evbuffer_add(out, fn, strlen(fn));
+		prom_labels(out, name, "service", t->name, "direction", "out");
+		prom_u64(out, k->datagrams_out);
+		return;
+	}
+	for (int r = 0; r < RELAY_DROP_MAX; r++) {
+		if (!k->drops[r])
+			continue;
+		evbuffer_add(out, fn, strlen(fn));
+		prom_labels(out, name, "service", t->name, "reason",
+			    relay_drop_name(r));
+		prom_u64(out, k->drops[r]);
+	}
+}
+
 static void prom_ns(void *arg, const char *name,
 		    const struct listener_group *g, int err)
 {
@@ -805,6 +858,10 @@ static void prom_ns(void *arg, const char *name,
 	TAILQ_FOREACH(t, &g->tallies, entry) {
 		const struct relay_counters *k = &t->cnt;
 
+		if (w->fam == F_DGRAMS || w->fam == F_DROPS) {
+			prom_dgrams(w, name, g, t);
+			continue;
+		}
 		if (w->fam == F_CLOSED) {
 			/* only the reasons seen: nine series per service,
 			 * mostly zeros, would make most of the page */

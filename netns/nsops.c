@@ -60,14 +60,16 @@ static int set_opt(int fd, int level, int name, int val)
 /* The listeners' options on FD, then bind to SA and listen.  FD or
  * -errno with *step (FD closed). */
 static int listen_on(int fd, const struct sockaddr *sa, socklen_t salen,
-		     enum nsops_step *step)
+		     bool dgram, enum nsops_step *step)
 {
 	int family = sa->sa_family, r;
 
 	*step = NSOPS_STEP_SETSOCKOPT;
-	/* TCP_NODELAY is inherited by every accepted socket */
-	if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
-	    set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0 ||
+	/* TCP_NODELAY is inherited by every accepted socket.  Never
+	 * SO_REUSEADDR on a UDP socket: a tenant's socket with it could
+	 * then bind the same port and take the datagrams. */
+	if ((!dgram && (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
+			set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)) ||
 	    (family == AF_INET && set_opt(fd, SOL_IP, IP_FREEBIND, 1) < 0) ||
 	    (family == AF_INET6 &&
 	     (set_opt(fd, SOL_IPV6, IPV6_V6ONLY, 1) < 0 ||
@@ -77,7 +79,7 @@ static int listen_on(int fd, const struct sockaddr *sa, socklen_t salen,
 	if (bind(fd, sa, salen) < 0)
 		goto fail;
 	*step = NSOPS_STEP_LISTEN;
-	if (listen(fd, SOMAXCONN) < 0)
+	if (!dgram && listen(fd, SOMAXCONN) < 0)
 		goto fail;
 	return fd;
 fail:
@@ -97,11 +99,12 @@ int nsops_listen(int nsfd, const struct sockaddr *sa, socklen_t salen,
 		    0);
 	if (fd < 0)
 		return nsfd >= 0 ? fd : -errno;
-	return listen_on(fd, sa, salen, step);
+	return listen_on(fd, sa, salen, false, step);
 }
 
 struct sockets {
 	const struct sockaddr *const *sa;
+	const bool *dgram;
 	size_t n;
 	int *res;
 };
@@ -111,7 +114,8 @@ static int sockets_here(void *arg)
 	struct sockets *a = arg;
 
 	for (size_t i = 0; i < a->n; i++) {
-		a->res[i] = socket(a->sa[i]->sa_family, SOCK_STREAM |
+		a->res[i] = socket(a->sa[i]->sa_family,
+				   (a->dgram[i] ? SOCK_DGRAM : SOCK_STREAM) |
 				   SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (a->res[i] < 0)
 			a->res[i] = -errno;
@@ -120,10 +124,10 @@ static int sockets_here(void *arg)
 }
 
 void nsops_listen_all(int nsfd, const struct sockaddr *const *sa,
-		      const socklen_t *salen, size_t n, int *res,
-		      enum nsops_step *steps)
+		      const socklen_t *salen, const bool *dgram, size_t n,
+		      int *res, enum nsops_step *steps)
 {
-	struct sockets a = { sa, n, res };
+	struct sockets a = { sa, dgram, n, res };
 	int r;
 
 	/* one setns there and back for all of them: at start-up with
@@ -134,7 +138,8 @@ void nsops_listen_all(int nsfd, const struct sockaddr *const *sa,
 		if (r < 0)
 			res[i] = r;
 		else if (res[i] >= 0)
-			res[i] = listen_on(res[i], sa[i], salen[i], &steps[i]);
+			res[i] = listen_on(res[i], sa[i], salen[i], dgram[i],
+					   &steps[i]);
 	}
 }
 

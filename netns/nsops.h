@@ -32,10 +32,12 @@ enum nsops_step {
 int nsops_listen(int nsfd, const struct sockaddr *sa, socklen_t len,
 		 enum nsops_step *step);
 /* The same for the N addresses SA (of lengths SALEN), entering the
- * namespace once for all of them: RES[i] the fd or -errno with STEPS[i]. */
+ * namespace once for all of them: RES[i] the fd or -errno with STEPS[i].
+ * Where DGRAM[i], a UDP socket instead, bound and not listening, without
+ * SO_REUSEADDR (which would let another socket share its port). */
 void nsops_listen_all(int nsfd, const struct sockaddr *const *sa,
-		      const socklen_t *salen, size_t n, int *res,
-		      enum nsops_step *steps);
+		      const socklen_t *salen, const bool *dgram, size_t n,
+		      int *res, enum nsops_step *steps);
 
 /* Open the namespace NAME of DIR for provisioning.
  *   NSOPS_CREATE  missing: create it as `ip netns add` does (DIR made 0755

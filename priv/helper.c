@@ -234,6 +234,7 @@ static void do_listen(int chan, const struct priv_listen *q)
 	struct sockaddr_storage ss[PRIV_LISTEN_MAX];
 	const struct sockaddr *sas[PRIV_LISTEN_MAX];
 	socklen_t lens[PRIV_LISTEN_MAX];
+	bool dgram[PRIV_LISTEN_MAX];
 	enum nsops_step steps[PRIV_LISTEN_MAX];
 	size_t nfds = 0;
 	struct netns_id id = { 0 };
@@ -260,8 +261,9 @@ static void do_listen(int chan, const struct priv_listen *q)
 	for (uint32_t i = 0; i < q->n; i++) {
 		lens[i] = priv_addr_to_sa(&q->addr[i], &ss[i]);
 		sas[i] = (const struct sockaddr *)&ss[i];
+		dgram[i] = q->addr[i].dgram;
 	}
-	nsops_listen_all(nsfd, sas, lens, q->n, res, steps);
+	nsops_listen_all(nsfd, sas, lens, dgram, q->n, res, steps);
 	for (uint32_t i = 0; i < q->n; i++) {
 		if (res[i] < 0) {
 			r.res[i].err = res[i];

@@ -26,7 +26,7 @@ static bool addr_ok(const struct priv_addr *a)
 {
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return false;
-	if (!a->port)
+	if (!a->port || a->dgram > 1)
 		return false;
 	if (a->family == AF_INET) {
 		static const uint8_t zero[12];

@@ -13,7 +13,8 @@
  * answer lists them.
  *
  *   LISTEN     ns (or the host's), addresses -> the namespace's identity,
- *              one listening TCP socket per address (or why not)
+ *              one listening TCP socket or bound UDP socket per address
+ *              (or why not)
  *   NS_OPEN    a namespace to provision: open it (or create it as `ip
  *              netns add` does, or replace a stale placeholder: flags of
  *              netns/nsops.h) -> a handle, its identity
@@ -70,6 +71,8 @@ struct priv_addr {
 	uint16_t port;		/* host order, 1..65535 */
 	uint32_t scope_id;
 	uint8_t addr[16];	/* 4 bytes for AF_INET */
+	uint32_t dgram;		/* 0: a listening TCP socket; 1: a bound
+				 * UDP socket (protocol: udp) */
 };
 
 struct priv_listen {

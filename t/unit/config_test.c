@@ -571,10 +571,29 @@ static void check_upstreams(const struct config *cfg)
 	   "upstreams: dns servers and refresh");
 }
 
+static void check_udp(const struct config *cfg)
+{
+	const struct config_service *d = &cfg->services[0];
+	const struct config_service *t = &cfg->services[1];
+	const struct config_service *l = &cfg->services[2];
+
+	ok(d->protocol == CONFIG_PROTO_UDP && t->protocol == CONFIG_PROTO_TCP,
+	   "udp: protocol udp and tcp on the same addresses");
+	is_str(config_protocol_name(d->protocol), "udp",
+	       "udp: the name of a protocol");
+	ok(d->idle_timeout_ms == CONFIG_DEFAULT_UDP_IDLE_MS &&
+	   t->idle_timeout_ms == 2 * 3600 * 1000ULL,
+	   "udp: a flow's idle timeout is 30 s, defaults: is for streams");
+	ok(l->idle_timeout_ms == 5000 &&
+	   l->upstreams[0].sa.ss_family == AF_UNIX,
+	   "udp: its own idle timeout, a unix datagram upstream");
+}
+
 static const struct {
 	const char *file;
 	void (*check)(const struct config *cfg);
 } valid_checks[] = {
+	{ "udp.yaml", check_udp },
 	{ "upstreams.yaml", check_upstreams },
 	{ "limits-control.yaml", check_limits_control },
 	{ "limits-off.yaml", check_limits_off },
@@ -1019,6 +1038,12 @@ static void test_service_equal(void)
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "\"127.0.0.1:2\", namespaces: [a, b], source: namespace}",
 		  false, "another source" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], protocol: tcp}",
+		  true, "protocol: tcp written out" },
+		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
+		  "\"127.0.0.1:2\", namespaces: [a, b], protocol: udp, "
+		  "idle_timeout: 1h}", false, "datagrams" },
 		{ "{listen: [\"127.0.0.1:1\", \"[::1]:1\"], upstream: "
 		  "\"127.0.0.1:2\", namespaces: [a, b], check: {}}",
 		  false, "a tcp check" },

@@ -275,6 +275,29 @@ static void test_decode(void)
 	       "an unknown type: refused");
 	is_int(priv_decode(raw, sizeof(raw), &q, &bad), -EBADMSG,
 	       "shorter than a header: refused");
+	{
+		union priv_req l;
+		struct sockaddr_in in = { .sin_family = AF_INET,
+					  .sin_port = htons(53) };
+
+		memset(&l, 0, sizeof(l));
+		l.listen.h.type = PRIV_LISTEN;
+		l.listen.h.len = (uint32_t)priv_listen_size(2);
+		l.listen.n = 2;
+		strcpy(l.listen.ns, "alice");
+		in.sin_addr.s_addr = htonl(0x7f000035);
+		priv_addr_from_sa((struct sockaddr *)&in, sizeof(in),
+				  &l.listen.addr[0]);
+		l.listen.addr[1] = l.listen.addr[0];
+		l.listen.addr[1].dgram = 1;
+		is_int(priv_decode(&l, l.listen.h.len, &q, &bad), PRIV_LISTEN,
+		       "LISTEN of a TCP and a UDP socket decodes");
+		ok(q.listen.addr[1].dgram == 1 && !q.listen.addr[0].dgram,
+		   "... each with its kind");
+		l.listen.addr[1].dgram = 2;
+		is_int(priv_decode(&l, l.listen.h.len, &q, &bad), -EBADMSG,
+		       "a socket kind other than 0 or 1: refused");
+	}
 }
 
 int main(void)
