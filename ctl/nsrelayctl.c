@@ -622,10 +622,46 @@ static void print_identity(const struct jv *root)
 	table_print(&t);
 }
 
+/* The datagram services of namespace NAME (SVCS), a row each into D:
+ * live flows, datagrams each way, drops (the reasons seen). */
+static void datagram_rows(struct table *d, const char *name,
+			  const struct jv *svcs)
+{
+	char b[4][32], why[256];
+
+	for (size_t j = 0; svcs && j < svcs->n; j++) {
+		const struct jv *s = &svcs->kids[j], *dr = jget(s, "drops");
+		const char *proto = jstr(s, "protocol");
+		uint64_t all = 0;
+		size_t len = 0;
+
+		if (!proto || strcmp(proto, "udp"))
+			continue;
+		why[0] = 0;
+		for (size_t k = 0; dr && dr->t == J_OBJ && k < dr->n; k++) {
+			const struct jv *r = &dr->kids[k];
+
+			if (r->t != J_NUM || r->num <= 0)
+				continue;
+			all += (uint64_t)r->num;
+			if (len < sizeof(why))
+				len += (size_t)snprintf(why + len,
+					sizeof(why) - len, "%s%s=%llu",
+					len ? "," : "", r->key,
+					(unsigned long long)r->num);
+		}
+		row(d, name, jstr(s, "name") ? jstr(s, "name") : "?",
+		    u64s(b[0], jnum(s, "active")),
+		    u64s(b[1], jnum(s, "datagrams_in")),
+		    u64s(b[2], jnum(s, "datagrams_out")),
+		    u64s(b[3], all), why[0] ? why : "-", NULL);
+	}
+}
+
 static void print_stats(const struct jv *root)
 {
 	const struct jv *nss = jget(root, "namespaces");
-	struct table t = { 0 }, v = { 0 }, h = { 0 };
+	struct table t = { 0 }, v = { 0 }, h = { 0 }, d = { 0 };
 	char b[8][32], why[256];
 
 	print_daemon(root);
@@ -639,6 +675,8 @@ static void print_stats(const struct jv *root)
 	    "TX_PACKETS", NULL);
 	row(&h, "NAMESPACE", "HELD_FAIR", "HELD_CONNS", "HELD_RATE",
 	    "HELD_SVC", "WAIT_P50", "WAIT_P99", NULL);
+	row(&d, "NAMESPACE", "SERVICE", "FLOWS", "DGRAMS_IN", "DGRAMS_OUT",
+	    "DROPPED", "DROP_REASONS", NULL);
 	for (size_t i = 0; i < nss->n; i++) {
 		const struct jv *ns = &nss->kids[i], *svcs =
 			jget(ns, "services"), *veth = jget(ns, "veth");
@@ -689,6 +727,7 @@ static void print_stats(const struct jv *root)
 			    u64s(b[5], jnum(s, "connect_failures")),
 			    u64s(b[6], jnum(s, "timeouts")), why, NULL);
 		}
+		datagram_rows(&d, name, svcs);
 		held = jget(ns, "held");
 		if (held && held->t == J_OBJ &&
 		    jnum(held, "fair_share") + jnum(held, "connections") +
@@ -722,6 +761,12 @@ static void print_stats(const struct jv *root)
 		table_print(&h);
 	} else {
 		table_drop(&h);
+	}
+	if (d.n > 1) {
+		printf("\nDATAGRAMS\n");
+		table_print(&d);
+	} else {
+		table_drop(&d);
 	}
 	print_upstreams(root);
 	print_identity(root);
