@@ -622,7 +622,11 @@ conf_service() {
 			printf '    %s: %s\n' "${a%%=*}" "${a#*=}"
 		done
 	} >>"$CONF"
+	# a udp service's addresses are waited for as "udp/ADDR:PORT"
+	local kind=
+	case " ${opts[*]} " in *" protocol=udp "*) kind=udp/ ;; esac
 	for a in "$@"; do
+		a=$kind$a
 		case " ${CONF_LISTEN[*]} " in
 		*" $a "*) ;;
 		*) CONF_LISTEN+=("$a") ;;
@@ -669,10 +673,11 @@ stop_daemon() {	# stop_daemon: SIGTERM, bounded wait; DSTATUS = exit status
 	return "$DSTATUS"
 }
 
-_listening() {	# _listening NS ADDR:PORT
-	local port=${2##*:}
-	ip netns exec "$1" ss -Hltn "sport = :$port" 2>/dev/null |
-		grep -qF " $2 "
+_listening() {	# _listening NS [udp/]ADDR:PORT (udp/: a bound UDP socket)
+	local a=${2#udp/} opt=-Hltn
+	[ "$a" = "$2" ] || opt=-Hlun
+	ip netns exec "$1" ss "$opt" "sport = :${a##*:}" 2>/dev/null |
+		grep -qF " $a "
 }
 
 wait_listening() {	# wait_listening NS ADDR:PORT [SECS]: a listener is up
