@@ -4,7 +4,8 @@
 # `promtool check metrics` accepts (HELP and TYPE lines, _total on
 # counters), with namespace and service labels; after traffic, every number
 # of every namespace and service matches the control socket's JSON, the
-# veth counters too; other paths are 404; a provisioned namespace deleted
+# veth counters too, and a udp service's datagrams; other paths are 404; a
+# provisioned namespace deleted
 # behind the daemon's back leaves the page, its veth series with it; a
 # reload that moves the port moves the endpoint.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
@@ -25,9 +26,23 @@ port2=$((port + 1))
 netns_new A
 netns_new Z
 start_server echo echo
+# a UDP echo server on the host, for a udp service
+cat >"$T/uecho.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+__import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(d, a)
+PY
+start_bg uecho "$PYTHON" "$T/uecho.py" "$T/uecho.port"
+wait_for 10 test -s "$T/uecho.port" || bail "the UDP echo server did not start"
 conf_begin "$T/metrics.yaml" --control none "$A" "$Z"
 conf_service talk "127.0.0.1:$echo_port" 127.0.0.1:7000 "[::1]:7000"
 conf_service refused "127.0.0.1:1" 127.0.0.1:7001
+conf_service dgram -o protocol=udp -o idle_timeout=10m "127.0.0.1:$(cat "$T/uecho.port")" 127.0.0.1:7002
 write_tail() {	# write_tail PORT
 	cat <<EOF
 control:
@@ -73,7 +88,16 @@ done
 for i in 1 2; do
 	peer_in "$A" expect-close --port 7001 --within 5 >/dev/null || fail "refused $i"
 done
-quiet() { "$NSRELAYCTL" -s "$ctl" status --json | grep -q '"connections":0}'; }
+# A/dgram: 4 datagrams from one port, each echoed
+check "A/dgram: 4 datagrams echoed" in_ns "$A" "$PYTHON" -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for i in range(4):
+    s.sendto(b"x" * (100 + i), ("127.0.0.1", 7002))
+    assert s.recv(65535) == b"x" * (100 + i)
+'
+quiet() { "$NSRELAYCTL" -s "$ctl" status --json | grep -q '"connections":1}'; }
 wait_for 5 quiet
 check_within 20 "the provisioned namespace is served" \
 	sh -c "'$NSRELAYCTL' -s '$ctl' stats --json | grep -q '\"veth\":{\"name\":\"nsm$B\"'"
@@ -128,6 +152,15 @@ for ns in d["namespaces"]:
             want("nsrelay_" + k, lab, s[j]); n += 1
         for r, v in s["closed"].items():	# reasons not seen: left out
             want("nsrelay_connections_closed_total", dict(lab, reason=r), v or None)
+        if s.get("protocol") == "udp":
+            for k in ("in", "out"):
+                want("nsrelay_datagrams_total", dict(lab, direction=k),
+                     s["datagrams_" + k])
+            for r, v in s["drops"].items():
+                want("nsrelay_datagram_drops_total", dict(lab, reason=r),
+                     v or None)
+        elif ("nsrelay_datagrams_total", tuple(sorted(dict(lab, direction="in").items()))) in samples:
+            bad.append("datagrams of a tcp service: %s" % lab)
         for l in s["listeners"]:
             want("nsrelay_listener_up", dict(lab, address=l["address"]),
                  1 if l["state"] == "listening" else 0)
@@ -147,6 +180,9 @@ talk = [s for ns in d["namespaces"] if ns["name"] == A for s in ns["services"] i
 if (talk["accepted"], talk["bytes_in"], talk["bytes_out"]) != (3, 6000, 6000):
     bad.append("A/talk in the JSON: %s" % talk)
 want("nsrelay_connect_failures_total", {"namespace": A, "service": "refused"}, 2)
+dg = [s for ns in d["namespaces"] if ns["name"] == A for s in ns["services"] if s["name"] == "dgram"][0]
+if (dg["protocol"], dg["accepted"], dg["datagrams_in"], dg["datagrams_out"], dg["bytes_in"]) != ("udp", 1, 4, 4, 406):
+    bad.append("A/dgram in the JSON: %s" % dg)
 want("nsrelay_bytes_in_total", {"namespace": Z, "service": "talk"}, 0)
 if not any(ns["veth"] for ns in d["namespaces"]):
     bad.append("no veth in the JSON")
