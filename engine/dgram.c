@@ -300,8 +300,26 @@ static struct dgram_flow *refuse(struct dgram_port *p, enum relay_drop drop,
 				 enum relay_close why)
 {
 	p->o->cnt->drops[drop]++;
+	p->o->cnt->active--;
 	p->o->closed(p->o, why);
 	return NULL;
+}
+
+/* May a flow of client A start on P?  Asked with the flow already among
+ * the origin's live ones, as a connection is when its listener counts it
+ * (a limit of N holds at the Nth); not admitted, it is taken out again. */
+static enum dgram_admit ask(struct dgram_port *p, const struct peer *a,
+			    struct relay_ident *id, enum relay_drop *drop)
+{
+	enum dgram_admit r;
+
+	memset(id, 0, sizeof(*id));
+	*drop = RELAY_DROP_LIMIT;
+	p->o->cnt->active++;
+	r = p->admit(p->arg, &a->u.sa, id, drop);
+	if (r != DGRAM_ADMIT_OK)
+		p->o->cnt->active--;
+	return r;
 }
 
 /* A flow for the client A (hash H) of P, or NULL: the datagram is
@@ -315,27 +333,19 @@ static struct dgram_flow *flow_new(struct dgram_port *p, const struct peer *a,
 	struct upstream_srv *srv = NULL;
 	struct relay_ident id;
 	enum relay_drop drop;
+	enum dgram_admit r;
 	struct dgram_flow *f;
 	bool connected;
 	int fd, err;
 
-	for (;;) {
-		enum dgram_admit r;
-
-		memset(&id, 0, sizeof(id));
-		drop = RELAY_DROP_LIMIT;
-		r = p->admit(p->arg, &a->u.sa, &id, &drop);
-		if (r == DGRAM_ADMIT_OK)
-			break;
-		if (r == DGRAM_ADMIT_FULL && !TAILQ_EMPTY(&p->flows)) {
-			/* room made by this port's oldest, then asked
-			 * again: a limit holds while it is reached */
-			flow_end(TAILQ_FIRST(&p->flows),
-				 RELAY_CLOSE_NO_RESOURCES);
-			r = p->admit(p->arg, &a->u.sa, &id, &drop);
-			if (r == DGRAM_ADMIT_OK)
-				break;
-		}
+	r = ask(p, a, &id, &drop);
+	if (r == DGRAM_ADMIT_FULL && !TAILQ_EMPTY(&p->flows)) {
+		/* room made by this port's oldest, then asked again: a
+		 * limit holds while it is reached */
+		flow_end(TAILQ_FIRST(&p->flows), RELAY_CLOSE_NO_RESOURCES);
+		r = ask(p, a, &id, &drop);
+	}
+	if (r != DGRAM_ADMIT_OK) {
 		o->cnt->drops[r == DGRAM_ADMIT_FULL ? RELAY_DROP_LIMIT :
 			      drop]++;
 		return NULL;
@@ -393,8 +403,7 @@ static struct dgram_flow *flow_new(struct dgram_port *p, const struct peer *a,
 	set->tab[h & (set->tab_size - 1)] = f;
 	TAILQ_INSERT_TAIL(&p->flows, f, link);
 	set->n++;
-	o->cnt->accepted++;
-	o->cnt->active++;
+	o->cnt->accepted++;	/* active: counted by ask() */
 	event_assign(&f->ev, set->base, fd, EV_READ | EV_PERSIST, flow_cb, f);
 	evtimer_assign(&f->timer, set->base, flow_timer_cb, f);
 	event_add(&f->ev, NULL);

@@ -42,3 +42,5 @@ INTEGRATION_TESTS += t/proxy-protocol.t
 EXTRA_DIST += t/proxy-protocol.t
 INTEGRATION_TESTS += t/proxy-mariadb.t
 EXTRA_DIST += t/proxy-mariadb.t
+INTEGRATION_TESTS += t/udp-relay.t
+EXTRA_DIST += t/udp-relay.t
