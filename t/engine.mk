@@ -44,3 +44,5 @@ INTEGRATION_TESTS += t/proxy-mariadb.t
 EXTRA_DIST += t/proxy-mariadb.t
 INTEGRATION_TESTS += t/udp-relay.t
 EXTRA_DIST += t/udp-relay.t
+INTEGRATION_TESTS += t/udp-dns.t t/udp-load.t
+EXTRA_DIST += t/udp-dns.t t/udp-load.t t/tools/dnsq.py
