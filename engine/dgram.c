@@ -87,6 +87,7 @@ struct dgram_port {
 	struct relay_origin *o;
 	int fd;
 	bool enabled;
+	bool closing;			/* its flows are ending: stays off */
 	struct event ev;
 	dgram_admit_fn admit;
 	void *arg;
@@ -477,7 +478,7 @@ struct dgram_port *dgram_port_new(struct dgram_set *set,
 
 void dgram_port_enable(struct dgram_port *p, bool on)
 {
-	if (on == p->enabled)
+	if (on == p->enabled || p->closing)
 		return;
 	p->enabled = on;
 	if (on)
@@ -493,6 +494,7 @@ void dgram_port_free(struct dgram_port *p)
 	if (!p)
 		return;
 	dgram_port_enable(p, false);
+	p->closing = true;
 	while ((f = TAILQ_FIRST(&p->flows)))
 		flow_end(f, RELAY_CLOSE_SHUTDOWN);
 	close(p->fd);

@@ -586,10 +586,11 @@ void listener_remove(struct listener *l)
 	bool last;
 
 	listener_drain(l);
-	last = t->refs == 1 && l->refs == 1;
 	TAILQ_REMOVE(&g->members, l, entry);
 	g->n_members--;
 	listener_close(l);
+	/* after the close: a udp listener's flows end with it */
+	last = t->refs == 1 && l->refs == 1;
 	if (l->refs > 1) {
 		/* its connections live on: counted with the service */
 		TAILQ_INSERT_TAIL(&g->retired, l, entry);
@@ -1106,11 +1107,14 @@ void listener_failed(struct listener *l, int err, const char *what)
 void listener_close(struct listener *l)
 {
 	if (l->dport) {
-		/* its flows end: nothing could answer them */
-		dgram_port_free(l->dport);
+		/* its flows end: nothing could answer them (taken from L
+		 * first: their ends update L's group, L included) */
+		struct dgram_port *p = l->dport;
+
 		l->dport = NULL;
 		l->fd = -1;
 		l->set->open--;
+		dgram_port_free(p);
 	} else if (l->fd >= 0) {
 		if (l->enabled)
 			event_del(&l->ev);

@@ -7,8 +7,9 @@
 # caps its live flows, a new client ending the namespace's oldest flow
 # (no-resources) while another namespace is untouched; a reload that turns
 # a service from tcp into udp on the same address closes the TCP listener
-# and opens a UDP socket; at a stop live flows end at once, so they never
-# hold it for the shutdown grace.
+# and opens a UDP socket; a namespace deleted with flows live ends them;
+# at a stop live flows end at once, so they never hold it for the shutdown
+# grace.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 : "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
@@ -161,6 +162,14 @@ check_within 10 "flip: a UDP socket on 127.0.0.1:7104" wait_listening "$A" udp/1
 check "flip: the TCP listener is gone" sh -c "! ip netns exec '$A' ss -Hltn 'sport = :7104' | grep -q ."
 is "$(client "$A" 127.0.0.1 7104 33)" "33:A" "flip: answered over udp"
 is "$(client "$A" 127.0.0.1 7100 7)" "7:A" "echo: still answered after the reload"
+
+# a namespace deleted while its flows live: they end with its listeners
+is "$(client "$C" 127.0.0.1 7100 5)" "5:A" "C: a flow of echo before C goes"
+ip netns del "$C"
+c_gone() { ! json | grep -qF "\"name\":\"$C\""; }
+check_within 20 "C deleted: the daemon forgets it, its flows ended" c_gone
+check "... the daemon runs on" daemon_alive
+is "$(client "$A" 127.0.0.1 7100 9)" "9:A" "... and A is still answered"
 
 # stop: live flows (idle timeout 10 m) end at once, the grace is 60 s
 cmp_ok "$(svc "$A" echo active)" -ge 1 "flows live before the stop"
