@@ -310,14 +310,15 @@ static struct dgram_flow *refuse(struct dgram_port *p, enum relay_drop drop,
  * the origin's live ones, as a connection is when its listener counts it
  * (a limit of N holds at the Nth); not admitted, it is taken out again. */
 static enum dgram_admit ask(struct dgram_port *p, const struct peer *a,
-			    struct relay_ident *id, enum relay_drop *drop)
+			    bool in_place, struct relay_ident *id,
+			    enum relay_drop *drop)
 {
 	enum dgram_admit r;
 
 	memset(id, 0, sizeof(*id));
 	*drop = RELAY_DROP_LIMIT;
 	p->o->cnt->active++;
-	r = p->admit(p->arg, &a->u.sa, id, drop);
+	r = p->admit(p->arg, &a->u.sa, in_place, id, drop);
 	if (r != DGRAM_ADMIT_OK)
 		p->o->cnt->active--;
 	return r;
@@ -339,12 +340,12 @@ static struct dgram_flow *flow_new(struct dgram_port *p, const struct peer *a,
 	bool connected;
 	int fd, err;
 
-	r = ask(p, a, &id, &drop);
+	r = ask(p, a, false, &id, &drop);
 	if (r == DGRAM_ADMIT_FULL && !TAILQ_EMPTY(&p->flows)) {
-		/* room made by this port's oldest, then asked again: a
-		 * limit holds while it is reached */
+		/* this port's oldest makes room: the new flow takes its
+		 * place, however far above a limit the namespace is */
 		flow_end(TAILQ_FIRST(&p->flows), RELAY_CLOSE_NO_RESOURCES);
-		r = ask(p, a, &id, &drop);
+		r = ask(p, a, true, &id, &drop);
 	}
 	if (r != DGRAM_ADMIT_OK) {
 		o->cnt->drops[r == DGRAM_ADMIT_FULL ? RELAY_DROP_LIMIT :

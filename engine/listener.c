@@ -952,10 +952,12 @@ static void accept_one(struct listener *l, int fd, struct sockaddr *sa)
 /* A datagram from PEER on L needs a new flow (engine/dgram.c): the guards
  * accept_one() and the held listeners apply, told apart: a namespace at
  * a count of live flows (its own or a service's limit, its fair share)
- * may make room among its own flows; one out of descriptors or tokens
- * drops the datagram.  ID: source: namespace, as for a connection. */
+ * may make room among its own flows, and the new one then takes the
+ * place of the one that ended (IN_PLACE: the counts do not hold it); one
+ * out of descriptors or tokens drops the datagram.  ID: source:
+ * namespace, as for a connection. */
 static enum dgram_admit udp_admit(void *arg, const struct sockaddr *peer,
-				  struct relay_ident *id,
+				  bool in_place, struct relay_ident *id,
 				  enum relay_drop *drop)
 {
 	struct listener *l = arg;
@@ -976,7 +978,7 @@ static enum dgram_admit udp_admit(void *arg, const struct sockaddr *peer,
 			return DGRAM_ADMIT_NO;
 		}
 	}
-	if (l->tally->held || g->held || g->fair_held)
+	if (!in_place && (l->tally->held || g->held || g->fair_held))
 		return DGRAM_ADMIT_FULL;
 	if (l->origin.svc->source != CONFIG_SOURCE_DEFAULT && set->owner) {
 		const char *user;

@@ -112,7 +112,7 @@ static const struct {
 	[F_LST_UP] = { "nsrelay_listeners_listening", "gauge",
 		"Listening sockets open." },
 	[F_CONNS] = { "nsrelay_connections", "gauge",
-		"Connections relayed now." },
+		"Connections and datagram flows relayed now." },
 	[F_UP_UP] = { "nsrelay_upstream_up", "gauge",
 		"1 if the server takes new connections (up or suspect), 0 if "
 		"it is down." },
