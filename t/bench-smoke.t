@@ -92,4 +92,11 @@ ok "$([ "$rc" = 0 ]; echo $?)" "latency-bench with 3 users runs to the end"
 ok "$(table_has "$T/latency.out" "phase seconds" "requests per second" \
 	"round trips" "p50 us" "p99 us" "p99.9 us" "max us"; echo $?)" \
 	"latency-bench prints its rows"
+DNS_SECS=1 bash "$B/dns-bench.sh" >"$T/dns.out" 2>"$T/dns.err"
+rc=$?
+[ "$rc" = 0 ] || diag "dns-bench exit $rc: $(tail -5 "$T/dns.err")"
+ok "$([ "$rc" = 0 ]; echo $?)" "dns-bench for 1 s a run runs to the end, no cell FAIL"
+ok "$(table_has "$T/dns.out" "A steady queries/s" "A p99 us" \
+	"A relay CPU us per query" "B new-flow queries/s" "B p99 us" \
+	"B lost" "relay fds after B"; echo $?)" "dns-bench prints its rows"
 done_testing
