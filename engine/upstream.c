@@ -635,13 +635,27 @@ static void check_io(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		/* a service with proxy_protocol: the server expects a
-		 * header first; a check has no client: v1 UNKNOWN, v2
-		 * LOCAL (a fresh socket's buffer takes it whole) */
+		 * header first; a check has no client.  v2: LOCAL.  v1:
+		 * the check's own connection, its addresses from the
+		 * socket (Postfix 3.7 refuses "PROXY UNKNOWN" with a 421,
+		 * which would take it out of service), UNKNOWN over a
+		 * unix socket.  A fresh socket's buffer takes it whole. */
 		if (s->svc->proxy != CONFIG_PROXY_OFF) {
-			uint8_t hdr[32];
+			struct sockaddr_storage me, it;
+			socklen_t ml = sizeof(me), il = sizeof(it);
+			bool inet = s->svc->proxy == CONFIG_PROXY_V1 &&
+				    getsockname(s->fd, (struct sockaddr *)&me,
+						&ml) == 0 &&
+				    getpeername(s->fd, (struct sockaddr *)&it,
+						&il) == 0 &&
+				    (me.ss_family == AF_INET ||
+				     me.ss_family == AF_INET6);
+			uint8_t hdr[PROXYHDR_MAX];
 			int hl = proxyhdr_build(hdr, sizeof(hdr),
 				(enum proxyhdr_version)s->svc->proxy,
-				NULL, NULL, NULL, NULL, -1);
+				inet ? (struct sockaddr *)&me : NULL,
+				inet ? (struct sockaddr *)&it : NULL,
+				NULL, NULL, -1);
 
 			if (hl > 0 && send(s->fd, hdr, (size_t)hl,
 					   MSG_NOSIGNAL | MSG_DONTWAIT) != hl) {

@@ -46,3 +46,5 @@ INTEGRATION_TESTS += t/udp-relay.t
 EXTRA_DIST += t/udp-relay.t
 INTEGRATION_TESTS += t/udp-dns.t t/udp-load.t
 EXTRA_DIST += t/udp-dns.t t/udp-load.t t/tools/dnsq.py
+INTEGRATION_TESTS += t/proxy-mail.t
+EXTRA_DIST += t/proxy-mail.t

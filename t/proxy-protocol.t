@@ -8,7 +8,8 @@
 # seen inside it; the destination is the listen address; over a unix
 # upstream too.  A client that sends "PROXY TCP4 1.2.3.4 ..." itself is
 # data after nsrelayd's own header; a service without proxy_protocol sends
-# none; health checks send "PROXY UNKNOWN" (v1) and LOCAL (v2).
+# none; health checks send LOCAL (v2) and, in v1, their own connection's
+# addresses.
 # source: namespace: the upstream's accept() sees the host end of a
 # provisioned namespace's veth (100.64.x.1, fd75:..::1 to an IPv6 server),
 # the relay's own address from other namespaces, and 2,000 connections
@@ -170,6 +171,11 @@ conf_text <<EOF
     upstream: "unix:$T/pp.sock"
     proxy_protocol: v2
     check: { protocol: tcp, interval: 300ms }
+  chk3:
+    listen: "127.0.0.1:7013"
+    upstream: "unix:$T/pp.sock"
+    proxy_protocol: v1
+    check: { protocol: tcp, interval: 300ms }
 control:
   path: $T/control.sock
 provision:
@@ -234,8 +240,26 @@ is "$(q '.ver + " " + .src + " " + .data')" "v2 $a4 moved" \
 
 # health checks: a header without addresses, then the check's FIN
 has() { grep -qF "$1" "$T/pp.out"; }
-check_within 5 "a v1 health check sends PROXY UNKNOWN" \
-	has '{"ver": "v1", "proto": "UNKNOWN", "data": "", "peer": "127.0.0.1"}'
+# v1 over TCP: the check's own connection (Postfix refuses UNKNOWN)
+has_v1_check() {
+	"$PYTHON" - "$T/pp.out" "$up" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if (r.get("ver"), r.get("proto"), r.get("src"), r.get("dst"),
+            r.get("dport"), r.get("data"), r.get("peer")) == \
+            ("v1", "TCP4", "127.0.0.1", "127.0.0.1", int(sys.argv[2]), "",
+             "127.0.0.1") and r["sport"] > 0:
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+check_within 5 "a v1 health check over TCP sends its own connection's addresses" has_v1_check
+check_within 5 "a v1 health check over a unix socket sends PROXY UNKNOWN" \
+	has '{"ver": "v1", "proto": "UNKNOWN", "data": ""}'
 check_within 5 "a v2 health check sends LOCAL, no TLV" \
 	has '{"ver": "v2", "cmd": "LOCAL", "fam": 0, "tlv": {}, "data": ""}'
 
