@@ -10,10 +10,11 @@
  * seeded hash: a tenant picks its source ports and addresses, not where
  * they land).  A datagram without a flow asks the port's owner whether a
  * flow may start (the listener: descriptors, fair share, limits); if the
- * namespace is at a limit of live flows, the port's oldest flow ends to
- * make room (a tenant that sprays source ports recycles its own flows,
- * never another namespace's), otherwise the datagram is dropped and
- * counted.  A new flow gets a UDP socket on the host, connected to a
+ * namespace is at a limit of live flows, the port's least recently used
+ * flow (by its client) ends and the new one takes its place (a tenant
+ * that sprays source ports recycles its own flows, never another
+ * namespace's, and a flow with a query in flight is never the one to
+ * go), otherwise the datagram is dropped and counted.  A new flow gets a UDP socket on the host, connected to a
  * server the upstream set picks (bound to the namespace's veth address
  * with source: namespace): connected, so the kernel gives it only that
  * server's datagrams and reports the server's ICMP errors on it, which
@@ -65,7 +66,9 @@ struct peer {
 
 struct dgram_flow {
 	struct dgram_flow *hnext;		/* in set->tab */
-	TAILQ_ENTRY(dgram_flow) link;		/* in its port, oldest first */
+	TAILQ_ENTRY(dgram_flow) link;		/* in its port, the one its
+						 * client used least lately
+						 * first */
 	struct dgram_port *port;
 	struct upstream_srv *srv;		/* NULL without an upstream set */
 	const struct config_sockaddr *up;	/* srv's address, or the
@@ -342,8 +345,9 @@ static struct dgram_flow *flow_new(struct dgram_port *p, const struct peer *a,
 
 	r = ask(p, a, false, &id, &drop);
 	if (r == DGRAM_ADMIT_FULL && !TAILQ_EMPTY(&p->flows)) {
-		/* this port's oldest makes room: the new flow takes its
-		 * place, however far above a limit the namespace is */
+		/* this port's least recently used makes room: the new
+		 * flow takes its place, however far above a limit the
+		 * namespace is */
 		flow_end(TAILQ_FIRST(&p->flows), RELAY_CLOSE_NO_RESOURCES);
 		r = ask(p, a, true, &id, &drop);
 	}
@@ -439,8 +443,15 @@ static void port_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		a.len = len;
 		h = peer_hash(set, p, &a);
-		if (!(f = find(set, p, &a, h)) && !(f = flow_new(p, &a, h)))
+		if ((f = find(set, p, &a, h))) {
+			/* used: last in line to make room */
+			if (f != TAILQ_LAST(&p->flows, flow_list)) {
+				TAILQ_REMOVE(&p->flows, f, link);
+				TAILQ_INSERT_TAIL(&p->flows, f, link);
+			}
+		} else if (!(f = flow_new(p, &a, h))) {
 			continue;
+		}
 		if (send(f->fd, buf, (size_t)r, MSG_DONTWAIT | MSG_NOSIGNAL) <
 		    0) {
 			int err = errno;

@@ -36,7 +36,7 @@ struct upstream_set;
 /* May a new flow start?  OK: yes, and it is counted as the origin's (the
  * origin's closed() runs when it ends); ID says what to bind its socket
  * to.  FULL: the namespace is at a limit of live flows: the port's
- * oldest flow ends, and the question is asked again with IN_PLACE (the
+ * least recently used flow ends, and the question is asked again with IN_PLACE (the
  * new flow takes the place of the one that ended: the namespace's count
  * is where it was, and only what is not a count of flows may refuse it).
  * NO: not now (out of descriptors, a rate limit): the datagram is

@@ -4,8 +4,8 @@
 # 1 byte to 65,507, a burst never merged, in order), to a unix datagram
 # server too; source: namespace binds a flow to the host end of a
 # provisioned namespace's veth; a service's connections_per_namespace
-# caps its live flows, a new client ending the namespace's oldest flow
-# (no-resources) while another namespace is untouched; a reload that turns
+# caps its live flows, a new client ending the namespace's least recently
+# used flow (no-resources) while another namespace is untouched; a reload that turns
 # a service from tcp into udp on the same address closes the TCP listener
 # and opens a UDP socket; a namespace deleted with flows live ends them;
 # at a stop live flows end at once, so they never hold it for the shutdown
@@ -127,7 +127,9 @@ s.sendto(b"who", ("127.0.0.1", 7102)); print(s.recv(100).decode())'; }
 is "$(who "$pre$u")" "$h4|who" "source: namespace: the server sees the host end of the veth ($h4)"
 is "$(who "$A")" "127.0.0.1|who" "source: namespace from a namespace not provisioned: the relay's address"
 
-# connections_per_namespace: 3 flows at most; a 4th client ends the oldest
+# connections_per_namespace: 3 flows at most; a 4th client ends the least
+# recently used: clients 0, 1, 2, then 0 again, then 3 (ends 1's flow, not
+# 0's, the oldest), then 0 once more (still its flow)
 json() { "$NSRELAYCTL" -s "$ctl" stats --json; }
 svc() {	# svc NS SERVICE EXPR: a number from the stats
 	json | "$PYTHON" -c '
@@ -139,18 +141,19 @@ print(eval(sys.argv[3], {}, s))' "$1" "$2" "$3"
 }
 cat >"$T/four.py" <<'PY'
 import socket, sys
-socks = []
-for i in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+socks = {}
+for i in [int(x) for x in sys.argv[1].split(",")]:
+    s = socks.setdefault(i, socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    s.settimeout(5)
     s.sendto(b"x%d" % i, ("127.0.0.1", 7103))
     assert s.recv(100) == b"x%d" % i
-    socks.append(s)
 print("ok")
 PY
-is "$(in_ns "$A" "$PYTHON" "$T/four.py" 4)" ok "capped: 4 clients in turn, each answered"
+is "$(in_ns "$A" "$PYTHON" "$T/four.py" 0,1,2,0,3,0)" ok "capped: clients 0 1 2 0 3 0, each answered"
 is "$(svc "$A" capped "active")" 3 "capped: 3 flows live, the limit"
-is "$(svc "$A" capped "closed['no-resources']")" 1 "capped: the oldest ended to make room (no-resources)"
-is "$(in_ns "$C" "$PYTHON" "$T/four.py" 2)" ok "capped: the other namespace has its own 3"
+is "$(svc "$A" capped "(accepted, closed['no-resources'])")" "(4, 1)" \
+	"capped: client 3 ended the least recently used flow (1's), 0 kept its own"
+is "$(in_ns "$C" "$PYTHON" "$T/four.py" 0,1)" ok "capped: the other namespace has its own 3"
 is "$(svc "$C" capped "closed['no-resources']")" 0 "capped: ... and lost none to the first"
 
 # a reload turns flip from tcp into udp
