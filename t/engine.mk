@@ -48,3 +48,4 @@ INTEGRATION_TESTS += t/udp-dns.t t/udp-load.t
 EXTRA_DIST += t/udp-dns.t t/udp-load.t t/tools/dnsq.py
 INTEGRATION_TESTS += t/proxy-mail.t
 EXTRA_DIST += t/proxy-mail.t
+EXTRA_DIST += t/dns-lib.sh

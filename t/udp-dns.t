@@ -23,55 +23,19 @@
 #    answered, and so are those after it.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
-: "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
-[ -x "$NSRELAYCTL" ] || bail "nsrelayctl not found: $NSRELAYCTL"
-DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
-[ -x "$DNSMASQ" ] || skip_all "dnsmasq not found (Debian: dnsmasq-base)"
-command -v dig >/dev/null || skip_all "dig not found (Debian: bind9-dnsutils)"
-command -v ss >/dev/null || skip_all "ss (iproute2) not found"
-DNSQ=$top_srcdir/t/tools/dnsq.py
-
-ctl() { "$NSRELAYCTL" -s "$T/control.sock" "$@"; }
-dnsq_in() { local ns=$1; shift; ip netns exec "$ns" "$PYTHON" "$DNSQ" "$@"; }
-# svc NS SERVICE EXPR: EXPR over that service's stats object s, as JSON
-# (a string as it is); c(KEY[, SECTION]) is a counter of "closed" (or of
-# SECTION, e.g. "drops"), whether its key is spelt with '_' or '-'
-# (c("idle_timeout") is closed["idle-timeout"])
+. "$top_srcdir/t/dns-lib.sh"
+# svc NS SERVICE EXPR: EXPR over that service's stats object s; c(KEY[,
+# SECTION]) a counter of its "closed" (or of SECTION), '_' or '-' alike
 svc() {
-	ctl stats "$1" --json | "$PYTHON" -c 'import json, sys
-d = json.load(sys.stdin)
-s = [s for n in d["namespaces"] if n["name"] == sys.argv[1]
-     for s in n["services"] if s["name"] == sys.argv[2]][0]
-def c(k, sect="closed"):
-    o = s.get(sect) or {}
-    for key in (k, k.replace("_", "-"), k.replace("-", "_")):
-        if key in o:
-            return o[key]
-    return None
-r = eval(sys.argv[3])
-print(r if isinstance(r, str) else json.dumps(r, sort_keys=True))' "$1" "$2" "$3"
+	ctl stats "$1" --json | "$PYTHON" -c "$_DNS_PY"'
+s = svc(sys.argv[1], sys.argv[2])
+c0 = c
+c = lambda k, sect="closed": c0(s, k, sect)
+out(eval(sys.argv[3]))' "$1" "$2" "$3"
 }
 svc_true() { [ "$(svc "$@")" = true ]; }
 jget() {	# jget KEY: KEY of the JSON line on stdin
 	"$PYTHON" -c 'import json, sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"
-}
-_udp_listening() {	# _udp_listening NS ADDR:PORT: a UDP socket bound there
-	ip netns exec "$1" ss -Hlun "sport = :${2##*:}" 2>/dev/null |
-		grep -qF " $2 "
-}
-free_port() {	# a port free for both UDP and TCP on 127.0.0.1, right now
-	"$PYTHON" -c 'import socket
-for _ in range(100):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    print(p)
-    break'
 }
 
 # ---- the resolver on the host -----------------------------------------------
@@ -85,25 +49,8 @@ print(a[k:k + 255])' "$i")")
 done
 TXT_ALL=$(printf '%s' "${TXT[@]}")
 txt_arg=$(IFS=,; echo "${TXT[*]}")
-dnsmasq_answers() {
-	[ "$(dig @127.0.0.1 -p "$DP" db.internal +short +time=1 +tries=1)" = 10.0.0.1 ]
-}
-DP=
-for attempt in 1 2 3; do
-	DP=$(free_port) || bail "no free port"
-	start_bg "dnsmasq$attempt" "$DNSMASQ" --conf-file=/dev/null --no-resolv \
-		--no-hosts --keep-in-foreground --bind-interfaces \
-		--listen-address=127.0.0.1 --port="$DP" --user=nobody --pid-file= \
-		--host-record=db.internal,10.0.0.1 \
-		--txt-record="big.internal,$txt_arg" \
-		--log-queries --log-facility="$T/dnsmasq.log"
-	wait_for 5 dnsmasq_answers && break
-	pid_var=dnsmasq${attempt}_pid
-	stop_pid "${!pid_var}"
-	DP=
-done
-[ -n "$DP" ] || bail "dnsmasq did not start: $(cat "$T"/dnsmasq*.err)"
-pass "dnsmasq answers on 127.0.0.1:$DP"
+start_dnsmasq --txt-record="big.internal,$txt_arg" \
+	--log-queries --log-facility="$T/dnsmasq.log"
 direct=$(dig @127.0.0.1 -p "$DP" big.internal TXT +noedns +time=2 +tries=1 2>&1)
 like "$direct" 'Truncated, retrying in TCP mode' \
 	"directly: big.internal's answer is truncated over UDP and dig retries over TCP"
@@ -151,7 +98,7 @@ udp_up() {
 	local ns a
 	for ns in "$A" "$B"; do
 		for a in 127.0.0.53:53 "[::1]:53" 127.0.0.54:53; do
-			_udp_listening "$ns" "$a" || { echo "$ns $a"; return 1; }
+			_listening "$ns" "udp/$a" || { echo "$ns $a"; return 1; }
 		done
 	done
 }

@@ -19,65 +19,16 @@
 #      (closed no_resources) or datagrams dropped (drops limit).
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
-: "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
-[ -x "$NSRELAYCTL" ] || bail "nsrelayctl not found: $NSRELAYCTL"
-DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
-[ -x "$DNSMASQ" ] || skip_all "dnsmasq not found (Debian: dnsmasq-base)"
-command -v dig >/dev/null || skip_all "dig not found (Debian: bind9-dnsutils)"
+. "$top_srcdir/t/dns-lib.sh"
 command -v prlimit >/dev/null || skip_all "prlimit (util-linux) not found"
-command -v ss >/dev/null || skip_all "ss (iproute2) not found"
-DNSQ=$top_srcdir/t/tools/dnsq.py
-
-ctl() { "$NSRELAYCTL" -s "$T/control.sock" "$@"; }
-dnsq_in() { local ns=$1; shift; ip netns exec "$ns" "$PYTHON" "$DNSQ" "$@"; }
-# stats EXPR: EXPR over the whole stats JSON d, with svc(NS, NAME) a
-# service's object and c(s, KEY[, SECTION]) a counter of its "closed" (or
-# of SECTION, e.g. "drops"), whether its key is spelt with '_' or '-'
-stats() {
-	ctl stats --json | "$PYTHON" -c 'import json, sys
-d = json.load(sys.stdin)
-def svc(ns, name):
-    return [s for n in d["namespaces"] if n["name"] == ns
-            for s in n["services"] if s["name"] == name][0]
-def c(s, k, sect="closed"):
-    o = s.get(sect) or {}
-    for key in (k, k.replace("_", "-"), k.replace("-", "_")):
-        if key in o:
-            return o[key]
-    return 0
-def each(ns_list, name):
-    return [svc(ns, name) for ns in ns_list]
-NS = sys.argv[2:]
-r = eval(sys.argv[1])
-print(r if isinstance(r, str) else json.dumps(r, sort_keys=True))' "$@"
-}
-stats_true() { [ "$(stats "$@")" = true ]; }
 jget() {	# jget KEY FILE: KEY of the JSON line in FILE
 	"$PYTHON" -c 'import json, sys; print(json.loads(open(sys.argv[2]).readline())[sys.argv[1]])' "$1" "$2"
-}
-_udp_listening() {	# _udp_listening NS ADDR:PORT: a UDP socket bound there
-	ip netns exec "$1" ss -Hlun "sport = :${2##*:}" 2>/dev/null |
-		grep -qF " $2 "
 }
 udp_up() {	# udp_up NS...: 127.0.0.53:53 bound (UDP) in each
 	local ns
 	for ns in "$@"; do
-		_udp_listening "$ns" 127.0.0.53:53 || return 1
+		_listening "$ns" udp/127.0.0.53:53 || return 1
 	done
-}
-free_port() {	# a port free for both UDP and TCP on 127.0.0.1, right now
-	"$PYTHON" -c 'import socket
-for _ in range(100):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    print(p)
-    break'
 }
 fds() { ls "/proc/$DPID/fd" 2>/dev/null | wc -l; }
 fds_at_most() { [ "$(fds)" -le "$1" ]; }
@@ -90,23 +41,7 @@ fds_settled() {	# the count no longer moves (over 0.5 s); FDS gets it
 }
 
 # ---- the resolver on the host -------------------------------------------------
-dnsmasq_answers() {
-	[ "$(dig @127.0.0.1 -p "$DP" db.internal +short +time=1 +tries=1)" = 10.0.0.1 ]
-}
-DP=
-for attempt in 1 2 3; do
-	DP=$(free_port) || bail "no free port"
-	start_bg "dnsmasq$attempt" "$DNSMASQ" --conf-file=/dev/null --no-resolv \
-		--no-hosts --keep-in-foreground --bind-interfaces \
-		--listen-address=127.0.0.1 --port="$DP" --user=nobody --pid-file= \
-		--host-record=db.internal,10.0.0.1
-	wait_for 5 dnsmasq_answers && break
-	pid_var=dnsmasq${attempt}_pid
-	stop_pid "${!pid_var}"
-	DP=
-done
-[ -n "$DP" ] || bail "dnsmasq did not start: $(cat "$T"/dnsmasq*.err)"
-pass "dnsmasq answers on 127.0.0.1:$DP"
+start_dnsmasq
 
 # ---- (a) 20 namespaces at once ---------------------------------------------------
 NSS=()
