@@ -5,11 +5,12 @@
 # server too; source: namespace binds a flow to the host end of a
 # provisioned namespace's veth; a service's connections_per_namespace
 # caps its live flows, a new client ending the namespace's least recently
-# used flow (no-resources) while another namespace is untouched; a reload that turns
-# a service from tcp into udp on the same address closes the TCP listener
-# and opens a UDP socket; a namespace deleted with flows live ends them;
-# at a stop live flows end at once, so they never hold it for the shutdown
-# grace.
+# used flow (no-resources) while another namespace is untouched; a reload
+# that turns a service from tcp into udp on the same address closes the TCP
+# listener and opens a UDP socket; a namespace deleted with flows live ends
+# them; at a stop live flows end at once, so they never hold it for the
+# shutdown grace.  A tenant's socket on a udp listen address is not shared: the
+# bind fails and is retried until it goes.
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 : "${NSRELAYCTL:=$top_builddir/nsrelayctl}"
@@ -67,6 +68,7 @@ write_conf() {	# write_conf PROTOCOL: the service flip's
 	conf_service src -o protocol=udp -o source=namespace "$up" 127.0.0.1:7102
 	conf_service capped -o protocol=udp -o idle_timeout=10m \
 		-o "limits={connections_per_namespace: 3}" "$up" 127.0.0.1:7103
+	conf_service squat -o protocol=udp "$up" 127.0.0.1:7105
 	if [ "$1" = tcp ]; then
 		conf_service flip "127.0.0.1:$echo_port" 127.0.0.1:7104
 	else
@@ -81,6 +83,15 @@ provision:
   host_interface: "nur%i"
 EOF
 }
+# a tenant's own socket on 127.0.0.1:7105 in C before the daemon: bind
+# fails there (EADDRINUSE, no SO_REUSEADDR to share it) and is retried
+start_bg squatter ip netns exec "$C" "$PYTHON" -c '
+import signal, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 7105))
+print("bound", flush=True)
+signal.pause()'
+wait_for 10 _has_line "$squatter_out" || bail "the squatter did not bind"
 write_conf tcp
 start_daemon "$CONF"
 for ns in "$A" "$C"; do
@@ -89,6 +100,12 @@ for ns in "$A" "$C"; do
 done
 check_within 20 "the provisioned namespace is served" \
 	wait_listening "$pre$u" udp/127.0.0.1:7102 1
+squat_failed() { grep -q "ns $C: squat 127.0.0.1:7105: bind: Address already in use; retrying" "$DLOG"; }
+check_within 10 "squat in C: bind refused by the tenant's socket, retried" squat_failed
+check "squat in A: bound" _listening "$A" udp/127.0.0.1:7105
+stop_pid "$squatter_pid"
+check_within 10 "squat in C: bound once the tenant's socket is gone" \
+	wait_listening "$C" udp/127.0.0.1:7105 1
 
 # The client: sends the sizes given, all first, then reads as many
 # answers; prints each answer's size (and its text when short).
