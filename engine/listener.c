@@ -30,16 +30,17 @@
  *    every turn: its share shrinks only while others are waiting.  No
  *    timer and no epoll_ctl: the kernel's readiness is the queue;
  *  - descriptors, the one budget that a namespace keeps (its live
- *    connections hold two each): a namespace may use what is free.  Once
- *    connections and pipes hold three quarters of what is theirs (the
- *    limit less the reserve, the listeners and other modules' clients),
- *    the budget runs short, and a namespace whose live connections reach
- *    its fair share, the connections' budget divided by the busy
- *    namespaces plus one (room for one not yet busy), is held: its clients
- *    wait in its backlog while the namespaces below their share are still
- *    served from the last quarter.  It resumes when a connection ends
- *    anywhere and it is below its share again or the budget is no longer
- *    short;
+ *    connections hold two each, its datagram flows one): a namespace may
+ *    use what is free.  Once connections, flows and pipes hold three
+ *    quarters of what is theirs (the limit less the reserve, the
+ *    listeners and other modules' clients), the budget runs short, and a
+ *    namespace whose descriptors reach its fair share, that budget
+ *    divided by the busy namespaces plus one (room for one not yet busy),
+ *    is held: its clients wait in its backlog (a datagram namespace makes
+ *    room among its own flows: engine/dgram.c) while the namespaces below
+ *    their share are still served from the last quarter.  It resumes when
+ *    a connection or flow ends anywhere and it is below its share again
+ *    or the budget is no longer short;
  *  - limits an admin sets, off by default (struct listener_group, and a
  *    service's own cap in its tally): at most lim.conns live connections
  *    and lim.rate new ones a second (a token bucket of lim.burst), per
@@ -662,11 +663,12 @@ static bool budget_short(const struct listener_set *set)
 	return 4 * used >= 3 * conn_budget(set);
 }
 
-/* A namespace's fair share of live connections while the budget is short:
- * the budget over the busy namespaces and one more that may come. */
+/* A namespace's fair share of descriptors (for its connections and
+ * flows) while the budget is short: the budget over the busy namespaces
+ * and one more that may come. */
 static uint64_t fair_share(const struct listener_set *set)
 {
-	long b = conn_budget(set) / 2;
+	long b = conn_budget(set);
 
 	return b > 0 ? (uint64_t)b / (set->busy + 1) : 0;
 }
@@ -677,7 +679,7 @@ static void fair_check(struct listener_group *g)
 	struct listener_set *set = g->set;
 	struct timeval now;
 
-	if (g->fair_held || !budget_short(set) || g->active < fair_share(set))
+	if (g->fair_held || !budget_short(set) || g->fds < fair_share(set))
 		return;
 	g->fair_held = true;
 	TAILQ_INSERT_TAIL(&set->fair_held, g, fair_entry);
@@ -700,7 +702,7 @@ static void fair_recheck(struct listener_set *set)
 	share = fair_share(set);
 	for (g = TAILQ_FIRST(&set->fair_held); g; g = next) {
 		next = TAILQ_NEXT(g, fair_entry);
-		if (short_now && g->active >= share)
+		if (short_now && g->fds >= share)
 			continue;
 		TAILQ_REMOVE(&set->fair_held, g, fair_entry);
 		g->fair_held = false;
@@ -731,6 +733,7 @@ static void conn_closed(struct relay_origin *o, enum relay_close why)
 
 		evtimer_add(set->trim, &second);
 	}
+	g->fds -= l->dgram ? 1 : 2;
 	if (!--g->active)
 		set->busy--;
 	if (g->held)
@@ -779,6 +782,7 @@ struct listener *listener_new(struct listener_group *g,
 	}
 	l->fd = -1;
 	l->listen_pending = -1;
+	l->dgram = svc->protocol == CONFIG_PROTO_UDP;
 	l->origin.ns_name = g->name;	/* the group outlives it */
 	l->origin.cnt = &l->tally->cnt;
 	l->origin.closed = conn_closed;
@@ -893,6 +897,7 @@ static void count_new(struct listener *l, const struct timeval *now)
 	struct listener_group *g = l->grp;
 
 	l->refs++;
+	g->fds += l->dgram ? 1 : 2;
 	if (!g->active++)
 		l->set->busy++;
 	if (g->lim.rate) {
@@ -1077,7 +1082,7 @@ void listener_listen_fd(struct listener *l, int fd)
 		close(fd);
 		return;
 	}
-	if (l->origin.svc->protocol == CONFIG_PROTO_UDP) {
+	if (l->dgram) {
 		if (!(l->dport = dgram_port_new(set->dgrams, &l->origin, fd,
 						udp_admit, l))) {
 			listener_failed(l, ENOMEM, "socket");

@@ -88,7 +88,10 @@ struct listener_group {
 	char *name;
 	unsigned n_members;
 	struct listener_limits lim;
-	uint64_t active;		/* live connections of the namespace */
+	uint64_t active;		/* live connections of the namespace
+					 * and its datagram flows */
+	uint64_t fds;			/* the descriptors they hold: two a
+					 * connection, one a flow */
 	double tokens;			/* rate limit bucket */
 	struct timeval refill;		/* when tokens were last added */
 	bool held;			/* paused at a limit it was given */
@@ -130,6 +133,8 @@ struct listener {
 	int listen_pending;		/* nstable.c's scratch: a socket made
 					 * for it, not handed over yet */
 	bool enabled;			/* ev added: accepting */
+	bool dgram;			/* protocol: udp (as made: a reload
+					 * that changes it makes another) */
 	bool retired;			/* in grp->retired */
 	struct event ev;		/* readable: accept (no evconnlistener:
 					 * one allocation less per listener) */
