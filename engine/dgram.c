@@ -11,11 +11,12 @@
  * they land).  A datagram without a flow asks the port's owner whether a
  * flow may start (the listener: descriptors, fair share, limits); if the
  * namespace is at a limit of live flows, the port's least recently used
- * flow (by its client) ends and the new one takes its place (a tenant
- * that sprays source ports recycles its own flows, never another
- * namespace's, and a flow with a query in flight is never the one to
- * go), otherwise the datagram is dropped and counted.  A new flow gets a UDP socket on the host, connected to a
- * server the upstream set picks (bound to the namespace's veth address
+ * flow (the one whose client has been quiet longest, not one with a
+ * query just sent) ends and the new one takes its place (a tenant that
+ * sprays source ports recycles its own flows, never another
+ * namespace's); otherwise the datagram is dropped and counted.  A new
+ * flow gets a UDP socket on the host, connected to a server the upstream
+ * set picks (bound to the namespace's veth address
  * with source: namespace): connected, so the kernel gives it only that
  * server's datagrams and reports the server's ICMP errors on it, which
  * end the flow (ECONNREFUSED: port unreachable).  A unix datagram server
@@ -234,36 +235,42 @@ static void flow_failed(struct dgram_flow *f, int err)
 				  RELAY_CLOSE_CONNECT_FAILED);
 }
 
-static void flow_arm(struct dgram_flow *f, const struct timeval *now)
+/* What is left of F's idle timeout at NOW, in ms (its service's timeout
+ * as it is now: a reload may have changed it). */
+static uint64_t idle_left(const struct dgram_flow *f,
+			  const struct timeval *now)
 {
 	uint64_t idle = f->port->o->svc->idle_timeout_ms, used;
-	struct timeval d, tv;
+	struct timeval d;
 
 	timersub(now, &f->last, &d);
 	used = d.tv_sec < 0 ? 0 :
 	       (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
-	idle = used < idle ? idle - used : 0;
-	tv.tv_sec = (time_t)(idle / 1000);
-	tv.tv_usec = (suseconds_t)(idle % 1000) * 1000;
+	return used < idle ? idle - used : 0;
+}
+
+static void flow_arm(struct dgram_flow *f, const struct timeval *now)
+{
+	uint64_t left = idle_left(f, now);
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 	evtimer_add(&f->timer, &tv);
 }
 
 static void flow_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dgram_flow *f = arg;
-	uint64_t idle = f->port->o->svc->idle_timeout_ms;
-	struct timeval now, d;
+	struct timeval now;
 
 	(void)fd;
 	(void)what;
 	event_base_gettimeofday_cached(f->port->set->base, &now);
-	timersub(&now, &f->last, &d);
-	if (d.tv_sec < 0 ||
-	    (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000 >= idle) {
+	if (!idle_left(f, &now))
 		flow_end(f, RELAY_CLOSE_IDLE_TIMEOUT);
-		return;
-	}
-	flow_arm(f, &now);
+	else
+		flow_arm(f, &now);
 }
 
 /* The server's datagrams, each back to the client from the port. */

@@ -36,9 +36,10 @@ struct upstream_set;
 /* May a new flow start?  OK: yes, and it is counted as the origin's (the
  * origin's closed() runs when it ends); ID says what to bind its socket
  * to.  FULL: the namespace is at a limit of live flows: the port's
- * least recently used flow ends, and the question is asked again with IN_PLACE (the
- * new flow takes the place of the one that ended: the namespace's count
- * is where it was, and only what is not a count of flows may refuse it).
+ * least recently used flow ends, and the question is asked again with
+ * IN_PLACE (the new flow takes the place of the one that ended: the
+ * namespace's count is where it was, and only what is not a count of
+ * flows may refuse it).
  * NO: not now (out of descriptors, a rate limit): the datagram is
  * dropped, counted with the reason DROP. */
 enum dgram_admit { DGRAM_ADMIT_OK, DGRAM_ADMIT_FULL, DGRAM_ADMIT_NO };

@@ -840,32 +840,45 @@ void listener_set_owner(struct listener_set *set, listener_owner_fn fn,
 	set->owner_arg = arg;
 }
 
+/* Who owns L's namespace (NULL: nsrelayd did not provision it; its user
+ * in *USER unless USER is NULL), with source: namespace the upstream
+ * socket's address in ID: what connections and datagram flows share. */
+static const struct prov_spec *source_of(const struct listener *l,
+					 struct relay_ident *id,
+					 const char **user)
+{
+	const struct prov_spec *spec = NULL;
+
+	if (l->set->owner)
+		spec = l->set->owner(l->set->owner_arg, l->origin.ns_name,
+				     user);
+	if (spec && l->origin.svc->source == CONFIG_SOURCE_NAMESPACE) {
+		id->bind = true;
+		id->src4 = spec->v4_host;
+		id->src6 = spec->v6_host;
+	}
+	return spec;
+}
+
 /* What the upstream learns of a connection FD from SA on L (the
  * service's proxy_protocol and source), into ID, its header in BUF.
  * The header's source is the namespace's own address (of the listener's
  * family) when nsrelayd provisioned it, else the client's address as
  * seen in the namespace, with the client's port either way; its
  * destination the address the client reached; v2 adds the namespace's
- * name and the provisioned user and uid.  source: namespace binds the upstream
- * socket to the host end of a provisioned namespace's veth; elsewhere
- * nothing.  0 or -errno. */
+ * name and the provisioned user and uid.  source: namespace binds the
+ * upstream socket to the host end of a provisioned namespace's veth;
+ * elsewhere nothing.  0 or -errno. */
 static int identify(struct listener *l, int fd, const struct sockaddr *sa,
 		    uint8_t *buf, size_t cap, struct relay_ident *id)
 {
 	const struct relay_origin *o = &l->origin;
-	const struct prov_spec *spec = NULL;
 	const char *user = NULL;
+	const struct prov_spec *spec = source_of(l, id, &user);
 	struct sockaddr_storage src, dst;
 	socklen_t len = sizeof(dst);
 	int n;
 
-	if (l->set->owner)
-		spec = l->set->owner(l->set->owner_arg, o->ns_name, &user);
-	if (spec && o->svc->source == CONFIG_SOURCE_NAMESPACE) {
-		id->bind = true;
-		id->src4 = spec->v4_host;
-		id->src6 = spec->v6_host;
-	}
 	if (o->svc->proxy_protocol == CONFIG_PROXY_OFF)
 		return 0;
 	if (!sa || getsockname(fd, (struct sockaddr *)&dst, &len) < 0 ||
@@ -985,17 +998,8 @@ static enum dgram_admit udp_admit(void *arg, const struct sockaddr *peer,
 	}
 	if (!in_place && (l->tally->held || g->held || g->fair_held))
 		return DGRAM_ADMIT_FULL;
-	if (l->origin.svc->source != CONFIG_SOURCE_DEFAULT && set->owner) {
-		const char *user;
-		const struct prov_spec *spec =
-			set->owner(set->owner_arg, l->origin.ns_name, &user);
-
-		if (spec) {
-			id->bind = true;
-			id->src4 = spec->v4_host;
-			id->src6 = spec->v6_host;
-		}
-	}
+	if (l->origin.svc->source != CONFIG_SOURCE_DEFAULT)
+		source_of(l, id, NULL);
 	count_new(l, &now);
 	return DGRAM_ADMIT_OK;
 }

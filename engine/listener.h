@@ -161,9 +161,10 @@ void listener_set_free(struct listener_set *set);	/* NULL is fine */
 struct relay_set *listener_set_relays(struct listener_set *set);
 struct dgram_set *listener_set_dgrams(struct listener_set *set);
 
-/* Who a namespace belongs to, for the PROXY header (proxy_protocol:):
- * the spec and user of namespace NS if nsrelayd provisioned it, else
- * NULL (engine/provisioned.c's provisioned_find_ns). */
+/* Who a namespace belongs to, for the PROXY header (proxy_protocol:) and
+ * source: namespace: the spec of namespace NS if nsrelayd provisioned it
+ * (its user in *USER, unless USER is NULL), else NULL
+ * (engine/provisioned.c's provisioned_find_ns). */
 struct prov_spec;
 typedef const struct prov_spec *(*listener_owner_fn)(void *arg,
 						      const char *ns,

@@ -112,11 +112,6 @@ void relay_pipe_close(struct relay_set *set, struct relay_pipe *p);
 void relay_ms_to_tv(uint64_t ms, struct timeval *tv);
 const struct timeval *relay_timer_tv(struct relay *r, struct timeval *tv);
 void relay_touch(struct relay *r);
-/* relay_set.c: a failed upstream connect (to SERVER), logged once per
- * 10 s per listener with a count */
-void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
-			   const struct config_sockaddr *server,
-			   const char *what, int err);
 /* The upstream of R failed (WHAT, ERR: for the log) before its first
  * byte: the failure is counted against its server, and R moves to the
  * next server in service if it has not moved yet and nothing the client

@@ -42,13 +42,6 @@ static const char *upstream_strerror(const struct config_sockaddr *up,
 	return strerror(err);
 }
 
-void relay_upstream_failed(struct relay_set *set, struct relay_origin *o,
-			   const struct config_sockaddr *server,
-			   const char *what, int err)
-{
-	relay_log_upstream(set->base, o, server, what, err);
-}
-
 void relay_log_upstream(struct event_base *base, struct relay_origin *o,
 			const struct config_sockaddr *server,
 			const char *what, int err)
@@ -112,9 +105,9 @@ static int start_failed(struct relay_set *set, struct relay_origin *o,
 	}
 	o->cnt->closed[why]++;
 	if (why == RELAY_CLOSE_CONNECT_FAILED)
-		relay_upstream_failed(set, o, server, what, err);
+		relay_log_upstream(set->base, o, server, what, err);
 	else if (why == RELAY_CLOSE_NO_UPSTREAM)
-		relay_upstream_failed(set, o, NULL, "no server in service: "
+		relay_log_upstream(set->base, o, NULL, "no server in service: "
 				      "client reset", 0);
 	else if (shortage(err))
 		set->shortage(set->arg, err);
@@ -292,7 +285,7 @@ int relay_start_id(struct relay_set *set, struct relay_origin *o, int fd,
 			return start_failed(set, o, fd,
 					    RELAY_CLOSE_CONNECT_FAILED, up,
 					    "connect", -err);
-		relay_upstream_failed(set, o, up, "connect", -err);
+		relay_log_upstream(set->base, o, up, "connect", -err);
 		tried = srv;	/* still in its service: a valid pointer */
 	}
 	r = calloc(1, sizeof(*r));
@@ -387,7 +380,7 @@ int relay_failover(struct relay *r, const char *what, int err)
 	 * failure (a client may connect and leave without waiting) */
 	if (r->connected && r->side[CLIENT].eof)
 		return 0;
-	relay_upstream_failed(set, r->o, r->srv ? upstream_srv_addr(r->srv) :
+	relay_log_upstream(set->base, r->o, r->srv ? upstream_srv_addr(r->srv) :
 			      &r->o->svc->upstream, what, err);
 	if (!r->srv)
 		return 0;
@@ -422,7 +415,7 @@ int relay_failover(struct relay *r, const char *what, int err)
 				 upstream_strerror(up, -e));
 			upstream_srv_result(next, false, why);
 		}
-		relay_upstream_failed(set, r->o, up, "connect", -e);
+		relay_log_upstream(set->base, r->o, up, "connect", -e);
 		relay_close(r, shortage(-e) || (r->bind && source_err(-e)) ?
 			    RELAY_CLOSE_NO_RESOURCES :
 			    RELAY_CLOSE_CONNECT_FAILED, true);
