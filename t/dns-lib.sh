@@ -15,7 +15,8 @@ dnsq_in() { local ns=$1; shift; ip netns exec "$ns" "$PYTHON" "$DNSQ" "$@"; }
 
 # The Python both stats readers share: svc(ns, name) a service's object of
 # the stats d; c(s, KEY[, SECTION]) a counter of its "closed" (or of
-# SECTION, e.g. "drops"), whether its key is spelt with '_' or '-';
+# SECTION, e.g. "drops"), by its name there ("idle-timeout": a name that
+# is not there fails the expression);
 # each(NS, name) the service's object in each namespace of NS.
 _DNS_PY='import json, sys
 d = json.load(sys.stdin)
@@ -23,11 +24,7 @@ def svc(ns, name):
     return [s for n in d["namespaces"] if n["name"] == ns
             for s in n["services"] if s["name"] == name][0]
 def c(s, k, sect="closed"):
-    o = s.get(sect) or {}
-    for key in (k, k.replace("_", "-"), k.replace("-", "_")):
-        if key in o:
-            return o[key]
-    return 0
+    return s[sect][k]
 def each(ns_list, name):
     return [svc(ns, name) for ns in ns_list]
 def out(r):

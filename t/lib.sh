@@ -516,6 +516,13 @@ pool_claim() {	# pool_claim VAR_I0 [VAR_UB]
 	bail "no free block of provisioning indexes in $POOL_DIR"
 }
 
+# pool_v4 INDEX END: the IPv4 address of a provisioned namespace's veth in
+# the default pool (netns/pool.h): END 1 the host's end, 2 the namespace's
+pool_v4() {
+	local n=$((256 * $1 + $2))
+	echo "100.$((64 + n / 65536)).$((n / 256 % 256)).$((n % 256))"
+}
+
 _pool_release() {
 	local f me pid st
 	me="$$ $(_starttime $$)"

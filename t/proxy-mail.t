@@ -40,9 +40,8 @@ netns_adopt "$pre$ua"
 netns_adopt "$pre$ub"
 link_adopt "npx$B"
 link_adopt "npx$((B + 1))"
-addr() { "$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('100.64.0.0') + 256 * $1 + 2)"; }
-A=$(addr "$B")
-Bq=$(addr $((B + 1)))
+A=$(pool_v4 "$B" 2)
+Bq=$(pool_v4 $((B + 1)) 2)
 nsa=$pre$ua
 nsb=$pre$ub
 

@@ -128,9 +128,9 @@ user_add "$u" "$uid"
 netns_adopt "$pre$u"
 link_adopt "npp$B"
 # the namespace's addresses in the default pools (netns/pool.h)
-a4=$("$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('100.64.0.0') + 256 * $B + 2)")
+a4=$(pool_v4 "$B" 2)
 a6=$("$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('fd75:6272:7370::') + ($B << 64) + 2)")
-h4=$("$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('100.64.0.0') + 256 * $B + 1)")
+h4=$(pool_v4 "$B" 1)
 h6=$("$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('fd75:6272:7370::') + ($B << 64) + 1)")
 # a namespace nsrelayd did not provision, with an address of its own
 other="${pre}other"

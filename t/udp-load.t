@@ -16,7 +16,7 @@
 #      from each of 3,000 source ports; meanwhile namespace G's queries are
 #      all answered and G loses no flow, the daemon's descriptors never go
 #      past the limit, and S's service shows the scan held: flows evicted
-#      (closed no_resources) or datagrams dropped (drops limit).
+#      (closed no-resources) or datagrams dropped (drops limit).
 . "${top_srcdir:-$(dirname "$0")/..}/t/lib.sh"
 tap_init
 . "$top_srcdir/t/dns-lib.sh"
@@ -111,8 +111,8 @@ check_within 15 "(a) after the 2 s idle timeout, no flow is left" \
 check_within 15 "(a) ... and the descriptors are back to their level before ($base)" \
 	fds_at_most "$base"
 acc=$(stats 'sum(s["accepted"] for s in each(NS, "dns"))' "${NSS[@]}")
-idle=$(stats 'sum(c(s, "idle_timeout") for s in each(NS, "dns"))' "${NSS[@]}")
-is "$idle" "$acc" "(a) every flow closed as idle_timeout ($idle of $acc)"
+idle=$(stats 'sum(c(s, "idle-timeout") for s in each(NS, "dns"))' "${NSS[@]}")
+is "$idle" "$acc" "(a) every flow closed as idle-timeout ($idle of $acc)"
 
 # ---- (b) a flood next door --------------------------------------------------------
 # G asks at 500 queries a second (4 s); the flood begins once G's first
@@ -187,8 +187,8 @@ start_bg sampler "$PYTHON" "$T/sample.py" "$DPID" "$T/peak" 120
 start_bg scan ip netns exec "$S" "$PYTHON" "$DNSQ" flood --name db.internal \
 	--count 3000 --ports 3000 --rate 10000
 check_bg 60 scan "(c) S sent one query from each of 3,000 source ports"
-held() { stats_true 'c(svc(NS[0], "dns"), "no_resources") > 0 or c(svc(NS[0], "dns"), "limit", "drops") > 0' "$S"; }
-check_within 5 "(c) S's scan is held: flows evicted (no_resources) or datagrams dropped (limit)" held
+held() { stats_true 'c(svc(NS[0], "dns"), "no-resources") > 0 or c(svc(NS[0], "dns"), "limit", "drops") > 0' "$S"; }
+check_within 5 "(c) S's scan is held: flows evicted (no-resources) or datagrams dropped (limit)" held
 # G's flows are new while S holds what it may
 start_bg gs ip netns exec "$G" "$PYTHON" "$DNSQ" query --name db.internal \
 	--expect 10.0.0.1 --count 500 --ports 10 --window 4 --retries 8 \
@@ -198,7 +198,7 @@ diag "(c) scan: $(cat "$scan_out")" "(c) G: $(cat "$gs_out")"
 diag "(c) S/dns: $(stats 'svc(NS[0], "dns")' "$S")" "(c) G/dns: $(stats 'svc(NS[0], "dns")' "$G")"
 cmp_ok "$(stats 'svc(NS[0], "dns")["active"]' "$S")" -gt 0 \
 	"(c) ... while S still had its flows"
-is "$(stats 'c(svc(NS[0], "dns"), "no_resources") + c(svc(NS[0], "dns"), "limit", "drops")' "$G")" 0 \
+is "$(stats 'c(svc(NS[0], "dns"), "no-resources") + c(svc(NS[0], "dns"), "limit", "drops")' "$G")" 0 \
 	"(c) G lost no flow and no datagram to the scan"
 check "(c) nsrelayd still runs" daemon_alive
 : >"$T/peak.stop"

@@ -23,7 +23,7 @@ u=nsur$$
 user_add "$u" $((UB + B))
 netns_adopt "$pre$u"
 link_adopt "nur$B"
-h4=$("$PYTHON" -c "import ipaddress; print(ipaddress.ip_address('100.64.0.0') + 256 * $B + 1)")
+h4=$(pool_v4 "$B" 1)
 A="${pre}a"
 C="${pre}c"
 netns_adopt "$A"
